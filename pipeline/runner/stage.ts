@@ -1,0 +1,63 @@
+/**
+ * The contract between the runner and the stages. A stage is pure data (id, deps, config,
+ * outputs) plus a run function; the runner hashes config + upstream fingerprints into the
+ * stage's fingerprint, skips stages that are done with an unchanged fingerprint and existing
+ * outputs, and re-runs a changed stage and everything downstream.
+ *
+ * Stages must be resumable from inside: they commit their work in units (one output object per
+ * input shard, one checkpoint every N steps) and skip committed units when started again, so a
+ * kill -9 at any moment loses at most one unit.
+ */
+import type { ObjectStore } from '../store/types.js';
+
+export type LogFields = Record<string, unknown>;
+
+export interface Logger {
+  info(msg: string, fields?: LogFields): void;
+  warn(msg: string, fields?: LogFields): void;
+  error(msg: string, fields?: LogFields): void;
+  debug(msg: string, fields?: LogFields): void;
+}
+
+/** A live progress display: a bar with rate and ETA on a TTY, periodic lines otherwise. */
+export interface Progress {
+  /** Absolute position (units done so far, including units done before a resume). */
+  update(done: number, fields?: LogFields): void;
+  /** Changes the total when it becomes known. */
+  setTotal(total: number): void;
+  stop(): void;
+}
+
+export interface StageContext {
+  /** The store rooted at the run prefix (`<store root>/<manifest name>`). */
+  run: ObjectStore;
+  /** The store root itself, for datasets that live outside the run. */
+  root: ObjectStore;
+  /** This stage's own output prefix inside the run, e.g. `train-teacher-1/`. */
+  outPrefix: string;
+  log: Logger;
+  /** Aborted on SIGINT/SIGTERM: stop at the next safe point (after committing the current unit). */
+  signal: AbortSignal;
+  progress(label: string, total: number, unit?: string): Progress;
+  /** Name of the compute backend selected for this run (e.g. 'wasm'), once chosen. */
+  backend?: string;
+}
+
+export interface StageResult {
+  /** Small JSON summary stored in the stage record (counts, metrics, chosen settings). */
+  summary?: Record<string, unknown>;
+}
+
+export interface StageDefinition {
+  /** Unique in a run, e.g. `import`, `train-teacher-1`, `infer-1`. */
+  id: string;
+  /** Stage kind: `import` | `train` | `infer` | `select` | `evaluate` | test kinds. */
+  kind: string;
+  /** ids of the stages whose outputs this one reads. */
+  deps: string[];
+  /** Resolved settings; hashed (canonical JSON) into the fingerprint. */
+  config: unknown;
+  /** Keys relative to the run prefix that must exist for the stage to count as done. */
+  outputs: string[];
+  run(ctx: StageContext): Promise<StageResult | void>;
+}
