@@ -59,3 +59,31 @@ export class NotFoundError extends StoreError {
     this.name = 'NotFoundError';
   }
 }
+/** A key, prefix or store URI that the store refuses (path traversal, bad characters, bad scheme). */
+export class InvalidKeyError extends StoreError {
+  constructor(message: string, uri: string) {
+    super(message, uri);
+    this.name = 'InvalidKeyError';
+  }
+}
+/** The endpoint could not be reached (connection refused, DNS failure, timeouts after retries). */
+export class StoreUnreachableError extends StoreError {
+  constructor(message: string, uri: string, options?: { cause?: unknown }) {
+    super(message, uri, options);
+    this.name = 'StoreUnreachableError';
+  }
+}
+/** The service refused our credentials or denied access. */
+export class StoreAccessError extends StoreError {
+  constructor(message: string, uri: string, options?: { cause?: unknown }) {
+    super(message, uri, options);
+    this.name = 'StoreAccessError';
+  }
+}
+/** The bucket named in an s3:// URI does not exist. */
+export class BucketNotFoundError extends StoreError {
+  constructor(message: string, uri: string, options?: { cause?: unknown }) {
+    super(message, uri, options);
+    this.name = 'BucketNotFoundError';
+  }
+}

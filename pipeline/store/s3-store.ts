@@ -1,0 +1,426 @@
+/**
+ * `s3://bucket/prefix` store on any S3-compatible service via @aws-sdk/client-s3.
+ *
+ * Configuration is the standard AWS one (credential chain incl. AWS_PROFILE, AWS_REGION,
+ * AWS_ENDPOINT_URL[_S3]) plus an explicit endpoint override. With a custom endpoint we use
+ * path-style addressing, and checksums are computed/validated only WHEN_REQUIRED because
+ * S3-compatible servers (Swift's s3api) refuse the SDK's default aws-chunked streaming checksums.
+ * Retries (5xx, throttling, connection resets) are the SDK's standard strategy with backoff.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  type PutObjectCommandInput,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { checkKey, checkPrefix, compareKeys, joinPrefix } from './keys.js';
+import { checkRange } from './file-store.js';
+import { describeS3Error, endpointLabel, isNotFound, type S3ErrorContext } from './s3-errors.js';
+import type { Body, ObjectInfo, ObjectStore, PutOptions } from './types.js';
+
+const MiB = 1024 * 1024;
+
+// The SDK warns in every process that its Node 20 support ends in 2027; the project targets
+// Node 20 on purpose, so silence it unless the user set the variable themselves.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+export interface S3StoreOptions {
+  bucket: string;
+  /** Key prefix inside the bucket ('' for the bucket root), without leading/trailing '/'. */
+  prefix?: string;
+  /** Endpoint override (else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL / AWS's own). */
+  endpoint?: string;
+  /** Region (else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1). */
+  region?: string;
+  /** Total attempts per request including retries (SDK standard retry strategy). Default 5. */
+  maxAttempts?: number;
+  /** Buffers larger than this are uploaded as multipart. Default 16 MiB. */
+  multipartThreshold?: number;
+  /** Multipart part size (S3 minimum 5 MiB). Default 8 MiB. */
+  partSize?: number;
+  /** Keys per ListObjectsV2 page (max 1000). Tests lower it to exercise pagination. */
+  listPageSize?: number;
+  /** Explicit keys instead of the standard credential chain (env, AWS_PROFILE, SSO, IMDS...). */
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Force the If-None-Match support decision instead of probing ('auto', the default, probes once). */
+  conditionalPut?: 'auto' | 'native' | 'fallback';
+  /** How long the putIfAbsent fallback waits before re-reading its claim. Default 250 ms. */
+  claimSettleMs?: number;
+  /** Where the one-per-process fallback warning goes. Default: process.emitWarning. */
+  warn?: (message: string) => void;
+}
+
+/** Resolved settings shared by a store and every sub-store made from it. */
+interface Shared {
+  client: S3Client;
+  bucket: string;
+  endpoint: string;
+  opts: Required<Pick<S3StoreOptions, 'multipartThreshold' | 'partSize' | 'listPageSize' | 'claimSettleMs' | 'conditionalPut'>> &
+    Pick<S3StoreOptions, 'warn'>;
+}
+
+/** If-None-Match support per endpoint+bucket, probed once per process. */
+const conditionalSupport = new Map<string, Promise<boolean>>();
+/** Buckets known to exist (so a 404 on HEAD means a missing key, not a missing bucket). */
+const knownBuckets = new Map<string, Promise<void>>();
+let warnedFallback = false;
+
+function envEndpoint(): string | undefined {
+  return process.env.AWS_ENDPOINT_URL_S3 || process.env.AWS_ENDPOINT_URL || undefined;
+}
+
+/**
+ * The SDK's own region chain (AWS_REGION, then the AWS_PROFILE's `region` in ~/.aws/config),
+ * defaulting to us-east-1 where it would fail with "Region is missing" (S3-compatible servers
+ * rarely care about the region).
+ */
+let awsConfigRegion: Promise<string> | undefined;
+function regionFromAwsConfig(): Promise<string> {
+  // The SDK asks for the region on every request: resolve once per process.
+  awsConfigRegion ??= (async () => {
+    const probe = new S3Client({});
+    try {
+      return await probe.config.region();
+    } catch {
+      return 'us-east-1';
+    } finally {
+      probe.destroy();
+    }
+  })();
+  return awsConfigRegion;
+}
+
+/**
+ * Swift's s3api (like AWS before 2024) refuses DeleteObjects without Content-MD5, which current
+ * SDKs no longer send; this adds it from the serialized XML body.
+ */
+function addContentMd5ForDeleteObjects(client: S3Client): void {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const request = args.request as { headers?: Record<string, string>; body?: unknown };
+      if (context.commandName === 'DeleteObjectsCommand' && request.headers && (typeof request.body === 'string' || request.body instanceof Uint8Array)) {
+        request.headers['content-md5'] = createHash('md5').update(request.body).digest('base64');
+      }
+      return next(args);
+    },
+    { step: 'build', name: 'selftrainContentMd5ForDeleteObjects' },
+  );
+}
+
+export class S3Store implements ObjectStore {
+  readonly uri: string;
+  private readonly shared: Shared;
+  private readonly prefix: string;
+
+  constructor(opts: S3StoreOptions);
+  constructor(shared: Shared, prefix: string);
+  constructor(a: S3StoreOptions | Shared, prefix?: string) {
+    if ('client' in a) {
+      this.shared = a;
+      this.prefix = prefix ?? '';
+    } else {
+      const endpoint = a.endpoint || envEndpoint();
+      const explicitRegion = a.region || process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION;
+      const client = new S3Client({
+        region: explicitRegion ?? regionFromAwsConfig,
+        ...(a.credentials ? { credentials: a.credentials } : {}),
+        ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+        responseChecksumValidation: 'WHEN_REQUIRED',
+        maxAttempts: a.maxAttempts ?? 5,
+        retryMode: 'standard',
+        // Fail fast on a dead host; requestTimeout is socket idle time, not total duration.
+        requestHandler: { connectionTimeout: 10_000, requestTimeout: 120_000 },
+      });
+      addContentMd5ForDeleteObjects(client);
+      this.shared = {
+        client,
+        bucket: a.bucket,
+        endpoint: endpoint ?? (explicitRegion ? `https://s3.${explicitRegion}.amazonaws.com` : 'AWS S3'),
+        opts: {
+          multipartThreshold: a.multipartThreshold ?? 16 * MiB,
+          partSize: Math.max(a.partSize ?? 8 * MiB, 5 * MiB),
+          listPageSize: Math.min(Math.max(a.listPageSize ?? 1000, 1), 1000),
+          claimSettleMs: a.claimSettleMs ?? 250,
+          conditionalPut: a.conditionalPut ?? 'auto',
+          warn: a.warn,
+        },
+      };
+      this.prefix = (a.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    }
+    this.uri = `s3://${this.shared.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
+  }
+
+  private get client(): S3Client {
+    return this.shared.client;
+  }
+
+  private get bucket(): string {
+    return this.shared.bucket;
+  }
+
+  /** The full object key in the bucket for a store key. */
+  private fullKey(key: string): string {
+    checkKey(key, this.uri);
+    return joinPrefix(this.prefix, key);
+  }
+
+  private ctx(op: string, key?: string): S3ErrorContext {
+    return { op, endpoint: endpointLabel(this.shared.endpoint), bucket: this.bucket, key: key === undefined ? this.prefix : joinPrefix(this.prefix, key) };
+  }
+
+  /** Runs one SDK call and turns its failures into one-line StoreErrors. */
+  private async call<T>(op: string, key: string | undefined, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw describeS3Error(err, this.ctx(op, key));
+    }
+  }
+
+  /** Throws BucketNotFoundError if the bucket is missing (HEAD 404s cannot tell a key from a bucket). */
+  private ensureBucket(): Promise<void> {
+    const id = `${this.shared.endpoint} ${this.bucket}`;
+    let known = knownBuckets.get(id);
+    if (!known) {
+      known = this.client.send(new HeadBucketCommand({ Bucket: this.bucket })).then(
+        () => undefined,
+        (err: unknown) => {
+          // HEAD responses have no body, so a missing bucket shows up as a bare 404 here.
+          throw describeS3Error(isNotFound(err) ? Object.assign(new Error('no such bucket'), { name: 'NoSuchBucket' }) : err, this.ctx('head', ''));
+        },
+      );
+      knownBuckets.set(id, known);
+      known.catch(() => knownBuckets.delete(id));
+    }
+    return known;
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const Key = this.fullKey(key);
+    return this.call('get', key, async () => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      return Buffer.from(await res.Body!.transformToByteArray());
+    });
+  }
+
+  async getStream(key: string): Promise<Readable> {
+    const Key = this.fullKey(key);
+    return this.call('getStream', key, async () => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
+      return res.Body as Readable; // the Node runtime's body is an IncomingMessage
+    });
+  }
+
+  async getRange(key: string, start: number, end: number): Promise<Buffer> {
+    checkRange(start, end, `${this.uri}/${key}`);
+    const Key = this.fullKey(key);
+    if (start === end) {
+      // An empty range has no HTTP form; still report a missing key like the other reads.
+      if (!(await this.head(key))) await this.get(key);
+      return Buffer.alloc(0);
+    }
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start}-${end - 1}` }));
+      return Buffer.from(await res.Body!.transformToByteArray());
+    } catch (err) {
+      // Like file://, a range starting at or past the end is empty (S3 answers 416).
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return Buffer.alloc(0);
+      throw describeS3Error(err, this.ctx('getRange', key));
+    }
+  }
+
+  async put(key: string, body: Body, opts: PutOptions = {}): Promise<void> {
+    const Key = this.fullKey(key);
+    const params: PutObjectCommandInput = { Bucket: this.bucket, Key, ContentType: opts.contentType };
+    if (typeof body === 'string') body = Buffer.from(body);
+    if (body instanceof Uint8Array && body.length <= this.shared.opts.multipartThreshold) {
+      // A buffer is replayable, so the SDK can retry this single PUT as a whole.
+      await this.call('put', key, () => this.client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: body.length })));
+      return;
+    }
+    // Streams and big buffers: lib-storage buffers parts (so each part is retryable) and uses a
+    // single PUT when the whole body fits in one part. S3 makes the object visible only on
+    // CompleteMultipartUpload, which keeps put atomic.
+    await this.call('put', key, async () => {
+      const upload = new Upload({
+        client: this.client,
+        params: { ...params, Body: body },
+        partSize: this.shared.opts.partSize,
+        queueSize: 4,
+        leavePartsOnError: false,
+      });
+      await upload.done();
+    });
+  }
+
+  /** Whether this endpoint+bucket honours `If-None-Match: *` (probed once per process). */
+  private supportsConditionalPut(): Promise<boolean> {
+    const mode = this.shared.opts.conditionalPut;
+    if (mode !== 'auto') return Promise.resolve(mode === 'native');
+    const id = `${this.shared.endpoint} ${this.bucket}`;
+    let probe = conditionalSupport.get(id);
+    if (!probe) {
+      probe = this.probeConditionalPut();
+      conditionalSupport.set(id, probe);
+      probe.catch(() => conditionalSupport.delete(id));
+    }
+    return probe;
+  }
+
+  /** Which putIfAbsent protocol this store uses (probes the service on first call). */
+  async conditionalPutMode(): Promise<'native' | 'fallback'> {
+    return (await this.supportsConditionalPut()) ? 'native' : 'fallback';
+  }
+
+  /**
+   * Writes a scratch object twice with If-None-Match: *. A service that supports it accepts the
+   * first and answers 412 to the second; one that does not answers 501, or overwrites silently.
+   */
+  private async probeConditionalPut(): Promise<boolean> {
+    const Key = joinPrefix(this.prefix, `.selftrain-conditional-put-probe-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const attempt = async (): Promise<'ok' | 'precondition' | 'unsupported'> => {
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: Buffer.from('probe'), IfNoneMatch: '*' }));
+        return 'ok';
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        if (status === 412 || status === 409) return 'precondition';
+        if (status === 501 || (err as Error).name === 'NotImplemented') return 'unsupported';
+        throw describeS3Error(err, this.ctx('probe conditional put'));
+      }
+    };
+    try {
+      const first = await attempt();
+      if (first !== 'ok') return false;
+      return (await attempt()) === 'precondition';
+    } finally {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })).catch(() => {});
+    }
+  }
+
+  private warnFallbackOnce(): void {
+    if (warnedFallback) return;
+    warnedFallback = true;
+    const msg =
+      `${endpointLabel(this.shared.endpoint)} (bucket ${this.bucket}) does not support conditional writes (If-None-Match: *); ` +
+      'putIfAbsent falls back to a best-effort check-then-claim protocol that two writers racing within a fraction of a second can both win';
+    if (this.shared.opts.warn) this.shared.opts.warn(msg);
+    else process.emitWarning(msg, { code: 'SELFTRAIN_S3_NO_CONDITIONAL_PUT' });
+  }
+
+  async putIfAbsent(key: string, body: Uint8Array | string, opts: PutOptions = {}): Promise<boolean> {
+    const Key = this.fullKey(key);
+    const Body = typeof body === 'string' ? Buffer.from(body) : body;
+    if (await this.supportsConditionalPut()) {
+      try {
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ContentType: opts.contentType, IfNoneMatch: '*' }));
+        return true;
+      } catch (err) {
+        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        // 412: exists. 409: another conditional write to this key is in flight (AWS); it wins.
+        if (status === 412 || status === 409) return false;
+        throw describeS3Error(err, this.ctx('putIfAbsent', key));
+      }
+    }
+    this.warnFallbackOnce();
+    return this.putIfAbsentFallback(key, Key, Body, opts);
+  }
+
+  /**
+   * Best-effort conditional create for services without If-None-Match:
+   *  1. HEAD the key: present -> false.
+   *  2. PUT the object tagged with a random claim token (x-amz-meta-selftrain-claim).
+   *  3. Wait claimSettleMs, HEAD again: our token -> true, another writer's token -> false.
+   * Of writers that overlap, the last PUT wins and only its writer returns true, unless one writer
+   * re-reads before the other has written (both then return true). The object is always whole.
+   */
+  private async putIfAbsentFallback(key: string, Key: string, Body: Uint8Array, opts: PutOptions): Promise<boolean> {
+    if (await this.head(key)) return false;
+    const token = `${process.pid}-${Date.now()}-${randomBytes(8).toString('hex')}`;
+    await this.call('putIfAbsent', key, () =>
+      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ContentType: opts.contentType, Metadata: { 'selftrain-claim': token } })),
+    );
+    await sleep(this.shared.opts.claimSettleMs);
+    const res = await this.call('putIfAbsent', key, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
+    return res.Metadata?.['selftrain-claim'] === token;
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const Key = this.fullKey(key);
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
+      return { key, size: res.ContentLength ?? 0, mtimeMs: res.LastModified?.getTime() ?? 0, etag: res.ETag };
+    } catch (err) {
+      if (isNotFound(err)) {
+        await this.ensureBucket();
+        return undefined;
+      }
+      throw describeS3Error(err, this.ctx('head', key));
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    checkPrefix(prefix, this.uri);
+    // A store's root prefix is a directory: list below "<prefix>/", never "<prefix>-other".
+    const rootPrefix = this.prefix ? `${this.prefix}/` : '';
+    const out: ObjectInfo[] = [];
+    let ContinuationToken: string | undefined;
+    do {
+      const res = await this.call('list', prefix, () =>
+        this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: rootPrefix + prefix, MaxKeys: this.shared.opts.listPageSize, ContinuationToken }),
+        ),
+      );
+      for (const o of res.Contents ?? []) {
+        if (!o.Key) continue;
+        out.push({ key: o.Key.slice(rootPrefix.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0, etag: o.ETag });
+      }
+      ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
+      if (res.IsTruncated && !ContinuationToken) {
+        throw describeS3Error(new Error('listing truncated without a continuation token'), this.ctx('list', prefix));
+      }
+    } while (ContinuationToken);
+    return out.sort((a, b) => compareKeys(a.key, b.key));
+  }
+
+  async delete(key: string): Promise<void> {
+    const Key = this.fullKey(key);
+    await this.call('delete', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    const keys = (await this.list(prefix)).map((o) => joinPrefix(this.prefix, o.key));
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      const res = await this.call('deletePrefix', prefix, () =>
+        this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } })),
+      );
+      const failed = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length > 0) {
+        const e = failed[0]!;
+        throw describeS3Error(Object.assign(new Error(e.Message ?? 'delete failed'), { name: e.Code ?? 'DeleteError' }), this.ctx('deletePrefix', e.Key?.slice(this.prefix ? this.prefix.length + 1 : 0)));
+      }
+    }
+  }
+
+  sub(prefix: string): ObjectStore {
+    checkPrefix(prefix, this.uri);
+    const clean = prefix.replace(/\/+$/, '');
+    return clean ? new S3Store(this.shared, joinPrefix(this.prefix, clean)) : this;
+  }
+
+  /** Destroys the client's sockets (sub-stores share it): idle keep-alives would hold the process ~60 s. */
+  async close(): Promise<void> {
+    this.shared.client.destroy();
+  }
+}
