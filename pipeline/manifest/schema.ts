@@ -1,25 +1,72 @@
 /**
  * The experiment manifest: one zod schema is the source of the TypeScript types, the defaults,
  * the error messages (with field paths) and the generated manifests/schema.json.
- * Each stage area owns its section under ./sections/.
+ * Each stage area owns its section under ./sections/; this file holds the run-wide settings.
+ *
+ * Every object is strict: an unknown key is an error (a typo must not silently fall back to a
+ * default). Nested objects with defaults use `.prefault({})` so their inner defaults apply when
+ * the whole block is omitted (zod 4's `.default` would return the literal `{}` unparsed).
  */
 import { z } from 'zod';
 import { datasetsSection } from './sections/datasets.js';
 import { modelSection } from './sections/model.js';
 import { trainSection } from './sections/train.js';
 import { pseudoSection } from './sections/pseudo.js';
+import { storeUri } from './uri.js';
+
+export const backendChoices = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof backendChoices)[number];
+
+/**
+ * Connection settings for `s3://` stores. Credentials are deliberately NOT manifest fields: they
+ * come from the standard AWS chain (env, profile, instance role) so manifests can be committed.
+ */
+export const s3Section = z
+  .strictObject({
+    endpoint: z
+      .url({ protocol: /^https?$/, error: 'expected an http(s) URL such as "http://127.0.0.1:8080"' })
+      .optional()
+      .describe('S3-compatible endpoint; overrides AWS_ENDPOINT_URL (path-style addressing is used with an endpoint)'),
+    region: z.string().min(1).optional().describe('Overrides AWS_REGION (default us-east-1)'),
+  })
+  .describe('S3 connection settings (credentials come from the standard AWS chain, never from the manifest)');
+
+/** The evaluate stage (issue 7): a sketch, refined by the end-to-end work. */
+export const evaluateSection = z
+  .strictObject({
+    baseline: z
+      .boolean()
+      .default(false)
+      .describe('Also train a supervised baseline on all labels (same model and budget as the teacher)'),
+    topK: z.array(z.number().int().positive()).min(1).default([1, 5]).describe('Top-k accuracies to report'),
+  })
+  .describe('Evaluation of teacher, student (and baseline) on the eval set, and the report');
+
+const roleSection = z.strictObject({ model: modelSection, train: trainSection });
 
 export const manifestSchema = z
   .strictObject({
     $schema: z.string().optional().describe('Editor hint; ignored'),
-    name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, 'letters, digits, ".", "_" or "-"').describe('Experiment name; also the run prefix in the store'),
-    store: z.string().default('file://./runs').describe('Store root: file://<dir> or s3://<bucket>/<prefix>'),
-    seed: z.number().int().nonnegative().default(0),
-    iterations: z.number().int().positive().default(1).describe('Noisy Student rounds'),
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9._-]*$/i, 'expected letters, digits, ".", "_" or "-", starting with a letter or digit')
+      .max(128)
+      .describe('Experiment name; also the run prefix in the store'),
+    store: storeUri
+      .default('file://./runs')
+      .describe('Store root: file://<dir> (relative to the current directory) or s3://<bucket>/<prefix>'),
+    s3: s3Section.optional(),
+    backend: z
+      .enum(backendChoices)
+      .default('auto')
+      .describe('Compute backend: auto tries tensorflow-gpu, tensorflow, wasm, cpu in that order'),
+    seed: z.number().int().nonnegative().default(0).describe('Seed for every random choice of the run'),
+    iterations: z.number().int().positive().default(1).describe('Noisy Student rounds (the student of round k teaches round k+1)'),
     datasets: datasetsSection,
-    teacher: z.strictObject({ model: modelSection, train: trainSection }),
-    student: z.strictObject({ model: modelSection, train: trainSection }),
+    teacher: roleSection.describe('The teacher of round 1, trained on labeled data only'),
+    student: roleSection.describe('The noised student, trained on labeled + pseudo-labeled data'),
     pseudo: pseudoSection,
+    evaluate: evaluateSection.prefault({}),
   })
   .describe('selftrain experiment manifest');
 

@@ -41,6 +41,8 @@ export interface StageContext {
   progress(label: string, total: number, unit?: string): Progress;
   /** Name of the compute backend selected for this run (e.g. 'wasm'), once chosen. */
   backend?: string;
+  /** This stage's id (same as the definition's), for messages and output naming. */
+  stageId?: string;
 }
 
 export interface StageResult {
@@ -60,4 +62,23 @@ export interface StageDefinition {
   /** Keys relative to the run prefix that must exist for the stage to count as done. */
   outputs: string[];
   run(ctx: StageContext): Promise<StageResult | void>;
+  /**
+   * Version of the stage's code, hashed into the fingerprint: bump it when a change to the stage
+   * makes earlier outputs wrong, so existing runs re-run it. Default '1'.
+   */
+  version?: string;
+  /**
+   * True when the stage uses TensorFlow.js: the runner then initialises the compute backend (lazily,
+   * only when such a stage actually runs) and records its name in the stage record.
+   */
+  needsBackend?: boolean;
+}
+
+/**
+ * What a stage module `stages/<kind>/index.ts` exports for the real chain
+ * (pipeline/runner/chain.ts): the chain's definitions import it lazily when the stage runs, so
+ * `plan`, `status` and an up-to-date `run` never load tfjs or sharp.
+ */
+export interface StageModule {
+  runStage(ctx: StageContext, config: unknown): Promise<StageResult | void>;
 }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
+import { registerRunCommands } from './run.js';
 
 /** Each area adds its own module here (one line each). */
 export function registerCommands(program: Command): void {
-  void program;
+  registerRunCommands(program);
 }

@@ -1,11 +1,42 @@
 import { z } from 'zod';
 
-/** Where the experiment's images come from. Refined by the datasets work (issue 3). */
+/**
+ * Where the experiment's images come from. Each of labeled/unlabeled/eval is one string:
+ *  - an import source, imported once into `<store>/<importPrefix>/…` by the import stage:
+ *      `fashion-mnist:train|test`   Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)
+ *      `idx:<dir>:train|test`       MNIST-style IDX files in <dir>
+ *      `folder:<dir>`               image-folder tree <dir>/<class>/<file>
+ *      `webdataset:<dir or URI>`    existing WebDataset tars
+ *  - or an existing dataset (made by `selftrain dataset import`): `s3://…`, `file://…`, or a
+ *    prefix relative to the store root.
+ * When labeled and unlabeled name the same import source, `split.labeledPerClass` divides it:
+ * K images per class are labeled, the rest become the unlabeled set (their labels are kept apart
+ * as ground truth for judging pseudo-labels, never used for training).
+ */
+export const IMPORT_SOURCE_RE = /^(fashion-mnist|idx|folder|webdataset):(.+)$/;
+
+const datasetRef = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .describe(`${what}: an import source (fashion-mnist:<split>, idx:<dir>:<split>, folder:<dir>, webdataset:<dir|uri>) or an existing dataset URI / store-relative prefix`);
+
 export const datasetsSection = z
   .strictObject({
-    labeled: z.string().describe('URI or import source of the labeled set'),
-    unlabeled: z.string().describe('URI or import source of the unlabeled set'),
-    eval: z.string().describe('URI or import source of the evaluation set'),
+    labeled: datasetRef('Labeled training set'),
+    unlabeled: datasetRef('Unlabeled set the teacher pseudo-labels'),
+    eval: datasetRef('Evaluation set'),
+    split: z
+      .strictObject({
+        labeledPerClass: z.number().int().positive().describe('Images per class kept labeled when labeled and unlabeled are the same source'),
+        seed: z.number().int().nonnegative().optional().describe('Seed of the split (default: the manifest seed)'),
+      })
+      .optional()
+      .describe('Split one import source into a labeled subset and an unlabeled remainder'),
+    samplesPerShard: z.number().int().positive().default(2000).describe('Target samples per shard for imported datasets'),
+    shuffleSeed: z.number().int().nonnegative().optional().describe('Shuffle imported samples with this seed before sharding (default: the manifest seed)'),
+    importPrefix: z.string().default('datasets').describe('Prefix under the store root where imported datasets are kept (shared between runs, so an import happens once)'),
+    maxPixels: z.number().int().positive().optional().describe('Refuse images with more decoded pixels than this (decompression-bomb guard; default 64 Mpx)'),
   })
   .describe('Datasets used by the experiment');
 export type DatasetsConfig = z.infer<typeof datasetsSection>;

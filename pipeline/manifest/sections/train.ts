@@ -1,10 +1,103 @@
 import { z } from 'zod';
 
-/** Training recipe. Refined by the train stage work (issue 5). */
+/**
+ * The training recipe (issue 5), shared by teacher and student. Defaults are the released ResNet-RS
+ * configs (tensorflow/tpu resnet_rs/configs/*.yaml, Model Garden imagenet_resnetrs*.yaml; see
+ * /work/shared/resnet-rs-spec.md §2 and §5). Every ingredient can be switched off or changed so the
+ * paper's additive study (Table 1) and weight-decay study (Table 2) can be re-run. Dropout and
+ * stochastic-depth rates belong to the model section (per-model defaults); RandAugment's magnitude
+ * defaults to the model's too.
+ */
+const scheduleSection = z
+  .strictObject({
+    type: z.enum(['cosine', 'step']).default('cosine').describe('cosine: linear warm-up then cosine to 0 (paper, TF2). step: warm-up then x`stepFactor` at `boundaries` (TF1 public code)'),
+    warmupEpochs: z.number().nonnegative().default(5).describe('Linear warm-up length in epochs (Model Garden: 1560 steps = 5 epochs)'),
+    boundaries: z
+      .array(z.number().gt(0).lt(1))
+      .default([30 / 90, 60 / 90, 80 / 90])
+      .describe('Step schedule: fractions of training where the LR is multiplied by stepFactor (TF1: 30/90, 60/90, 80/90)'),
+    stepFactor: z.number().positive().max(1).default(0.1).describe('Step schedule: LR multiplier at each boundary'),
+  })
+  .prefault({})
+  .describe('Learning-rate schedule');
+
+const randAugmentSection = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('RandAugment on the training path (ablation: false)'),
+    layers: z.number().int().nonnegative().max(10).default(2).describe('Ops applied per image (randaug_num_layers 2)'),
+    magnitude: z.number().nonnegative().max(30).optional().describe('Magnitude on the 0..10 scale (may exceed 10); default: the model\'s (RS-50: 10, larger: 15)'),
+    translateConst: z.number().nonnegative().default(100).describe('TranslateX/Y pixels at magnitude 10 (official: 100, for 224-px images)'),
+    cutoutConst: z.number().nonnegative().default(40).describe('Cutout half-size in pixels at magnitude 10 (official: 40)'),
+    scaleWithImage: z
+      .boolean()
+      .default(false)
+      .describe('Scale translateConst/cutoutConst by imageSize/224 (useful for 28-px images; the official code uses fixed pixels at every resolution)'),
+    fill: z.number().int().min(0).max(255).default(128).describe('Fill value of uncovered pixels'),
+  })
+  .prefault({})
+  .describe('RandAugment (official op list and magnitude scale)');
+
+const cropSection = z
+  .strictObject({
+    type: z.enum(['inception', 'none']).default('inception').describe('inception: random-resized crop (area/aspect ranges below); none: the whole image'),
+    minArea: z.number().gt(0).max(1).default(0.08).describe('Smallest crop area fraction (official 0.08)'),
+    aspect: z.tuple([z.number().positive(), z.number().positive()]).default([3 / 4, 4 / 3]).describe('Aspect ratio range'),
+    flip: z.boolean().default(true).describe('Random horizontal flip'),
+  })
+  .prefault({})
+  .describe('Training crop and flip');
+
+const emaSection = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('EMA of all weights incl. BN statistics; eval/export use it (ablation: false)'),
+    decay: z.number().min(0).lt(1).default(0.9999).describe('moving_average_decay'),
+    warmup: z.boolean().default(true).describe('Use min(decay, (1+t)/(10+t)) as TF ExponentialMovingAverage(num_updates=step)'),
+  })
+  .prefault({})
+  .describe('Exponential moving average of the weights');
+
+const checkpointSection = z
+  .strictObject({
+    everySteps: z.number().int().positive().default(500).describe('Checkpoint interval in optimizer steps (plus one at the end)'),
+    keep: z.number().int().positive().default(3).describe('Complete checkpoints kept; older ones are pruned'),
+  })
+  .prefault({})
+  .describe('Resumable checkpoints in the store');
+
+const studentSection = z
+  .strictObject({
+    ratio: z.number().positive().max(64).default(3).describe('Pseudo-labeled images per labeled image in each step (Noisy Student unlabel_ratio; B1-B7 scripts: 3)'),
+    targets: z.enum(['as-selected', 'hard']).default('as-selected').describe('as-selected: the targets select wrote (soft or hard); hard: argmax of them'),
+    init: z.enum(['scratch', 'teacher']).default('scratch').describe('Student initialisation (Noisy Student default: from scratch)'),
+  })
+  .prefault({})
+  .describe('Student mode (labeled + pseudo-labeled batches); ignored for the teacher');
+
 export const trainSection = z
   .strictObject({
-    epochs: z.number().int().positive().default(1),
-    batchSize: z.number().int().positive().default(128),
+    epochs: z.number().positive().default(350).describe('Passes over the labeled training set (350 in every released config)'),
+    maxSteps: z.number().int().positive().optional().describe('Stop after this many steps (the schedule still spans `epochs`); for tests and smoke runs'),
+    batchSize: z.number().int().positive().default(4096).describe('Labeled images per step (train_batch_size 4096)'),
+    baseLr: z.number().positive().default(0.1).describe('LR per 256 images: peak LR = baseLr x batchSize/256 (1.6 at 4096)'),
+    momentum: z.number().min(0).lt(1).default(0.9).describe('SGD momentum'),
+    nesterov: z.boolean().default(false).describe('Nesterov momentum (TF1 code: true; TF2 Model Garden: false)'),
+    schedule: scheduleSection,
+    weightDecay: z.number().min(0).default(4e-5).describe('L2 (wd/2 x sum v^2) on every non-BN weight incl. SE and classifier biases, added to the loss'),
+    labelSmoothing: z.number().min(0).lt(1).default(0.1).describe('(1-eps) onehot + eps/K'),
+    randAugment: randAugmentSection,
+    crop: cropSection,
+    ema: emaSection,
+    holdout: z
+      .number()
+      .min(0)
+      .lt(1)
+      .default(0.02)
+      .describe('Fraction of the labeled set held out (seeded, stratified by class) for per-epoch loss/accuracy ("minival": 2%)'),
+    evalBatchSize: z.number().int().positive().default(200).describe('Batch size for the held-out evaluation (eval_batch_size 200)'),
+    checkpoint: checkpointSection,
+    seed: z.number().int().nonnegative().optional().describe('Training seed (data order, augmentation, dropout, stochastic depth); default: the manifest seed'),
+    student: studentSection,
   })
-  .describe('Training recipe');
+  .prefault({})
+  .describe('Training recipe (ResNet-RS)');
 export type TrainConfig = z.infer<typeof trainSection>;

@@ -1,0 +1,109 @@
+/**
+ * The stage chain of a manifest:
+ *
+ *   import → train-teacher-1 → infer-1 → select-1 → train-student-1 → infer-2 → … → evaluate
+ *                                                  (train-baseline when evaluate.baseline)
+ *
+ * Round k's teacher is round k-1's student (the Noisy Student loop). Each stage's `config` is
+ * exactly the manifest slice it depends on (plus the seed and the ids of the stages it reads), so
+ * changing e.g. `student.train` re-runs only the student stages and what follows them.
+ *
+ * Stage code lives in `stages/<kind>/index.ts`, exporting `runStage(ctx, config)` (StageModule in
+ * ./stage.ts); it is imported only when the stage actually runs, so `plan`, `status` and an
+ * up-to-date `run` stay fast (no tfjs, no sharp).
+ *
+ * Declared outputs (what must exist for a done stage to count as done) are the stages' final
+ * objects: `import/datasets.json`, `<train-id>/model/model.json`, `<infer-id>/summary.json`,
+ * `<select-id>/summary.json`, `evaluate/report.json` — each written LAST by its stage.
+ */
+import type { Manifest } from '../manifest/schema.js';
+import type { StageContext, StageDefinition, StageModule } from './stage.js';
+
+export type ChainBuilder = (manifest: Manifest) => StageDefinition[];
+
+/** Final objects per stage kind, relative to the run. */
+export const stageOutputs = {
+  import: (id: string) => [`${id}/datasets.json`],
+  train: (id: string) => [`${id}/model/model.json`],
+  infer: (id: string) => [`${id}/summary.json`],
+  select: (id: string) => [`${id}/summary.json`],
+  evaluate: (id: string) => [`${id}/report.json`],
+} as const;
+
+type Kind = keyof typeof stageOutputs;
+
+// Same extension as this file: .ts under tsx, .js from dist/.
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+
+async function loadStageModule(kind: Kind): Promise<StageModule> {
+  const url = new URL(`../../stages/${kind}/index${ext}`, import.meta.url);
+  let mod: Partial<StageModule>;
+  try {
+    mod = (await import(url.href)) as Partial<StageModule>;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(`stages/${kind}/index`)) {
+      throw new Error(`stage kind "${kind}" is not implemented yet (no stages/${kind}/index${ext})`);
+    }
+    throw err;
+  }
+  if (typeof mod.runStage !== 'function') throw new Error(`stages/${kind}/index${ext} does not export runStage(ctx, config)`);
+  return mod as StageModule;
+}
+
+function define(kind: Kind, id: string, deps: string[], config: Record<string, unknown>, needsBackend: boolean): StageDefinition {
+  return {
+    id,
+    kind,
+    deps,
+    config,
+    outputs: stageOutputs[kind](id),
+    needsBackend,
+    run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, config),
+  };
+}
+
+/** A sub-block of the pseudo section when it has one (infer/select), else the whole section. */
+function pseudoPart(m: Manifest, part: 'infer' | 'select'): unknown {
+  const p = m.pseudo as Record<string, unknown>;
+  return part in p ? p[part] : p;
+}
+
+export const buildChain: ChainBuilder = (m) => {
+  const seed = m.seed;
+  const stages: StageDefinition[] = [define('import', 'import', [], { datasets: m.datasets, seed }, false)];
+  stages.push(
+    define('train', 'train-teacher-1', ['import'], { role: 'teacher', iteration: 1, model: m.teacher.model, train: m.teacher.train, seed, inputs: { data: 'import' } }, true),
+  );
+  let teacher = 'train-teacher-1';
+  const trained = [teacher];
+  for (let k = 1; k <= m.iterations; k++) {
+    const infer = `infer-${k}`;
+    const select = `select-${k}`;
+    const student = `train-student-${k}`;
+    stages.push(define('infer', infer, ['import', teacher], { iteration: k, infer: pseudoPart(m, 'infer'), seed, inputs: { data: 'import', teacher } }, true));
+    stages.push(define('select', select, ['import', infer], { iteration: k, select: pseudoPart(m, 'select'), seed, inputs: { data: 'import', predictions: infer } }, false));
+    stages.push(
+      define(
+        'train',
+        student,
+        ['import', select, teacher],
+        { role: 'student', iteration: k, model: m.student.model, train: m.student.train, seed, inputs: { data: 'import', pseudo: select, teacher } },
+        true,
+      ),
+    );
+    trained.push(student);
+    teacher = student;
+  }
+  if (m.evaluate.baseline) {
+    stages.push(
+      define('train', 'train-baseline', ['import'], { role: 'baseline', model: m.teacher.model, train: m.teacher.train, seed, inputs: { data: 'import' } }, true),
+    );
+    trained.push('train-baseline');
+  }
+  const pseudoStages = stages.filter((s) => s.kind === 'select').map((s) => s.id);
+  stages.push(
+    define('evaluate', 'evaluate', ['import', ...trained, ...pseudoStages], { evaluate: m.evaluate, seed, inputs: { data: 'import', models: trained, pseudo: pseudoStages } }, true),
+  );
+  return stages;
+};

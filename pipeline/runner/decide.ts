@@ -1,0 +1,88 @@
+/**
+ * What to do with one stage, from its definition, its fingerprint, its record and its inputs —
+ * shared by `run` (decides just before each stage, after its upstream ran) and `plan` (decides
+ * all stages at once without running anything).
+ *
+ * Outputs are cleared before a stage starts afresh (new or changed settings, changed upstream,
+ * missing outputs), because units committed under other settings must not be skipped as "done".
+ * They are kept when a stage resumes with the same fingerprint and inputs after an interruption
+ * or a failure, which is what lets it skip its committed units.
+ */
+import type { ObjectStore } from '../store/types.js';
+import type { StageDefinition } from './stage.js';
+import type { StageRecord } from './record.js';
+import { configDiff, defaultStageVersion } from './fingerprint.js';
+import { formatDuration } from '../log/format.js';
+import { redact } from '../log/redact.js';
+
+export type StageState = 'done' | 'pending' | 'stale';
+export type StageAction = 'skip' | 'run' | 'resume';
+
+export interface StageDecision {
+  id: string;
+  fingerprint: string;
+  state: StageState;
+  action: StageAction;
+  reason: string;
+  /** Delete the stage's output prefix before running. */
+  clear: boolean;
+}
+
+export interface DecideInput {
+  stage: StageDefinition;
+  fingerprint: string;
+  depFingerprints: Record<string, string>;
+  record: StageRecord | undefined;
+  /** Why the record could not be used, when it exists but is broken. */
+  recordProblem?: string;
+  /** Current runId of each upstream stage (undefined when it has none yet). */
+  depRunIds: Record<string, string | undefined>;
+  /** Upstream stages that will (re-)run before this one (plan mode). */
+  upstreamToRun: ReadonlySet<string>;
+  run: ObjectStore;
+}
+
+export async function decideStage(input: DecideInput): Promise<StageDecision> {
+  const { stage, fingerprint, record } = input;
+  const base = { id: stage.id, fingerprint };
+  const fresh = (state: StageState, reason: string): StageDecision => ({ ...base, state, action: 'run', reason, clear: true });
+
+  if (!record) return fresh('pending', input.recordProblem ? `${input.recordProblem}; running it again` : 'not run yet');
+
+  if (record.fingerprint !== fingerprint) return fresh('stale', whyFingerprintChanged(stage, record, input.depFingerprints));
+
+  for (const dep of stage.deps) {
+    if (input.upstreamToRun.has(dep)) return fresh('stale', `upstream ${dep} will re-run`);
+    const current = input.depRunIds[dep];
+    if (current === undefined || record.inputs[dep] !== current) return fresh('stale', `upstream ${dep} re-ran since this stage ran`);
+  }
+
+  switch (record.status) {
+    case 'running':
+      return { ...base, state: 'pending', action: 'resume', reason: `interrupted while running (runner pid ${record.pid} on ${record.host} stopped); resuming, committed units kept`, clear: false };
+    case 'interrupted':
+      return { ...base, state: 'pending', action: 'resume', reason: `${record.error ?? 'interrupted'}; resuming, committed units kept`, clear: false };
+    case 'failed':
+      return { ...base, state: 'pending', action: 'resume', reason: `failed last time (${record.error ?? 'no message'}); retrying, committed units kept`, clear: false };
+    case 'done':
+      break;
+  }
+
+  for (const key of stage.outputs) {
+    if (!(await input.run.head(key))) return fresh('stale', `output ${key} is missing`);
+  }
+  const when = record.endedAt ? `finished ${record.endedAt}` : 'finished';
+  const took = record.totalMs !== undefined ? `, took ${formatDuration(record.totalMs)}` : '';
+  return { ...base, state: 'done', action: 'skip', reason: `up to date (${when}${took})`, clear: false };
+}
+
+function whyFingerprintChanged(stage: StageDefinition, record: StageRecord, depFingerprints: Record<string, string>): string {
+  const version = stage.version ?? defaultStageVersion;
+  if (record.version !== version) return `stage code version changed (${record.version} → ${version})`;
+  // Records hold the redacted config, so compare like with like.
+  const diff = configDiff(record.config, redact(JSON.parse(JSON.stringify(stage.config ?? null))));
+  if (diff.length > 0) return `settings changed: ${diff.join('; ')}`;
+  const deps = stage.deps.filter((d) => record.deps[d] !== depFingerprints[d]);
+  if (deps.length > 0) return `settings of upstream ${deps.join(', ')} changed`;
+  return 'fingerprint changed';
+}

@@ -1,0 +1,261 @@
+/**
+ * The resumable stage runner. For each stage of a chain, in order: compute its fingerprint, read
+ * its record, decide (./decide.ts) whether it is up to date, must resume, or must start afresh, and
+ * run it with a StageContext. Records are written before a stage starts (`running`, with the new
+ * fingerprint) and when it ends (`done` with a fresh runId, or `failed`/`interrupted`), so a kill
+ * -9 at any moment leaves a `running` record that the next run resumes.
+ *
+ * The runner holds the run's lease for its whole duration, and does not touch process signals: the
+ * caller (the CLI) turns SIGINT/SIGTERM into an abort of `signal`; the current stage stops at its
+ * next safe point, its record says `interrupted`, and the lease is released.
+ */
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { ObjectStore } from '../store/types.js';
+import type { Progress, StageDefinition } from './stage.js';
+import type { RunLogger } from '../log/logger.js';
+import type { ProgressFactory } from '../log/progress.js';
+import { stageFingerprint } from './fingerprint.js';
+import { readRecord, writeRecord, type StageRecord } from './record.js';
+import { decideStage, type StageDecision } from './decide.js';
+import { validateChain, outPrefixOf } from './graph.js';
+import { acquireLease, type LeaseOptions } from './lease.js';
+import { formatDuration } from '../log/format.js';
+import { redactText } from '../log/redact.js';
+
+export interface RunStagesOptions {
+  stages: StageDefinition[];
+  /** The store rooted at the run prefix. */
+  run: ObjectStore;
+  /** The store root (datasets outside the run). */
+  root: ObjectStore;
+  log: RunLogger;
+  progress: ProgressFactory;
+  /** Aborted on SIGINT/SIGTERM by the caller. Its `reason` (an Error) names the signal. */
+  signal?: AbortSignal;
+  /** Take over an expired lease. */
+  force?: boolean;
+  lease?: Pick<LeaseOptions, 'ttlMs' | 'heartbeatMs' | 'command'>;
+  /** Chooses the compute backend; called once, only before the first stage with `needsBackend` runs. */
+  initBackend?: () => Promise<{ name: string; summary?: string }>;
+}
+
+export type StageOutcomeKind = 'skipped' | 'ran' | 'resumed' | 'failed' | 'interrupted' | 'not-run';
+
+export interface StageOutcome {
+  id: string;
+  outcome: StageOutcomeKind;
+  reason: string;
+  durationMs?: number;
+}
+
+export interface RunOutcome {
+  status: 'done' | 'failed' | 'interrupted';
+  stages: StageOutcome[];
+  /** Failure message (redacted) when status is 'failed'. */
+  error?: string;
+  /** True when every stage was already up to date. */
+  upToDate: boolean;
+}
+
+/** Thrown into a stage's signal when another runner took the lease. */
+export class LeaseLostError extends Error {
+  constructor(reason: string) {
+    super(`stopped: ${reason}`);
+    this.name = 'LeaseLostError';
+  }
+}
+
+export async function runStages(opts: RunStagesOptions): Promise<RunOutcome> {
+  const { stages, run, log } = opts;
+  validateChain(stages);
+
+  // Lease loss aborts the running stage just like a signal does, but is reported as a failure.
+  const leaseLost = new AbortController();
+  const lease = await acquireLease(run, {
+    ...opts.lease,
+    force: opts.force,
+    log,
+    onLost: (reason) => {
+      log.error(reason);
+      leaseLost.abort(new LeaseLostError(reason));
+    },
+  });
+  const signal = opts.signal ? AbortSignal.any([opts.signal, leaseLost.signal]) : leaseLost.signal;
+
+  const outcomes: StageOutcome[] = [];
+  const fingerprints: Record<string, string> = {};
+  const runIds: Record<string, string | undefined> = {};
+  let backend: { name: string; summary?: string } | undefined;
+  let status: RunOutcome['status'] = 'done';
+  let error: string | undefined;
+
+  try {
+    for (const stage of stages) {
+      const slog = log.child({ stage: stage.id });
+      if (signal.aborted) {
+        status = leaseLost.signal.aborted ? 'failed' : 'interrupted';
+        outcomes.push({ id: stage.id, outcome: 'not-run', reason: 'run stopped before this stage' });
+        continue;
+      }
+      if (status !== 'done') {
+        outcomes.push({ id: stage.id, outcome: 'not-run', reason: 'an earlier stage did not finish' });
+        continue;
+      }
+
+      const depFingerprints = Object.fromEntries(stage.deps.map((d) => [d, fingerprints[d]!]));
+      const fingerprint = stageFingerprint(stage, depFingerprints);
+      fingerprints[stage.id] = fingerprint;
+      const read = await readRecord(run, stage.id);
+      const decision = await decideStage({
+        stage,
+        fingerprint,
+        depFingerprints,
+        record: read.record,
+        recordProblem: 'problem' in read ? read.problem : undefined,
+        depRunIds: Object.fromEntries(stage.deps.map((d) => [d, runIds[d]])),
+        upstreamToRun: new Set(),
+        run,
+      });
+
+      if (decision.action === 'skip') {
+        runIds[stage.id] = read.record!.runId;
+        slog.info(`skipped: ${decision.reason}`);
+        outcomes.push({ id: stage.id, outcome: 'skipped', reason: decision.reason });
+        continue;
+      }
+
+      const result = await runOne(stage, decision, read.record, depFingerprints, {
+        ...opts,
+        signal,
+        slog,
+        getBackend: async () => {
+          if (!backend && opts.initBackend) {
+            backend = await opts.initBackend();
+            log.info(backend.summary ?? `compute backend: ${backend.name}`);
+          }
+          return backend?.name;
+        },
+        runIds,
+      });
+      outcomes.push(result.outcome);
+      if (result.runId) runIds[stage.id] = result.runId;
+      if (result.outcome.outcome === 'failed') {
+        status = 'failed';
+        error = result.outcome.reason;
+      } else if (result.outcome.outcome === 'interrupted') {
+        status = leaseLost.signal.aborted ? 'failed' : 'interrupted';
+        if (status === 'failed') error = result.outcome.reason;
+      }
+    }
+  } finally {
+    await lease.release().catch((err: unknown) => log.warn(`could not release the lease: ${(err as Error).message}`));
+  }
+
+  const upToDate = outcomes.every((o) => o.outcome === 'skipped');
+  return { status, stages: outcomes, error, upToDate };
+}
+
+interface RunOneContext extends RunStagesOptions {
+  signal: AbortSignal;
+  slog: RunLogger;
+  getBackend: () => Promise<string | undefined>;
+  runIds: Record<string, string | undefined>;
+}
+
+async function runOne(
+  stage: StageDefinition,
+  decision: StageDecision,
+  previous: StageRecord | undefined,
+  depFingerprints: Record<string, string>,
+  c: RunOneContext,
+): Promise<{ outcome: StageOutcome; runId?: string }> {
+  const { slog, run } = c;
+  const outPrefix = outPrefixOf(stage.id);
+  const verb = decision.action === 'resume' ? 'resuming' : 'running';
+  slog.info(`${verb}: ${decision.reason}`);
+
+  if (decision.clear) {
+    // Units committed under other settings must not count as done; the record is rewritten below.
+    await run.deletePrefix(outPrefix);
+  }
+  const startMs = Date.now();
+  const record: StageRecord = {
+    format: 1,
+    stage: stage.id,
+    kind: stage.kind,
+    status: 'running',
+    fingerprint: decision.fingerprint,
+    version: stage.version ?? '1',
+    config: JSON.parse(JSON.stringify(stage.config ?? null)),
+    deps: depFingerprints,
+    inputs: Object.fromEntries(stage.deps.map((d) => [d, c.runIds[d] ?? ''])),
+    outputs: stage.outputs,
+    host: hostname(),
+    pid: process.pid,
+    attempts: decision.action === 'resume' && previous ? previous.attempts + 1 : 1,
+    startedAt: new Date(startMs).toISOString(),
+    totalMs: decision.action === 'resume' && previous ? (previous.totalMs ?? 0) : 0,
+  };
+  const finish = async (patch: Partial<StageRecord>) => {
+    const endMs = Date.now();
+    Object.assign(record, patch, {
+      endedAt: new Date(endMs).toISOString(),
+      durationMs: endMs - startMs,
+      totalMs: (record.totalMs ?? 0) + (endMs - startMs),
+    });
+    await writeRecord(run, record);
+  };
+
+  const progresses: Progress[] = [];
+  try {
+    if (stage.needsBackend) record.backend = await c.getBackend();
+    await writeRecord(run, record);
+    const result = await stage.run({
+      run,
+      root: c.root,
+      outPrefix,
+      log: slog,
+      signal: c.signal,
+      backend: record.backend,
+      stageId: stage.id,
+      progress: (label, total, unit) => {
+        const p = c.progress(`${stage.id} ${label}`.trim(), total, unit);
+        progresses.push(p);
+        return p;
+      },
+    });
+    stopAll(progresses);
+    const missing: string[] = [];
+    for (const key of stage.outputs) if (!(await run.head(key))) missing.push(key);
+    if (missing.length > 0) {
+      throw new Error(`stage finished but its declared output${missing.length > 1 ? 's are' : ' is'} missing: ${missing.join(', ')}`);
+    }
+    const runId = randomUUID();
+    await finish({ status: 'done', runId, summary: result?.summary, error: undefined });
+    slog.info(`done in ${formatDuration(record.durationMs!)}${record.attempts > 1 ? ` (attempt ${record.attempts}, ${formatDuration(record.totalMs!)} in total)` : ''}`);
+    return { outcome: { id: stage.id, outcome: decision.action === 'resume' ? 'resumed' : 'ran', reason: decision.reason, durationMs: record.durationMs }, runId };
+  } catch (err) {
+    stopAll(progresses);
+    if (c.signal.aborted) {
+      const reason = c.signal.reason;
+      if (reason instanceof LeaseLostError) {
+        // Another runner owns the run now: leave the records to it.
+        return { outcome: { id: stage.id, outcome: 'interrupted', reason: reason.message } };
+      }
+      const why = `interrupted by ${reason instanceof Error ? reason.message : String(reason)}`;
+      await finish({ status: 'interrupted', error: why });
+      slog.warn(`${why}; stopped at a safe point after ${formatDuration(record.durationMs!)} — run again to resume`);
+      return { outcome: { id: stage.id, outcome: 'interrupted', reason: why, durationMs: record.durationMs } };
+    }
+    const message = redactText(err instanceof Error ? err.message : String(err));
+    await finish({ status: 'failed', error: message }).catch((e: unknown) => slog.error(`could not write the failure record: ${(e as Error).message}`));
+    slog.error(`failed: ${message}`);
+    if (err instanceof Error && err.stack) slog.debug(redactText(err.stack));
+    return { outcome: { id: stage.id, outcome: 'failed', reason: message, durationMs: record.durationMs } };
+  }
+}
+
+function stopAll(progresses: Progress[]) {
+  for (const p of progresses) p.stop();
+}
