@@ -1,0 +1,63 @@
+/**
+ * The seeded random source for the model's training-time noise (stochastic depth and dropout).
+ *
+ * Why not tf.layers' own `seed`: a tf.layers Dropout with `seed` passes the same seed to every call,
+ * so it draws the *same* mask at every step; without a seed it uses an unseeded generator. Training
+ * must be deterministic given a seed and resumable exactly, so the model's noise layers draw from
+ * this process-wide counter-based generator instead:
+ *
+ *   seedModelNoise(seed)          // once, before training
+ *   const s = modelNoiseState()   // save in a checkpoint
+ *   setModelNoiseState(s)         // restore on resume
+ *
+ * Each draw (one per noise layer per training forward pass) derives an independent stream from
+ * (seed, counter) and advances the counter, so the state is two integers. Layers draw in graph
+ * order, so the same seed, data and backend give the same masks. Inference (training=false) never
+ * draws.
+ */
+
+export interface ModelNoiseState {
+  seed: number;
+  counter: number;
+}
+
+let state: ModelNoiseState = { seed: 0, counter: 0 };
+
+export function seedModelNoise(seed: number): void {
+  if (!Number.isInteger(seed)) throw new Error(`model noise seed must be an integer, got ${seed}`);
+  state = { seed: seed >>> 0, counter: 0 };
+}
+
+export function modelNoiseState(): ModelNoiseState {
+  return { ...state };
+}
+
+export function setModelNoiseState(s: ModelNoiseState): void {
+  if (!Number.isInteger(s?.seed) || !Number.isInteger(s?.counter) || s.counter < 0) {
+    throw new Error(`invalid model noise state ${JSON.stringify(s)}: expected {seed, counter} integers`);
+  }
+  state = { seed: s.seed >>> 0, counter: s.counter };
+}
+
+/** splitmix32-style integer hash: decorrelates consecutive (seed, counter) pairs. */
+function mix(x: number): number {
+  x = (x + 0x9e3779b9) | 0;
+  x = Math.imul(x ^ (x >>> 16), 0x21f0aaad);
+  x = Math.imul(x ^ (x >>> 15), 0x735a2d97);
+  return (x ^ (x >>> 15)) >>> 0;
+}
+
+/** n uniforms in [0, 1) from a fresh stream; advances the counter by one. */
+export function drawUniforms(n: number): Float32Array {
+  let a = mix(state.seed ^ mix(state.counter));
+  state.counter++;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    // mulberry32
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    out[i] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  return out;
+}

@@ -1,0 +1,84 @@
+/**
+ * Parameter counts and FLOPs of the ResNet-RS family. The analytic counts (the code path of
+ * `selftrain model info`) are checked against the exact released numbers for every model, and
+ * against tf.layers models built for real (RS-50, RS-420 and the small variants), so the builder
+ * and the counter cannot drift apart.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { initBackend } from '../../pipeline/backend/select.js';
+import { countResNetRS } from '../../pipeline/model/count.js';
+import { FASHION_MNIST_MODEL, resolveModel, type ModelChoice } from '../../pipeline/model/family.js';
+import { buildModel, type LayersModel } from '../../pipeline/model/resnet-rs.js';
+
+// Trainable parameters, 1000 classes, 3 channels (spec §1.6: exact counts, = timm's).
+const EXACT_PARAMS: Record<string, number> = {
+  'resnet-rs-50': 35_691_912,
+  'resnet-rs-101': 63_618_696,
+  'resnet-rs-152': 86_621_576,
+  'resnet-rs-200': 93_209_992,
+  'resnet-rs-270': 129_861_448,
+  'resnet-rs-350': 163_956_168,
+  'resnet-rs-420': 191_891_656,
+};
+
+// Paper FLOPs (2 x multiply-adds): RS-50@160 4.6 G (spec table, C), RS-350@256 69 G, RS-420@320
+// 128 G (paper Table 3), RS-152@256 31 G (CoAtNet table).
+const PAPER_GFLOPS: Array<[string, number, number]> = [
+  ['resnet-rs-50', 160, 4.6],
+  ['resnet-rs-152', 256, 31],
+  ['resnet-rs-350', 256, 69],
+  ['resnet-rs-420', 320, 128],
+];
+
+function trainableOf(m: LayersModel): number {
+  return m.trainableWeights.reduce((n, w) => n + w.shape.reduce<number>((a, b) => a * (b ?? 1), 1), 0);
+}
+
+test('analytic parameter counts equal the released models exactly', () => {
+  for (const [name, exact] of Object.entries(EXACT_PARAMS)) {
+    const { arch } = resolveModel({ name, classes: 1000, inputChannels: 3 });
+    assert.equal(countResNetRS(arch).params, exact, name);
+  }
+});
+
+test('FLOPs are within 1% of the paper table', () => {
+  for (const [name, size, gflops] of PAPER_GFLOPS) {
+    const { arch } = resolveModel({ name, imageSize: size });
+    const got = countResNetRS(arch).flops / 1e9;
+    assert.ok(Math.abs(got - gflops) / gflops < 0.01, `${name}@${size}: ${got.toFixed(2)} GFLOPs vs paper ${gflops}`);
+  }
+  // Feature maps at 160: 40 after the stem, stages 40/20/10/5 (spec §1.1).
+  assert.deepEqual(countResNetRS(resolveModel({ name: 'resnet-rs-50' }).arch).featureSizes, [40, 20, 10, 5]);
+});
+
+test('built tf.layers models have exactly the analytic parameter counts', async (t) => {
+  await initBackend('wasm');
+  const choices: ModelChoice[] = [
+    { name: 'resnet-rs-50' },
+    { name: FASHION_MNIST_MODEL },
+    { name: 'resnet-rs-26-w0.5', imageSize: 64, inputChannels: 1, classes: 7 },
+    { name: 'resnet-rs-50-w0.25-small', imageSize: 32, stochasticDepthRate: 0.2 },
+  ];
+  for (const choice of choices) {
+    const { arch } = resolveModel(choice);
+    const counts = countResNetRS(arch);
+    const m = buildModel(choice);
+    try {
+      assert.equal(trainableOf(m), counts.params, `${choice.name} trainable`);
+      assert.equal(m.countParams(), counts.params + counts.nonTrainableParams, `${choice.name} total`);
+      assert.deepEqual(m.outputs[0]!.shape, [null, arch.classes]);
+    } finally {
+      m.dispose();
+    }
+  }
+  await t.test('RS-420 built for real: 191,891,656 trainable parameters', () => {
+    const m = buildModel({ name: 'resnet-rs-420' });
+    try {
+      assert.equal(trainableOf(m), EXACT_PARAMS['resnet-rs-420']);
+      assert.deepEqual(m.inputs[0]!.shape, [null, 320, 320, 3]);
+    } finally {
+      m.dispose();
+    }
+  });
+});
