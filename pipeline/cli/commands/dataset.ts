@@ -1,0 +1,172 @@
+/**
+ * `selftrain dataset import|info|ls|verify`: bring images into the store as WebDataset shards
+ * and inspect/check datasets. Data problems print a message naming the URI, shard and key and
+ * exit non-zero; they never print a stack trace.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { openDataset } from '../../data/dataset-json.js';
+import { SampleFetcher } from '../../data/random-access.js';
+import { DataError } from '../../data/types.js';
+import { verifyDataset } from '../../data/verify.js';
+import { StoreError } from '../../store/types.js';
+import { openImportSource, type SourceFormat } from '../../../stages/import/open-source.js';
+import { importDataset } from '../../../stages/import/run-import.js';
+import { indexWebDatasetInPlace } from '../../../stages/import/wds-in-place.js';
+
+function int(name: string, min = 0) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    return n;
+  };
+}
+
+/** Runs a command body; expected failures become "error: <message>" and exit code 1. */
+async function guarded(body: () => Promise<number | void>): Promise<void> {
+  try {
+    const code = await body();
+    if (code) process.exitCode = code;
+  } catch (err) {
+    if (err instanceof DataError || err instanceof StoreError || err instanceof RangeError) {
+      console.error(`error: ${err.message}`);
+      process.exitCode = 1;
+      return;
+    }
+    throw err;
+  }
+}
+
+const fmtBytes = (b: number) => (b >= 1 << 30 ? `${(b / (1 << 30)).toFixed(2)} GiB` : b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
+
+export function registerDatasetCommands(program: Command): void {
+  // `selftrain dataset ls x | head` closes stdout early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  const ds = program.command('dataset').description('Import, inspect and verify datasets (WebDataset shards in the store)');
+
+  ds.command('import')
+    .description('Import images into <uri> as WebDataset shards (resumable: re-run to continue)')
+    .argument('<source>', 'IDX directory (MNIST/Fashion-MNIST), image-folder root (root/<class>/<file>), or WebDataset tars (dir or URI)')
+    .option('--to <uri>', 'destination dataset prefix: file://<dir>, a path, or s3://<bucket>/<prefix>')
+    .option('--in-place', 'WebDataset source only: index the tars where they are (writes dataset.json + side indexes beside them, copies nothing)')
+    .addOption(new Option('--format <format>', 'source format').choices(['auto', 'idx', 'folder', 'webdataset']).default('auto'))
+    .addOption(new Option('--split <split>', 'IDX files to read').choices(['train', 'test']).default('train'))
+    .option('--samples-per-shard <n>', 'target samples per shard', int('--samples-per-shard', 1), 2000)
+    .option('--seed <n>', 'shuffle deterministically with this seed (default: keep source order)', int('--seed'))
+    .option('--labeled-per-class <k>', 'split: k samples per class → <uri>/labeled, the rest → <uri>/unlabeled (labels held back)', int('--labeled-per-class', 1))
+    .option('--classes <names>', 'comma-separated class names (WebDataset/IDX sources)')
+    .option('--max-pixels <n>', 'refuse images with more decoded pixels (decompression bombs)', int('--max-pixels', 1))
+    .option('--memory-mb <n>', 'images held in memory at once while importing', int('--memory-mb', 1), 64)
+    .action(async (source: string, o: { to?: string; inPlace?: boolean; format: SourceFormat; split: 'train' | 'test'; samplesPerShard: number; seed?: number; labeledPerClass?: number; classes?: string; maxPixels?: number; memoryMb: number }) =>
+      guarded(async () => {
+        if (o.inPlace) {
+          if (o.to || o.seed !== undefined || o.labeledPerClass !== undefined) throw new RangeError('--in-place indexes the tars as they are: it takes no --to, --seed or --labeled-per-class');
+          const idx = await indexWebDatasetInPlace(source, {
+            classes: o.classes?.split(',').map((c) => c.trim()),
+            limitInputPixels: o.maxPixels,
+            onShard: (d, t) => process.stderr.write(`  tar ${d}/${t}\r`),
+          });
+          process.stderr.write('\n');
+          console.log(`${source}: indexed in place: ${idx.samples} samples in ${idx.shards.length} tars, ${fmtBytes(idx.bytes)}`);
+          return;
+        }
+        if (!o.to) throw new RangeError('--to <uri> is required (or --in-place for WebDataset tars)');
+        const src = await openImportSource(source, {
+          format: o.format,
+          split: o.split,
+          classes: o.classes?.split(',').map((c) => c.trim()),
+          limitInputPixels: o.maxPixels,
+        });
+        console.log(`importing ${src.entries.length} samples (${src.kind}, ${src.classes.length} classes) from ${source}`);
+        const res = await importDataset(src, o.to, {
+          samplesPerShard: o.samplesPerShard,
+          seed: o.seed,
+          labeledPerClass: o.labeledPerClass,
+          memoryBytes: o.memoryMb * 1024 * 1024,
+          onProgress: (part, done, total) => process.stderr.write(`  ${part || 'dataset'}: shard ${done}/${total}\r`),
+        });
+        process.stderr.write('\n');
+        for (const out of res.outputs) {
+          const idx = out.index;
+          const how = out.alreadyComplete ? 'already complete' : out.resumedShards ? `resumed, ${out.resumedShards} shards kept` : 'new';
+          console.log(`${out.uri}: ${idx.samples} samples in ${idx.shards.length} shards, ${fmtBytes(idx.bytes)} (${how})`);
+          if (idx.skipped?.length) {
+            console.log(`  skipped ${idx.skipped.length} source samples:`);
+            for (const s of idx.skipped.slice(0, 50)) console.log(`    ${s.reason}${s.where && !s.reason.includes(s.where) ? ` [${s.where}]` : ''}`);
+          }
+        }
+      }),
+    );
+
+  ds.command('info')
+    .description('Summary: classes, samples per class, shards, bytes')
+    .argument('<uri>', 'dataset prefix')
+    .option('--json', 'print dataset.json fields as JSON')
+    .action(async (uri: string, o: { json?: boolean }) =>
+      guarded(async () => {
+        const d = await openDataset(uri);
+        try {
+          const i = d.index;
+          if (o.json) {
+            console.log(JSON.stringify({ uri: d.uri, classes: i.classes, labeled: i.labeled, samples: i.samples, classCounts: i.classCounts, shards: i.shards.length, bytes: i.bytes, groundTruth: i.groundTruth, skipped: i.skipped?.length ?? 0 }, null, 2));
+            return;
+          }
+          console.log(`dataset   ${d.uri}`);
+          console.log(`samples   ${i.samples} (${i.labeled ? 'labeled' : 'unlabeled'})`);
+          console.log(`shards    ${i.shards.length}, ${fmtBytes(i.bytes)}`);
+          console.log(`classes   ${i.classes.length}`);
+          i.classes.forEach((c, k) => console.log(`  ${String(k).padStart(4)}  ${c}${i.classCounts ? `  ${i.classCounts[k]}` : ''}`));
+          if (i.groundTruth) console.log(`ground truth held back in ${i.groundTruth}`);
+          if (i.skipped?.length) console.log(`skipped at import: ${i.skipped.length}`);
+        } finally {
+          await d.close();
+        }
+      }),
+    );
+
+  ds.command('ls')
+    .description('List shards, or the samples of one shard (--shard)')
+    .argument('<uri>', 'dataset prefix')
+    .option('--shard <n>', 'list the samples of shard n (key, label, image bytes)', int('--shard'))
+    .action(async (uri: string, o: { shard?: number }) =>
+      guarded(async () => {
+        if (o.shard === undefined) {
+          const d = await openDataset(uri);
+          try {
+            for (const s of d.index.shards) console.log(`${s.name}\t${s.samples}\t${s.bytes}\t${s.sha256}`);
+          } finally {
+            await d.close();
+          }
+          return;
+        }
+        const f = await SampleFetcher.open(uri);
+        try {
+          const locs = await f.locations(o.shard);
+          for (const l of locs.values()) console.log(`${l.key}\t${l.label ?? '-'}\t${l.ext}\t${l.image[1]}`);
+        } finally {
+          await f.close();
+        }
+      }),
+    );
+
+  ds.command('verify')
+    .description('Check every shard (sha256, sample count), every image (decodable) and label (in range)')
+    .argument('<uri>', 'dataset prefix')
+    .option('--no-decode', 'skip decoding images (structure and hashes only)')
+    .option('--max-pixels <n>', 'decoded-pixel cap per image', int('--max-pixels', 1))
+    .action(async (uri: string, o: { decode: boolean; maxPixels?: number }) =>
+      guarded(async () => {
+        const r = await verifyDataset(uri, { skipDecode: !o.decode, limitInputPixels: o.maxPixels, onShard: (d, t) => process.stderr.write(`  shard ${d}/${t}\r`) });
+        process.stderr.write('\n');
+        if (r.ok) {
+          console.log(`OK ${r.uri}: ${r.shards} shards, ${r.samples} samples${o.decode ? `, ${r.decoded} images decoded` : ''}`);
+          return 0;
+        }
+        console.log(`FAILED ${r.uri}: ${r.problems.length} problem(s)`);
+        for (const p of r.problems) console.log(`  ${p}`);
+        return 1;
+      }),
+    );
+}

@@ -1,0 +1,144 @@
+/**
+ * The import stage: makes sure the manifest's labeled, unlabeled and eval datasets exist in the
+ * store, importing sources named in `datasets` (see pipeline/manifest/sections/datasets.ts), and
+ * writes `<outPrefix>datasets.json` — its commit object, written last:
+ *
+ *   { "labeled": ref, "unlabeled": ref, "eval": ref, "groundTruth"?: ref-to-jsonl.gz,
+ *     "classes": [...] }
+ *
+ * A ref is a URI (`s3://…`, `file://…`) or a prefix relative to the store root; open it with
+ * `openDatasetRef(ctx.root, ref)`. Imports go to `<importPrefix>/<source-slug>-<plan hash>/`
+ * under the store root, so runs share them and a second run finds them complete (no work).
+ * Imports are resumable at shard granularity (see run-import.ts).
+ */
+import { createHash } from 'node:crypto';
+import { openDataset } from '../../pipeline/data/dataset-json.js';
+import { DataError } from '../../pipeline/data/types.js';
+import { datasetsSection, IMPORT_SOURCE_RE, type DatasetsConfig } from '../../pipeline/manifest/sections/datasets.js';
+import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
+import { openStore } from '../../pipeline/store/open.js';
+import type { ObjectStore } from '../../pipeline/store/types.js';
+import { openImportSource, type SourceOptions } from './open-source.js';
+import { importDataset } from './run-import.js';
+
+export const FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist';
+
+/** Opens a dataset ref written in datasets.json: a URI, or a prefix relative to the store root. */
+export function openDatasetRef(root: ObjectStore, ref: string): ObjectStore {
+  return ref.includes('://') ? openStore(ref) : root.sub(ref);
+}
+
+interface ParsedSource {
+  source: string;
+  options: SourceOptions;
+}
+
+/** `fashion-mnist:train` etc. → importer arguments; undefined for a plain dataset ref. */
+export function parseImportSource(ref: string): ParsedSource | undefined {
+  const m = IMPORT_SOURCE_RE.exec(ref);
+  if (!m) return undefined;
+  const [, kind, rest] = m as unknown as [string, string, string];
+  const split = (s: string): 'train' | 'test' => {
+    if (s !== 'train' && s !== 'test') throw new DataError(`"${ref}": split must be train or test (got "${s}")`);
+    return s;
+  };
+  switch (kind) {
+    case 'fashion-mnist':
+      return { source: FASHION_MNIST_DEBIAN_DIR, options: { format: 'idx', split: split(rest) } };
+    case 'idx': {
+      const i = rest.lastIndexOf(':');
+      if (i < 0) throw new DataError(`"${ref}": expected idx:<dir>:train|test`);
+      return { source: rest.slice(0, i), options: { format: 'idx', split: split(rest.slice(i + 1)) } };
+    }
+    case 'folder':
+      return { source: rest, options: { format: 'folder' } };
+    default:
+      return { source: rest, options: { format: 'webdataset' } };
+  }
+}
+
+function slug(ref: string): string {
+  return ref.replace(/^[a-z-]+:/, '').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(-40) || 'dataset';
+}
+
+export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
+  const cfgIn = (raw ?? {}) as { datasets?: unknown; seed?: number };
+  const parsed = datasetsSection.safeParse(cfgIn.datasets);
+  if (!parsed.success) throw new Error(`import stage: datasets: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const d: DatasetsConfig = parsed.data;
+  const seed = cfgIn.seed ?? 0;
+  const out: Record<string, unknown> = {};
+  const summary: Record<string, unknown> = {};
+  const field = (name: 'labeled' | 'unlabeled' | 'eval') => d[name];
+
+  const doImport = async (name: string, ref: string, src: ParsedSource, labeledPerClass?: number): Promise<string> => {
+    const shuffleSeed = labeledPerClass !== undefined ? (d.split?.seed ?? seed) : (d.shuffleSeed ?? seed);
+    const key = createHash('sha256').update(JSON.stringify({ ref, labeledPerClass: labeledPerClass ?? null, shuffleSeed, perShard: d.samplesPerShard, maxPixels: d.maxPixels ?? null })).digest('hex').slice(0, 10);
+    const prefix = `${d.importPrefix.replace(/\/+$/, '')}/${slug(ref)}-${key}`;
+    let source;
+    try {
+      source = await openImportSource(src.source, { ...src.options, limitInputPixels: d.maxPixels });
+    } catch (err) {
+      throw new DataError(`datasets.${name}: "${ref}": ${(err as Error).message}`, { uri: src.source }, { cause: err });
+    }
+    ctx.log.info(`importing ${ref}`, { samples: source.entries.length, to: prefix });
+    const bar = ctx.progress(`import ${name}`, 1, 'shards');
+    try {
+      const res = await importDataset(source, ctx.root.sub(prefix), {
+        samplesPerShard: d.samplesPerShard,
+        seed: shuffleSeed,
+        labeledPerClass,
+        signal: ctx.signal,
+        onProgress: (_part, done, total) => {
+          bar.setTotal(total);
+          bar.update(done);
+        },
+      });
+      for (const o of res.outputs) {
+        summary[o.prefix || name] = { samples: o.index.samples, shards: o.index.shards.length, skipped: o.index.skipped?.length ?? 0, reused: o.alreadyComplete };
+        if (o.index.skipped?.length) ctx.log.warn(`${ref}: ${o.index.skipped.length} source samples skipped`, { first: o.index.skipped[0]?.reason });
+        out.classes ??= o.index.classes;
+      }
+    } finally {
+      bar.stop();
+    }
+    return prefix;
+  };
+
+  const labeledRef = field('labeled');
+  const unlabeledRef = field('unlabeled');
+  const labeledSrc = parseImportSource(labeledRef);
+  const unlabeledSrc = parseImportSource(unlabeledRef);
+  if (labeledSrc && labeledRef === unlabeledRef) {
+    if (!d.split) {
+      throw new DataError(`datasets: labeled and unlabeled are the same source "${labeledRef}"; set datasets.split.labeledPerClass to divide it`);
+    }
+    const prefix = await doImport('labeled', labeledRef, labeledSrc, d.split.labeledPerClass);
+    out.labeled = `${prefix}/labeled`;
+    out.unlabeled = `${prefix}/unlabeled`;
+    out.groundTruth = `${prefix}/unlabeled/ground-truth.jsonl.gz`;
+  } else {
+    out.labeled = labeledSrc ? await doImport('labeled', labeledRef, labeledSrc) : labeledRef;
+    out.unlabeled = unlabeledSrc ? await doImport('unlabeled', unlabeledRef, unlabeledSrc) : unlabeledRef;
+  }
+  const evalRef = field('eval');
+  const evalSrc = parseImportSource(evalRef);
+  out.eval = evalSrc ? await doImport('eval', evalRef, evalSrc) : evalRef;
+
+  // Every ref must open as a dataset now, not fail hours later in train or infer.
+  for (const name of ['labeled', 'unlabeled', 'eval'] as const) {
+    const store = openDatasetRef(ctx.root, out[name] as string);
+    try {
+      const ds = await openDataset(store);
+      out.classes ??= ds.index.classes;
+      summary[name] = { ...(summary[name] as object), ref: out[name], samples: ds.index.samples };
+    } catch (err) {
+      throw new DataError(`datasets.${name}: ${(err as Error).message}`, { uri: store.uri }, { cause: err });
+    } finally {
+      if ((out[name] as string).includes('://')) await store.close();
+    }
+  }
+  const prefix = ctx.outPrefix.replace(/\/*$/, '/');
+  await ctx.run.put(`${prefix}datasets.json`, JSON.stringify(out, null, 1) + '\n', { contentType: 'application/json' });
+  return { summary };
+}

@@ -1,0 +1,162 @@
+/**
+ * `importDataset`: source → dataset(s) in a store.
+ *
+ * 1. The source lists its samples (keys, labels) — metadata only.
+ * 2. Order: source order, or a seeded shuffle (`seed`), fixed before anything is loaded.
+ * 3. Optional split (`labeledPerClass` K): walking that order, the first K samples of each class
+ *    go to `<to>/labeled/`, the rest to `<to>/unlabeled/` (no `.cls` members; their labels go to
+ *    `ground-truth.jsonl.gz`, for measuring pseudo-label quality only).
+ * 4. Each output is cut into shards of `samplesPerShard` in that order, so which sample lands in
+ *    which shard is a pure function of (source, options): the plan hash. Shards are loaded in
+ *    groups that fit `memoryBytes`, packed and committed one by one (see DatasetWriter), so a
+ *    re-run resumes at shard granularity and memory stays flat.
+ */
+import { createHash } from 'node:crypto';
+import { openDataset } from '../../pipeline/data/dataset-json.js';
+import { DatasetWriter, type SkippedAtImport } from '../../pipeline/data/dataset-writer.js';
+import { rng, seedFrom, shuffleInPlace } from '../../pipeline/data/rng.js';
+import type { SampleToPack } from '../../pipeline/data/tar.js';
+import { DataError, type DatasetIndex } from '../../pipeline/data/types.js';
+import { openStore } from '../../pipeline/store/open.js';
+import type { ObjectStore } from '../../pipeline/store/types.js';
+import type { ImportSource, LoadedSample, SourceEntry } from './source.js';
+
+/** Bumped when the shard layout an import produces changes (invalidates old plans). */
+const LAYOUT_VERSION = 1;
+
+export interface ImportOptions {
+  samplesPerShard?: number;
+  /** Shuffle with this seed before sharding; undefined = source order. */
+  seed?: number;
+  /** Split into labeled (K per class) + unlabeled. */
+  labeledPerClass?: number;
+  /** Bytes of loaded images held at once (default 64 MiB). */
+  memoryBytes?: number;
+  signal?: AbortSignal;
+  onProgress?: (part: string, shardsDone: number, shardsTotal: number) => void;
+}
+
+export interface ImportResult {
+  /** Output prefix ('' for a plain import, 'labeled'/'unlabeled' for a split) → its index. */
+  outputs: { prefix: string; uri: string; index: DatasetIndex; resumedShards: number; alreadyComplete: boolean }[];
+}
+
+interface Part {
+  prefix: string;
+  entries: SourceEntry[];
+  labeled: boolean;
+  groundTruth: boolean;
+}
+
+export function splitLabeled(order: SourceEntry[], classes: string[], k: number): { labeled: SourceEntry[]; unlabeled: SourceEntry[] } {
+  const taken = new Array<number>(classes.length).fill(0);
+  const labeled: SourceEntry[] = [];
+  const unlabeled: SourceEntry[] = [];
+  for (const e of order) {
+    if (e.label === undefined) throw new DataError(`cannot split by class: sample "${e.key}" has no label`, { key: e.key });
+    if (taken[e.label]! < k) {
+      taken[e.label]!++;
+      labeled.push(e);
+    } else {
+      unlabeled.push(e);
+    }
+  }
+  const short = taken.map((t, c) => [t, c] as const).filter(([t]) => t < k);
+  if (short.length) {
+    throw new DataError(`labeledPerClass ${k}: not enough samples in class ${short.map(([t, c]) => `"${classes[c]}" (${t})`).join(', ')}`);
+  }
+  return { labeled, unlabeled };
+}
+
+export async function importDataset(source: ImportSource, to: ObjectStore | string, o: ImportOptions = {}): Promise<ImportResult> {
+  const perShard = o.samplesPerShard ?? 2000;
+  if (!Number.isInteger(perShard) || perShard < 1) throw new DataError(`samplesPerShard must be a positive integer (got ${perShard})`);
+  const memory = o.memoryBytes ?? 64 * 1024 * 1024;
+  const root = typeof to === 'string' ? openStore(to) : to;
+  try {
+    const order = [...source.entries];
+    if (o.seed !== undefined) shuffleInPlace(order, rng(seedFrom('import-order', o.seed)));
+    const parts: Part[] = [];
+    if (o.labeledPerClass !== undefined) {
+      const { labeled, unlabeled } = splitLabeled(order, source.classes, o.labeledPerClass);
+      parts.push({ prefix: 'labeled', entries: labeled, labeled: true, groundTruth: false });
+      parts.push({ prefix: 'unlabeled', entries: unlabeled, labeled: false, groundTruth: true });
+    } else {
+      parts.push({ prefix: '', entries: order, labeled: order.length > 0 && order.every((e) => e.label !== undefined), groundTruth: false });
+    }
+    const result: ImportResult = { outputs: [] };
+    for (const part of parts) {
+      const store = part.prefix ? root.sub(part.prefix) : root;
+      const options = { samplesPerShard: perShard, seed: o.seed ?? null, labeledPerClass: o.labeledPerClass ?? null, part: part.prefix };
+      const plan = createHash('sha256').update(JSON.stringify({ v: LAYOUT_VERSION, source: source.identity, options })).digest('hex').slice(0, 32);
+      const writer = new DatasetWriter(store, {
+        classes: source.classes,
+        labeled: part.labeled,
+        plan,
+        groundTruth: part.groundTruth,
+        source: { importer: source.kind, ...source.identity, ...options },
+      });
+      const state = await writer.begin();
+      const uri = store.uri.replace(/\/$/, '');
+      if (state === 'complete') {
+        const ds = await openDataset(store);
+        result.outputs.push({ prefix: part.prefix, uri, index: ds.index, resumedShards: ds.index.shards.length, alreadyComplete: true });
+        continue;
+      }
+      const resumed = writer.shardsDone;
+      const shards: SourceEntry[][] = [];
+      for (let i = 0; i < part.entries.length; i += perShard) shards.push(part.entries.slice(i, i + perShard));
+      // Source problems found while indexing belong to no shard: record them with shard 0.
+      const indexProblems: SkippedAtImport[] = source.problems.map((p) => ({ ...p }));
+      if (shards.length === 0) shards.push([]);
+      let n = 0;
+      while (n < shards.length) {
+        o.signal?.throwIfAborted();
+        if (writer.isShardDone(n)) {
+          n++;
+          continue;
+        }
+        // A group of consecutive pending shards whose images fit the memory budget.
+        const group: number[] = [n];
+        let bytes = shards[n]!.length * source.bytesPerEntry;
+        for (let m = n + 1; m < shards.length && !writer.isShardDone(m); m++) {
+          const b = shards[m]!.length * source.bytesPerEntry;
+          if (bytes + b > memory) break;
+          group.push(m);
+          bytes += b;
+        }
+        const loaded = new Map<number, LoadedSample>();
+        const wanted = group.flatMap((g) => shards[g]!);
+        for await (const l of source.load(wanted)) loaded.set(l.entry.ref, l);
+        for (const g of group) {
+          const samples: SampleToPack[] = [];
+          const skipped: SkippedAtImport[] = g === 0 ? [...indexProblems] : [];
+          const truth: [string, number][] = [];
+          for (const e of shards[g]!) {
+            const l = loaded.get(e.ref);
+            if (!l || l.error || !l.image || !l.ext) {
+              skipped.push({ key: e.key, where: l?.where ?? '', reason: l?.error ?? 'not loaded' });
+              continue;
+            }
+            const s: SampleToPack = { key: e.key, ext: l.ext, image: l.image };
+            if (part.labeled) s.label = e.label;
+            else if (part.groundTruth && e.label !== undefined) truth.push([e.key, e.label]);
+            if (l.json !== undefined) s.json = l.json;
+            samples.push(s);
+          }
+          await writer.writeShard(g, samples, skipped, part.groundTruth ? truth : undefined);
+          o.onProgress?.(part.prefix, writer.shardsDone, shards.length);
+          o.signal?.throwIfAborted();
+        }
+        loaded.clear();
+        n = group[group.length - 1]! + 1;
+      }
+      const index = await writer.finish(shards.length);
+      result.outputs.push({ prefix: part.prefix, uri, index, resumedShards: resumed, alreadyComplete: false });
+    }
+    return result;
+  } finally {
+    if (typeof to === 'string') await root.close();
+    await source.close();
+  }
+}
