@@ -81,7 +81,7 @@ export const buildChain: ChainBuilder = (m) => {
     const infer = `infer-${k}`;
     const select = `select-${k}`;
     const student = `train-student-${k}`;
-    stages.push(define('infer', infer, ['import', teacher], { iteration: k, infer: pseudoPart(m, 'infer'), seed, inputs: { data: 'import', teacher } }, true));
+    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: pseudoPart(m, 'infer'), seed, inputs: { data: 'import', teacher } }, true));
     stages.push(define('select', select, ['import', infer], { iteration: k, select: pseudoPart(m, 'select'), seed, inputs: { data: 'import', predictions: infer } }, false));
     stages.push(
       define(

@@ -43,6 +43,10 @@ export async function openStoreUri(uri: string, manifest: Pick<Manifest, 's3'> |
 
 export async function openRun(manifest: Manifest, storeOverride: string | undefined, log?: Logger): Promise<OpenedRun> {
   const rootUri = storeOverride ? resolveStoreOption(storeOverride) : manifest.store;
+  // Worker processes (sharded inference) inherit the environment, not the manifest: pass the
+  // manifest's endpoint/region on so that they reach the same service as this process.
+  if (manifest.s3?.endpoint) process.env.AWS_ENDPOINT_URL = manifest.s3.endpoint;
+  if (manifest.s3?.region) process.env.AWS_REGION = manifest.s3.region;
   const root = await openStoreUri(rootUri, manifest, log);
   return { rootUri, root, run: root.sub(manifest.name) };
 }

@@ -1,0 +1,97 @@
+/**
+ * `selftrain worker infer --run <uri> [--stage <id>] --index i --count N`: one inference worker,
+ * the unit both the local executor and a Kubernetes Indexed Job / AWS Batch array job run. It
+ * processes the shards with `shard % N == i` that have no prediction object yet. Without
+ * --index it takes JOB_COMPLETION_INDEX (Kubernetes) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch).
+ *
+ * Progress goes to stdout as JSON lines (one event each, see stages/infer/worker.ts); exit code
+ * 0 = all owned shards done, 3 = done except shards with data problems (listed as shard-error
+ * events and on stderr), 2 = cannot start (bad job, dataset or teacher: a retry cannot help),
+ * 1 = failure (worth a retry), 143 = interrupted.
+ */
+import { InvalidArgumentError, type Command } from 'commander';
+import { openStore } from '../../store/open.js';
+import { DATA_ERROR_EXIT, SETUP_ERROR_EXIT } from '../../../stages/infer/executor.js';
+import { listJobs } from '../../../stages/infer/job.js';
+import { runInferWorker, WorkerSetupError } from '../../../stages/infer/worker.js';
+
+function nonNegativeInt(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} expects an integer >= 0, got "${v}"`);
+    return n;
+  };
+}
+
+/** --index, else the orchestrator's index variable; a clear error when neither is usable. */
+export function resolveWorkerIndex(flag: number | undefined, env: NodeJS.ProcessEnv): number {
+  if (flag !== undefined) return flag;
+  for (const name of ['JOB_COMPLETION_INDEX', 'AWS_BATCH_JOB_ARRAY_INDEX']) {
+    const v = env[name];
+    if (v === undefined || v === '') continue;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name}="${v}" is not a worker index (integer >= 0)`);
+    return n;
+  }
+  throw new Error('no worker index: pass --index, or run as a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) or AWS Batch array job (AWS_BATCH_JOB_ARRAY_INDEX)');
+}
+
+export function registerWorkerCommands(program: Command): void {
+  const worker = program.command('worker').description('Run one worker of a sharded stage (local executor, Kubernetes, AWS Batch)');
+  worker
+    .command('infer')
+    .description('Teacher inference over the shards with shard % count == index that are not done yet')
+    .requiredOption('--run <uri>', 'run prefix in the store, e.g. s3://bucket/runs/fmnist-demo')
+    .option('--stage <id>', 'infer stage id (default: the only infer stage with a job in the run)')
+    .option('--index <i>', 'this worker\'s index (default: JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX)', nonNegativeInt('--index'))
+    .option('--count <n>', 'number of workers', nonNegativeInt('--count'), 1)
+    .action(async (opts: { run: string; stage?: string; index?: number; count: number }) => {
+      const fail = (msg: string, code = 1): never => {
+        process.stderr.write(`selftrain worker infer: ${msg}\n`);
+        process.exit(code);
+      };
+      const controller = new AbortController();
+      const stop = (sig: NodeJS.Signals) => {
+        process.stderr.write(`selftrain worker infer: ${sig}: stopping after the current batch\n`);
+        controller.abort(new Error(`interrupted by ${sig}`));
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+      let index: number;
+      try {
+        index = resolveWorkerIndex(opts.index, process.env);
+      } catch (err) {
+        return fail((err as Error).message);
+      }
+      if (opts.count < 1) return fail('--count must be >= 1');
+      if (index >= opts.count) return fail(`worker index ${index} is not below --count ${opts.count}`);
+      const run = openStore(opts.run);
+      try {
+        let stage = opts.stage;
+        if (!stage) {
+          const jobs = await listJobs(run);
+          if (jobs.length !== 1) {
+            return fail(jobs.length === 0 ? `no infer job in ${run.uri} (has the infer stage started?)` : `several infer stages in ${run.uri} (${jobs.join(', ')}): pass --stage`);
+          }
+          stage = jobs[0]!;
+        }
+        const result = await runInferWorker({
+          run,
+          stage,
+          index,
+          count: opts.count,
+          signal: controller.signal,
+          emit: (e) => process.stdout.write(JSON.stringify(e) + '\n'),
+        });
+        if (result.errors.length > 0) {
+          for (const e of result.errors) process.stderr.write(`shard ${e.shard}: ${e.error}\n`);
+          process.exitCode = DATA_ERROR_EXIT;
+        }
+      } catch (err) {
+        if (controller.signal.aborted) return fail((err as Error).message, 143);
+        return fail((err as Error).message, err instanceof WorkerSetupError ? SETUP_ERROR_EXIT : 1);
+      } finally {
+        await run.close();
+      }
+    });
+}

@@ -1,0 +1,124 @@
+/**
+ * The producer half of an infer worker: the worker's shards, downloaded ahead (bounded), parsed
+ * (samplesOfShard validates the tar against dataset.json) and decoded by sharp through a p-queue,
+ * grouped into batches that never span two shards. Batches are per shard so a shard's batch
+ * composition — and so its float results — is the same whatever the number of workers and
+ * whether the run was resumed.
+ */
+import { createHash } from 'node:crypto';
+import PQueue from 'p-queue';
+import { samplesOfShard } from '../../pipeline/data/reader.js';
+import { transformImage } from '../../pipeline/data/preprocess.js';
+import { DataError } from '../../pipeline/data/types.js';
+import type { OpenDataset } from '../../pipeline/data/dataset-json.js';
+import type { TeacherPreprocessing } from '../../pipeline/pseudo/teacher.js';
+
+/** One slot of a batch: a decoded sample or a sample that failed to decode (kept in order). */
+export type Slot = { key: string; pixels: Float32Array } | { key: string; error: string };
+
+export type ShardItem =
+  | { kind: 'batch'; shard: number; slots: Slot[] }
+  /** The shard was read completely; `samples` is its sample count. */
+  | { kind: 'end'; shard: number; samples: number }
+  /** The shard cannot be used (missing, damaged, not matching dataset.json). */
+  | { kind: 'error'; shard: number; error: string };
+
+export interface ShardBatchOptions {
+  ds: OpenDataset;
+  shards: number[];
+  batchSize: number;
+  concurrency: number;
+  preprocessing: TeacherPreprocessing;
+  /** Shards downloaded ahead of the one being decoded. */
+  lookahead?: number;
+  signal?: AbortSignal;
+}
+
+async function fetchShard(ds: OpenDataset, n: number): Promise<Buffer> {
+  const entry = ds.index.shards[n]!;
+  const where = `${ds.uri}/${entry.name}`;
+  let buf: Buffer;
+  try {
+    buf = await ds.store.get(entry.name);
+  } catch (err) {
+    throw new DataError(`${where}: shard listed in dataset.json cannot be read: ${(err as Error).message}`, { uri: ds.uri, shard: entry.name }, { cause: err });
+  }
+  if (buf.length !== entry.bytes) throw new DataError(`${where}: shard is ${buf.length} bytes, dataset.json says ${entry.bytes} (truncated or replaced)`, { uri: ds.uri, shard: entry.name });
+  const sha = createHash('sha256').update(buf).digest('hex');
+  if (sha !== entry.sha256) throw new DataError(`${where}: sha256 ${sha} does not match dataset.json (${entry.sha256})`, { uri: ds.uri, shard: entry.name });
+  return buf;
+}
+
+/** uint8 HWC pixels -> normalised float32, the model's input convention. */
+function normalise(pixels: Buffer, p: TeacherPreprocessing): Float32Array {
+  const out = new Float32Array(pixels.length);
+  const C = p.channels;
+  for (let i = 0; i < pixels.length; i++) {
+    const c = i % C;
+    out[i] = (pixels[i]! - p.mean[c]!) / p.std[c]!;
+  }
+  return out;
+}
+
+export async function* shardBatches(o: ShardBatchOptions): AsyncGenerator<ShardItem> {
+  const lookahead = Math.max(1, o.lookahead ?? 2);
+  const queue = new PQueue({ concurrency: o.concurrency });
+  // Downloads run `lookahead` shards ahead; each is awaited only when its turn comes.
+  const pending: Promise<Buffer>[] = [];
+  let next = 0;
+  const fill = () => {
+    while (next < o.shards.length && pending.length < lookahead) {
+      const p = fetchShard(o.ds, o.shards[next++]!);
+      p.catch(() => undefined); // reported when its turn comes
+      pending.push(p);
+    }
+  };
+  for (const n of o.shards) {
+    o.signal?.throwIfAborted();
+    fill();
+    const entry = o.ds.index.shards[n]!;
+    const where = `${o.ds.uri}/${entry.name}`;
+    let data: Buffer;
+    try {
+      data = await pending.shift()!;
+    } catch (err) {
+      yield { kind: 'error', shard: n, error: (err as Error).message };
+      continue;
+    }
+    fill();
+    // Decodes run ahead of batching by a window of one batch plus the queue's concurrency.
+    const window = o.batchSize + o.concurrency;
+    const inFlight: { key: string; result: Promise<Float32Array> }[] = [];
+    let slots: Slot[] = [];
+    let samples = 0;
+    const settle = async function* () {
+      const head = inFlight.shift()!;
+      try {
+        slots.push({ key: head.key, pixels: await head.result });
+      } catch (err) {
+        slots.push({ key: head.key, error: `cannot decode image: ${(err as Error).message}` });
+      }
+      if (slots.length === o.batchSize) {
+        yield { kind: 'batch', shard: n, slots } as ShardItem;
+        slots = [];
+      }
+    };
+    try {
+      for await (const s of samplesOfShard(data, n, o.ds.index, where)) {
+        samples++;
+        const result = queue.add(async () => normalise(await transformImage(s.image, { channels: o.preprocessing.channels, imageSize: o.preprocessing.imageSize, mode: 'eval', cropFraction: o.preprocessing.cropFraction }), o.preprocessing));
+        result.catch(() => undefined); // settled in order below
+        inFlight.push({ key: s.key, result });
+        while (inFlight.length >= window) yield* settle();
+      }
+    } catch (err) {
+      // A structural problem (truncated tar, count mismatch): the shard is unusable as a whole.
+      await Promise.allSettled(inFlight.map((f) => f.result));
+      yield { kind: 'error', shard: n, error: err instanceof DataError ? err.message : `${where}: ${(err as Error).message}` };
+      continue;
+    }
+    while (inFlight.length > 0) yield* settle();
+    if (slots.length > 0) yield { kind: 'batch', shard: n, slots };
+    yield { kind: 'end', shard: n, samples };
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * The infer summary, written last: its presence means every shard has its prediction object.
+ * Per-shard stats come from stats/<shard>.json, or from the prediction object itself when a
+ * worker was killed between the two puts.
+ */
+import type { ObjectStore } from '../../pipeline/store/types.js';
+import type { DatasetIndex } from '../../pipeline/data/types.js';
+import { readPredictions } from '../../pipeline/pseudo/predictions-reader.js';
+import { HISTOGRAM_BINS, histogramBin, INFER_SUMMARY_KEY, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
+
+export interface InferSummary {
+  dataset: string;
+  teacher: string;
+  numClasses: number;
+  classes: string[];
+  topK: number;
+  /** Shard names (without .tar) in dataset order; prediction objects are predictions/<name>.jsonl.gz. */
+  shards: string[];
+  samples: number;
+  /** Samples that failed to decode (listed with their reason in the prediction objects). */
+  skipped: number;
+  /** Samples processed by this invocation / its wall time (shards done before a resume excluded). */
+  imagesPerSecond: number | null;
+  wallSeconds: number;
+  workers: number;
+  restarts: number;
+  /** Top-1 confidence histogram: HISTOGRAM_BINS equal bins over [0, 1]. */
+  confidenceHistogram: number[];
+}
+
+async function shardStats(out: ObjectStore, shard: string, numClasses: number): Promise<ShardStats> {
+  const raw = await out.get(statsKey(shard)).catch(() => undefined);
+  if (raw) return JSON.parse(raw.toString('utf8')) as ShardStats;
+  const s: ShardStats = { shard, samples: 0, failed: 0, seconds: 0, histogram: new Array(HISTOGRAM_BINS).fill(0) };
+  for await (const r of readPredictions(out, shard, numClasses)) {
+    s.samples++;
+    if ('error' in r) s.failed++;
+    else s.histogram[histogramBin(r.maxProb)]++;
+  }
+  return s;
+}
+
+export async function summarise(
+  out: ObjectStore,
+  index: DatasetIndex,
+  fields: { dataset: string; teacher: string; topK: number; wallSeconds: number; processedSamples: number; workers: number; restarts: number },
+): Promise<InferSummary> {
+  const shards = index.shards.map((s) => shardBase(s.name));
+  const present = new Set((await out.list('predictions/')).map((o) => o.key));
+  const missing = shards.filter((s) => !present.has(predictionKey(s)));
+  if (missing.length > 0) throw new Error(`infer: ${missing.length} shard(s) have no predictions after all workers finished: ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''}`);
+  const histogram = new Array(HISTOGRAM_BINS).fill(0);
+  let samples = 0;
+  let skipped = 0;
+  for (const shard of shards) {
+    const s = await shardStats(out, shard, index.classes.length);
+    samples += s.samples;
+    skipped += s.failed;
+    s.histogram.forEach((c, i) => (histogram[i] += c));
+  }
+  const summary: InferSummary = {
+    dataset: fields.dataset,
+    teacher: fields.teacher,
+    numClasses: index.classes.length,
+    classes: index.classes,
+    topK: fields.topK,
+    shards,
+    samples,
+    skipped,
+    imagesPerSecond: fields.wallSeconds > 0 && fields.processedSamples > 0 ? fields.processedSamples / fields.wallSeconds : null,
+    wallSeconds: fields.wallSeconds,
+    workers: fields.workers,
+    restarts: fields.restarts,
+    confidenceHistogram: histogram,
+  };
+  await out.put(INFER_SUMMARY_KEY, JSON.stringify(summary, null, 2) + '\n', { contentType: 'application/json' });
+  return summary;
+}
+
+export async function readInferSummary(out: ObjectStore): Promise<InferSummary> {
+  const raw = await out.get(INFER_SUMMARY_KEY).catch((err: Error) => {
+    throw new Error(`${out.uri.replace(/\/$/, '')}/${INFER_SUMMARY_KEY}: infer summary missing (infer stage not finished?): ${err.message}`);
+  });
+  return JSON.parse(raw.toString('utf8')) as InferSummary;
+}

@@ -1,0 +1,215 @@
+/**
+ * One infer worker: the shards with `shard % count == index` that have no prediction object
+ * yet. Producer (download, parse, sharp decode) and consumer (forward pass, encode, write) run
+ * concurrently through bounded buffers; each shard's prediction object is written with one
+ * atomic put when the shard is complete, so a killed worker leaves finished shards whole and
+ * the shard it was in the middle of absent — a restart redoes exactly that one.
+ */
+import { openDataset } from '../../pipeline/data/dataset-json.js';
+import { initBackend } from '../../pipeline/backend/select.js';
+import { openStore } from '../../pipeline/store/open.js';
+import type { ObjectStore } from '../../pipeline/store/types.js';
+import { encodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
+import { loadTeacher } from '../../pipeline/pseudo/load-teacher.js';
+import type { PredictionRecord } from '../../pipeline/pseudo/records.js';
+import type { Teacher } from '../../pipeline/pseudo/teacher.js';
+import { prefetch } from './bounded.js';
+import { readJob, type InferJob } from './job.js';
+import { histogramBin, HISTOGRAM_BINS, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
+import { shardBatches, type Slot } from './shard-batches.js';
+
+export type WorkerEvent =
+  | { event: 'start'; index: number; count: number; shards: number; todo: number; backend: string; teacher: string }
+  | { event: 'batch'; shard: string; done: number; samples: number }
+  | { event: 'shard'; shard: string; samples: number; failed: number; seconds: number }
+  | { event: 'shard-error'; shard: string; error: string }
+  | {
+      event: 'done';
+      samples: number;
+      seconds: number;
+      imagesPerSecond: number;
+      failedShards: number;
+      maxRssMB: number;
+      /** Time inside forward passes: forwardSeconds / seconds near 1 means the model never waited for I/O. */
+      forwardSeconds: number;
+    };
+
+export interface WorkerOptions {
+  run: ObjectStore;
+  stage: string;
+  index: number;
+  count: number;
+  signal?: AbortSignal;
+  emit?: (e: WorkerEvent) => void;
+}
+
+export interface WorkerResult {
+  samples: number;
+  seconds: number;
+  forwardSeconds: number;
+  /** Shards that could not be processed, with the reason (data problems: retrying cannot help). */
+  errors: { shard: string; error: string }[];
+}
+
+/** Shard numbers a worker owns: `n % count == index`. */
+export function ownedShards(total: number, index: number, count: number): number[] {
+  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) {
+    throw new Error(`bad worker index ${index} of ${count} (need 0 <= index < count)`);
+  }
+  const out: number[] = [];
+  for (let n = index; n < total; n += count) out.push(n);
+  return out;
+}
+
+/**
+ * A problem that retrying cannot fix (no job, no dataset.json, a teacher checkpoint that does not
+ * match the manifest): the executor stops instead of restarting the worker.
+ */
+export class WorkerSetupError extends Error {
+  override name = 'WorkerSetupError';
+}
+
+async function setup<T>(what: Promise<T>): Promise<T> {
+  try {
+    return await what;
+  } catch (err) {
+    throw new WorkerSetupError((err as Error).message, { cause: err });
+  }
+}
+
+export async function runInferWorker(o: WorkerOptions): Promise<WorkerResult> {
+  const emit = o.emit ?? (() => {});
+  const job = await setup(readJob(o.run, o.stage));
+  const out = o.run.sub(job.stage);
+  const ds = await setup(openDataset(job.dataset));
+  try {
+    const owned = ownedShards(ds.index.shards.length, o.index, o.count);
+    const done = new Set((await out.list('predictions/')).map((x) => x.key));
+    const todo = owned.filter((n) => !done.has(predictionKey(shardBase(ds.index.shards[n]!.name))));
+    const backend = await initBackend(job.backend);
+    const teacherStore = openStore(job.teacher);
+    let teacher: Teacher;
+    try {
+      teacher = await setup(loadTeacher(teacherStore, job.expectedArch, job.preprocessing));
+    } finally {
+      await teacherStore.close();
+    }
+    if (teacher.id !== job.teacherId) {
+      teacher.dispose();
+      // Mixing two teachers' predictions in one stage output would be silent corruption.
+      throw new WorkerSetupError(`teacher checkpoint ${job.teacher} changed since the infer stage started (now ${teacher.id}, job ${job.teacherId}): re-run the stage`);
+    }
+    emit({ event: 'start', index: o.index, count: o.count, shards: owned.length, todo: todo.length, backend: backend.name, teacher: teacher.id });
+    try {
+      return await processShards(job, out, ds, todo, teacher, o.signal, emit);
+    } finally {
+      teacher.dispose();
+    }
+  } finally {
+    await ds.close();
+  }
+}
+
+/** Six decimals: plenty for a 0.01 threshold grid, and compact, stable JSON. */
+const round6 = (p: number) => Math.round(p * 1e6) / 1e6;
+
+async function processShards(
+  job: InferJob,
+  out: ObjectStore,
+  ds: Awaited<ReturnType<typeof openDataset>>,
+  todo: number[],
+  teacher: Teacher,
+  signal: AbortSignal | undefined,
+  emit: (e: WorkerEvent) => void,
+): Promise<WorkerResult> {
+  const t0 = performance.now();
+  const { imageSize: S, channels: C } = job.preprocessing;
+  const pixelsPer = S * S * C;
+  const batchPixels = new Float32Array(job.batchSize * pixelsPer);
+  const errors: WorkerResult['errors'] = [];
+  let total = 0;
+  let forwardSeconds = 0;
+  // Records of the shard being assembled (batches of one shard arrive in order, shards in order).
+  let records: PredictionRecord[] = [];
+  let shardStart = performance.now();
+  // At most one write in flight: the next shard's forward passes overlap the previous upload.
+  let writing: Promise<void> = Promise.resolve();
+
+  const items = prefetch(
+    shardBatches({ ds, shards: todo, batchSize: job.batchSize, concurrency: job.concurrency, preprocessing: job.preprocessing, signal }),
+    2,
+  );
+  try {
+    await consume();
+  } finally {
+    // Interrupted or failed: still let an upload in flight finish (it is atomic either way).
+    await writing.catch(() => undefined);
+  }
+  await writing;
+  const seconds = (performance.now() - t0) / 1000;
+  const maxRssMB = process.resourceUsage().maxRSS / 1024;
+  emit({ event: 'done', samples: total, seconds, imagesPerSecond: seconds > 0 ? total / seconds : 0, failedShards: errors.length, maxRssMB, forwardSeconds });
+  return { samples: total, seconds, forwardSeconds, errors };
+
+  async function consume(): Promise<void> {
+    for await (const item of items) {
+      signal?.throwIfAborted();
+      const name = shardBase(ds.index.shards[item.shard]!.name);
+      if (item.kind === 'batch') {
+        // The forward pass blocks this thread (wasm/cpu run synchronously). Yield once first, so
+        // finished decodes are collected and new ones handed to sharp's thread pool: they then
+        // run during the forward pass instead of after it.
+        await new Promise((resolve) => setImmediate(resolve));
+        predictBatch(item.slots, name);
+        emit({ event: 'batch', shard: name, done: records.length, samples: ds.index.shards[item.shard]!.samples });
+      } else if (item.kind === 'error') {
+        records = [];
+        errors.push({ shard: name, error: item.error });
+        emit({ event: 'shard-error', shard: name, error: item.error });
+        shardStart = performance.now();
+      } else {
+        const shardRecords = records;
+        records = [];
+        const stats: ShardStats = { shard: name, samples: item.samples, failed: 0, seconds: (performance.now() - shardStart) / 1000, histogram: new Array(HISTOGRAM_BINS).fill(0) };
+        for (const r of shardRecords) {
+          if ('error' in r) stats.failed++;
+          else stats.histogram[histogramBin(r.maxProb)]++;
+        }
+        total += item.samples;
+        shardStart = performance.now();
+        await writing;
+        writing = (async () => {
+          // Predictions first (the commit point), stats after: stats are derivable from predictions.
+          await out.put(predictionKey(name), encodeJsonlGz(shardRecords), { contentType: 'application/gzip' });
+          await out.put(statsKey(name), JSON.stringify(stats) + '\n', { contentType: 'application/json' });
+          emit({ event: 'shard', shard: name, samples: stats.samples, failed: stats.failed, seconds: stats.seconds });
+        })();
+        // Observed here so a failed upload is not an unhandled rejection; the next await rethrows it.
+        writing.catch(() => undefined);
+      }
+    }
+  }
+
+  function predictBatch(slots: Slot[], shard: string): void {
+    const ok = slots.filter((s): s is Extract<Slot, { pixels: Float32Array }> => 'pixels' in s);
+    let top: ReturnType<Teacher['predictTopK']> | undefined;
+    if (ok.length > 0) {
+      ok.forEach((s, i) => batchPixels.set(s.pixels, i * pixelsPer));
+      const f0 = performance.now();
+      top = teacher.predictTopK(batchPixels.subarray(0, ok.length * pixelsPer), ok.length, job.topK);
+      forwardSeconds += (performance.now() - f0) / 1000;
+    }
+    let i = 0;
+    for (const s of slots) {
+      if ('error' in s) {
+        records.push({ key: s.key, shard, teacher: teacher.id, error: s.error });
+        continue;
+      }
+      const k = top!.k;
+      const classes = Array.from(top!.classes.subarray(i * k, (i + 1) * k));
+      const probs = Array.from(top!.probs.subarray(i * k, (i + 1) * k), round6);
+      records.push({ key: s.key, shard, teacher: teacher.id, classes, probs, maxProb: probs[0]! });
+      i++;
+    }
+  }
+}

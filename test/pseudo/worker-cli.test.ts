@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { cliArgv } from '../helpers/cli.js';
+import { resolveWorkerIndex } from '../../pipeline/cli/commands/worker.js';
+import { ownedShards } from '../../stages/infer/worker.js';
+
+test('worker index: flag first, then JOB_COMPLETION_INDEX, then AWS_BATCH_JOB_ARRAY_INDEX', () => {
+  assert.equal(resolveWorkerIndex(3, { JOB_COMPLETION_INDEX: '1' }), 3);
+  assert.equal(resolveWorkerIndex(undefined, { JOB_COMPLETION_INDEX: '1', AWS_BATCH_JOB_ARRAY_INDEX: '2' }), 1);
+  assert.equal(resolveWorkerIndex(undefined, { AWS_BATCH_JOB_ARRAY_INDEX: '2' }), 2);
+  assert.throws(() => resolveWorkerIndex(undefined, {}), /no worker index: pass --index/);
+  assert.throws(() => resolveWorkerIndex(undefined, { JOB_COMPLETION_INDEX: 'x' }), /JOB_COMPLETION_INDEX="x" is not a worker index/);
+});
+
+test('shard ownership is shard mod count', () => {
+  assert.deepEqual(ownedShards(7, 0, 3), [0, 3, 6]);
+  assert.deepEqual(ownedShards(7, 2, 3), [2, 5]);
+  assert.deepEqual(ownedShards(2, 3, 4), []);
+  assert.throws(() => ownedShards(7, 3, 3), /bad worker index 3 of 3/);
+});
+
+test('selftrain worker infer: clear errors for a bad index and a run without a job', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'worker-cli-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const run = pathToFileURL(dir).href;
+  const [cmd, args] = cliArgv('worker', 'infer', '--run', run, '--count', '2');
+  const bad = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, JOB_COMPLETION_INDEX: '5' } });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /worker index 5 is not below --count 2/);
+  const none = spawnSync(cmd, [...args, '--index', '1'], { encoding: 'utf8' });
+  assert.equal(none.status, 1);
+  assert.match(none.stderr, /no infer job in file:\/\/.*\(has the infer stage started\?\)/);
+  const noStage = spawnSync(cmd, [...args, '--index', '1', '--stage', 'infer-9'], { encoding: 'utf8' });
+  assert.equal(noStage.status, 2);
+  assert.match(noStage.stderr, /infer-9\/job\.json: no infer job/);
+});
