@@ -5,13 +5,11 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { openDataset } from '../../data/dataset-json.js';
-import { SampleFetcher } from '../../data/random-access.js';
 import { DataError } from '../../data/types.js';
-import { verifyDataset } from '../../data/verify.js';
 import { StoreError } from '../../store/types.js';
-import { openImportSource, type SourceFormat } from '../../../stages/import/open-source.js';
-import { importDataset } from '../../../stages/import/run-import.js';
-import { indexWebDatasetInPlace } from '../../../stages/import/wds-in-place.js';
+import type { SourceFormat } from '../../../stages/import/open-source.js';
+// The heavy modules (sharp, importers) are imported inside the actions that use them, so that
+// every other `selftrain` command starts fast.
 
 function int(name: string, min = 0) {
   return (v: string) => {
@@ -63,6 +61,7 @@ export function registerDatasetCommands(program: Command): void {
       guarded(async () => {
         if (o.inPlace) {
           if (o.to || o.seed !== undefined || o.labeledPerClass !== undefined) throw new RangeError('--in-place indexes the tars as they are: it takes no --to, --seed or --labeled-per-class');
+          const { indexWebDatasetInPlace } = await import('../../../stages/import/wds-in-place.js');
           const idx = await indexWebDatasetInPlace(source, {
             classes: o.classes?.split(',').map((c) => c.trim()),
             limitInputPixels: o.maxPixels,
@@ -73,6 +72,8 @@ export function registerDatasetCommands(program: Command): void {
           return;
         }
         if (!o.to) throw new RangeError('--to <uri> is required (or --in-place for WebDataset tars)');
+        const { openImportSource } = await import('../../../stages/import/open-source.js');
+        const { importDataset } = await import('../../../stages/import/run-import.js');
         const src = await openImportSource(source, {
           format: o.format,
           split: o.split,
@@ -141,6 +142,7 @@ export function registerDatasetCommands(program: Command): void {
           }
           return;
         }
+        const { SampleFetcher } = await import('../../data/random-access.js');
         const f = await SampleFetcher.open(uri);
         try {
           const locs = await f.locations(o.shard);
@@ -158,6 +160,7 @@ export function registerDatasetCommands(program: Command): void {
     .option('--max-pixels <n>', 'decoded-pixel cap per image', int('--max-pixels', 1))
     .action(async (uri: string, o: { decode: boolean; maxPixels?: number }) =>
       guarded(async () => {
+        const { verifyDataset } = await import('../../data/verify.js');
         const r = await verifyDataset(uri, { skipDecode: !o.decode, limitInputPixels: o.maxPixels, onShard: (d, t) => process.stderr.write(`  shard ${d}/${t}\r`) });
         process.stderr.write('\n');
         if (r.ok) {

@@ -10,10 +10,6 @@
  * 1 = failure (worth a retry), 143 = interrupted.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { openStore } from '../../store/open.js';
-import { DATA_ERROR_EXIT, SETUP_ERROR_EXIT } from '../../../stages/infer/executor.js';
-import { listJobs } from '../../../stages/infer/job.js';
-import { runInferWorker, WorkerSetupError } from '../../../stages/infer/worker.js';
 
 function nonNegativeInt(flag: string) {
   return (v: string): number => {
@@ -46,6 +42,11 @@ export function registerWorkerCommands(program: Command): void {
     .option('--index <i>', 'this worker\'s index (default: JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX)', nonNegativeInt('--index'))
     .option('--count <n>', 'number of workers', nonNegativeInt('--count'), 1)
     .action(async (opts: { run: string; stage?: string; index?: number; count: number }) => {
+      // Loaded here, not at the top: every `selftrain` command would otherwise pay for tfjs and sharp.
+      const { openStore } = await import('../../store/open.js');
+      const { DATA_ERROR_EXIT, SETUP_ERROR_EXIT } = await import('../../../stages/infer/executor.js');
+      const { listJobs } = await import('../../../stages/infer/job.js');
+      const { runInferWorker, WorkerSetupError } = await import('../../../stages/infer/worker.js');
       const fail = (msg: string, code = 1): never => {
         process.stderr.write(`selftrain worker infer: ${msg}\n`);
         process.exit(code);
