@@ -4,9 +4,10 @@
  * Why: profiling a conv-BN-relu training step on wasm showed the batch-norm gradient dominating,
  * mostly a `Tile` that tfjs's FusedBatchNorm gradient uses to broadcast rsqrt(variance) to the full
  * activation shape (plain broadcasting does the same), plus about a dozen full-size passes where
- * five suffice. The replacements compute the same mathematics with broadcasting and shared
- * reductions; they are backend-independent (registered once for every backend) and are checked
- * against autodiff of the unfused formula in test/backend.
+ * five suffice; the Sum/Mean gradients (moments, pooling) also broadcast through a full-size
+ * ones(). The replacements compute the same mathematics with broadcasting and shared reductions;
+ * they are registered once for every backend and checked against autodiff of the unfused formulas
+ * in test/backend/gradients.test.ts.
  */
 import type * as TfNamespace from '@tensorflow/tfjs';
 import type { NamedAttrMap, Tensor } from '@tensorflow/tfjs';
@@ -29,7 +30,7 @@ export function restoreDefaultGradients(tf: Tf): void {
 export function registerFastGradients(tf: Tf): void {
   if (registered) return;
   registered = true;
-  if (!defaults.length) defaults.push(tf.getGradient('FusedBatchNorm'), tf.getGradient('Mean'));
+  if (!defaults.length) defaults.push(tf.getGradient('FusedBatchNorm'), tf.getGradient('Mean'), tf.getGradient('Sum'));
   tf.registerGradient({
     kernelName: 'FusedBatchNorm',
     inputsToSave: ['x', 'mean', 'variance', 'scale'],
@@ -38,7 +39,12 @@ export function registerFastGradients(tf: Tf): void {
   tf.registerGradient({
     kernelName: 'Mean',
     inputsToSave: ['x'],
-    gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => meanGrad(tf, dy as Tensor, saved, attrs),
+    gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => reduceGrad(tf, dy as Tensor, saved, attrs, true),
+  });
+  tf.registerGradient({
+    kernelName: 'Sum',
+    inputsToSave: ['x'],
+    gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => reduceGrad(tf, dy as Tensor, saved, attrs, false),
   });
 }
 
@@ -81,10 +87,12 @@ function fusedBatchNormGrad(tf: Tf, dy: Tensor, saved: Tensor[], attrs: NamedAtt
 }
 
 /**
- * mean over `axis`: dx = dy / n broadcast back. tfjs's default multiplies by a full-size ones()
- * and then divides at full size; scaling the small dy first saves one full-size pass.
+ * sum/mean over `axis`: dx = dy (÷ n for mean) broadcast back to x's shape. tfjs's defaults
+ * multiply by a full-size ones() (and for mean divide at full size). On wasm, whose Tile the
+ * project replaced with a memcpy-speed one (wasm-fast-kernels.ts), broadcasting is one pass;
+ * elsewhere a multiply by ones stays the cheaper broadcast (the cpu Tile indexes per element).
  */
-function meanGrad(tf: Tf, dy: Tensor, saved: Tensor[], attrs: NamedAttrMap) {
+function reduceGrad(tf: Tf, dy: Tensor, saved: Tensor[], attrs: NamedAttrMap, mean: boolean) {
   const [x] = saved;
   const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
   const expanded = x.shape.slice();
@@ -94,6 +102,9 @@ function meanGrad(tf: Tf, dy: Tensor, saved: Tensor[], attrs: NamedAttrMap) {
     expanded[a] = 1;
   }
   return {
-    x: () => tf.mul(tf.reshape(tf.div(dy, tf.scalar(n)), expanded), tf.ones(x.shape, 'float32')),
+    x: () => {
+      const small = tf.reshape(mean ? tf.div(dy, tf.scalar(n)) : dy, expanded);
+      return tf.getBackend() === 'wasm' ? tf.broadcastTo(small, x.shape) : tf.mul(small, tf.ones(x.shape, 'float32'));
+    },
   };
 }

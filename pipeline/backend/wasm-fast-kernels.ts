@@ -12,6 +12,11 @@
  *   XNNPACK average pool with an [M, 1] window reduces in place (×M for a sum). Not a matmul with
  *   ones: wasm's matmul caches a packed copy of its right operand until that tensor is disposed,
  *   which would double the memory held by saved activations.
+ * - Tile (what `broadcastTo` runs): wasm computes a multi-index per element; copying whole rows
+ *   and then doubling the filled block with copyWithin runs at memcpy speed.
+ * - Slice (e.g. the gradient of the explicit padding before strided convs): wasm first copies the
+ *   whole input out of the heap, then copies each innermost row through a new subarray object.
+ *   Reading the heap in place and copying short rows with a plain loop is several times faster.
  */
 import type * as TfNamespace from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
@@ -20,6 +25,8 @@ type Tf = typeof TfNamespace;
 interface WasmBackend {
   incRef(dataId: object): void;
   disposeData(dataId: object, force?: boolean): boolean;
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+  typedArrayFromHeap(info: TensorInfo): Float32Array;
 }
 interface KernelArgs {
   inputs: NamedTensorInfoMap;
@@ -27,7 +34,7 @@ interface KernelArgs {
   backend: unknown;
 }
 
-export const wasmFastKernelNames = ['Identity', 'Cast', 'Sum', 'Mean'] as const;
+export const wasmFastKernelNames = ['Identity', 'Cast', 'Sum', 'Mean', 'Tile', 'Slice'] as const;
 
 let registered = false;
 const natives = new Map<string, KernelConfig>();
@@ -90,6 +97,92 @@ export function registerWasmFastKernels(tf: Tf): void {
   };
   replace(tf, 'Sum', reduce(false));
   replace(tf, 'Mean', reduce(true));
+  replace(tf, 'Tile', (native) => (args) => tile(args) ?? (native(args as never) as TensorInfo));
+  replace(tf, 'Slice', (native) => (args) => slice(tf, args) ?? (native(args as never) as TensorInfo));
+}
+
+/** x[begin : begin+size] for float32; undefined (use wasm's kernel) otherwise. */
+function slice(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
+  const x = inputs.x as TensorInfo;
+  if (x.dtype !== 'float32' || x.shape.length === 0) return undefined;
+  const [begin, size] = tf.slice_util.parseSliceParams(x as never, attrs.begin as number[], attrs.size as number[]);
+  const shape = x.shape;
+  const rank = shape.length;
+  const wasm = backend as WasmBackend;
+  const out = wasm.makeOutput(size, 'float32');
+  if (tf.util.sizeFromShape(size) === 0) return out;
+  // Views after makeOutput: allocating may grow (and move) the wasm heap.
+  const src = wasm.typedArrayFromHeap(x);
+  const dst = wasm.typedArrayFromHeap(out);
+  const strides = tf.util.computeStrides(shape);
+  strides.push(1);
+  // Trailing axes taken whole merge into one contiguous run with the last partial axis.
+  let j = rank - 1;
+  while (j > 0 && begin[j] === 0 && size[j] === shape[j]) j--;
+  const run = size[j] * strides[j];
+  const outer = size.slice(0, j);
+  const count = outer.reduce((n, d) => n * d, 1);
+  const idx = new Array<number>(j).fill(0);
+  let from = begin.reduce((o, b, a) => o + b * strides[a], 0);
+  let to = 0;
+  for (let r = 0; r < count; r++) {
+    if (run >= 64) dst.set(src.subarray(from, from + run), to);
+    else for (let e = 0; e < run; e++) dst[to + e] = src[from + e];
+    to += run;
+    // Odometer over the outer axes, moving `from` by their strides.
+    for (let a = j - 1; a >= 0; a--) {
+      if (++idx[a] < outer[a]) {
+        from += strides[a];
+        break;
+      }
+      idx[a] = 0;
+      from -= (outer[a] - 1) * strides[a];
+    }
+  }
+  return out;
+}
+
+/**
+ * out[.., r·d + i, ..] = x[.., i, ..] along every axis. Recursing from the outermost axis, each
+ * call writes one block of the output, then repeats that block reps-1 times right after itself.
+ * Returns undefined (use wasm's kernel) for non-float32 data or when the innermost rows are so
+ * short that per-row calls would cost more than wasm's per-element loop.
+ */
+function tile({ inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
+  const x = inputs.x as TensorInfo;
+  const reps = attrs.reps as number[];
+  const shape = x.shape;
+  const rank = shape.length;
+  if (x.dtype !== 'float32' || rank === 0) return undefined;
+  const outShape = shape.map((d, i) => d * reps[i]);
+  const rows = shape.slice(0, -1).reduce((n, d) => n * d, 1);
+  if (shape[rank - 1] < 16 && rows > 4096) return undefined;
+  const wasm = backend as WasmBackend;
+  const out = wasm.makeOutput(outShape, 'float32');
+  // Views after makeOutput: allocating may grow (and move) the wasm heap.
+  const src = wasm.typedArrayFromHeap(x);
+  const dst = wasm.typedArrayFromHeap(out);
+  if (dst.length === 0) return out;
+  const inStride = new Array<number>(rank);
+  const outStride = new Array<number>(rank);
+  inStride[rank - 1] = 1;
+  outStride[rank - 1] = 1;
+  for (let a = rank - 2; a >= 0; a--) {
+    inStride[a] = inStride[a + 1] * shape[a + 1];
+    outStride[a] = outStride[a + 1] * outShape[a + 1];
+  }
+  const fill = (axis: number, from: number, to: number): void => {
+    const block = shape[axis] * outStride[axis]; // one repetition along `axis`
+    if (axis === rank - 1) dst.set(src.subarray(from, from + shape[axis]), to);
+    else for (let i = 0; i < shape[axis]; i++) fill(axis + 1, from + i * inStride[axis], to + i * outStride[axis]);
+    for (let done = 1; done < reps[axis]; ) {
+      const n = Math.min(done, reps[axis] - done);
+      dst.copyWithin(to + done * block, to, to + n * block);
+      done += n;
+    }
+  };
+  fill(0, 0, 0);
+  return out;
 }
 
 /**

@@ -1,18 +1,26 @@
 /**
- * Convolution gradient kernels for the wasm backend, built from kernels wasm already has
+ * Gradient kernels for the wasm backend. The conv ones are built from kernels wasm already has
  * (XNNPACK Conv2D, Transpose, PadV2, Reverse, Slice, BatchMatMul).
  *
  * Why: @tensorflow/tfjs-backend-wasm 4.22 registers no `Conv2DBackpropFilter`, so any conv
- * training fails on wasm, and its `Conv2DBackpropInput` is a naive C++ loop, far slower than
- * XNNPACK's convolution. Both gradients are convolutions themselves:
+ * training fails on wasm, and its `Conv2DBackpropInput` is a naive C++ loop, 2-12x slower than
+ * XNNPACK's convolution (bench/step-profile-conv-grads.ts). Both gradients are convolutions:
  *
  * - filter gradient of a stride-s conv: dW[a,b,ci,co] = Σ_{n,i,j} xpad[n, i·s+a, j·s+b, ci] · dy[n,i,j,co].
  *   With x transposed to [Ci, H, W, N] (the batch becomes the channel, i.e. the reduction axis) and
  *   dy transposed to [Ho, Wo, N, Co] and used as the filter with dilation s, a stride-1 convolution
  *   gives [Ci, fh, fw, Co]; transposing back gives [fh, fw, Ci, Co]. 1x1 unpadded convs take a
- *   matmul (xᵀ·dy over the N·H·W rows) instead: one transpose, no im2col.
+ *   matmul (xᵀ·dy over the N·H·W rows) instead: one transpose, no im2col. (An im2col + one-matmul
+ *   variant built from StridedSlice/Concat measured slower at every ResNet shape tried.)
  * - input gradient: dx = (dy zero-dilated by s, padded by fh-1-top / fw-1-left) ⊛ (filter flipped
- *   spatially, in/out channels swapped), stride 1.
+ *   spatially, in/out channels swapped), stride 1. For stride s > 1 three quarters (s=2) of that
+ *   convolution multiplies zeros, so square strides use the polyphase form instead: one stride-1
+ *   convolution of dy itself computes all s² interleaved output phases as channel groups, and
+ *   a depth-to-space interleaves them (see conv2DBackpropInputPolyphase).
+ *
+ * Also here: `MaxPoolGrad` (wasm's is wrong for all-negative windows) and the depthwise conv
+ * gradients (absent from wasm; plain JS loops, as ResNet-RS does not use depthwise convs).
+ * Conv2D gradients with dilation > 1 are not reachable: tfjs's Conv2D gradient refuses them.
  *
  * Not used on purpose: wasm's `Conv3DBackpropFilterV2` as a 2-D stand-in (measured wrong for
  * stride > 1). Kernels are composed at the kernel level (TensorInfo in, TensorInfo out, every
@@ -34,7 +42,13 @@ interface WasmBackend {
 type ConvPad = 'valid' | 'same' | number | [[number, number], [number, number], [number, number], [number, number]];
 
 /** Kernels this module registers for 'wasm' (tests check each one against the cpu backend). */
-export const wasmTrainingKernelNames = ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad'] as const;
+export const wasmTrainingKernelNames = [
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  'MaxPoolGrad',
+  'DepthwiseConv2dNativeBackpropFilter',
+  'DepthwiseConv2dNativeBackpropInput',
+] as const;
 
 let registered = false;
 const nativeKernels = new Map<string, ReturnType<Tf['getKernel']> & object>();
@@ -54,7 +68,8 @@ export function useNativeWasmKernel(tf: Tf, name: 'Conv2DBackpropInput' | 'MaxPo
 
 /**
  * Registers the kernels for the 'wasm' backend. Safe to call more than once; call it before the
- * wasm backend is first used (it replaces wasm's own `Conv2DBackpropInput` and `MaxPoolGrad`).
+ * wasm backend is first used (it replaces wasm's own `Conv2DBackpropInput` and `MaxPoolGrad`;
+ * kernels registered after the backend started would miss their setup).
  */
 export function registerWasmTrainingKernels(tf: Tf): void {
   if (registered) return;
@@ -78,6 +93,16 @@ export function registerWasmTrainingKernels(tf: Tf): void {
     kernelName: 'Conv2DBackpropInput',
     backendName: 'wasm',
     kernelFunc: ((args) => conv2DBackpropInput(tf, k, args)) as KernelFunc,
+  });
+  tf.registerKernel({
+    kernelName: 'DepthwiseConv2dNativeBackpropFilter',
+    backendName: 'wasm',
+    kernelFunc: ((args) => depthwiseBackprop(tf, args, 'filter')) as KernelFunc,
+  });
+  tf.registerKernel({
+    kernelName: 'DepthwiseConv2dNativeBackpropInput',
+    backendName: 'wasm',
+    kernelFunc: ((args) => depthwiseBackprop(tf, args, 'input')) as KernelFunc,
   });
   tf.registerKernel({
     kernelName: 'MaxPoolGrad',
@@ -195,6 +220,72 @@ function conv2DBackpropFilter(tf: Tf, k: Caller, { inputs, attrs = {}, backend }
   return out;
 }
 
+/**
+ * Input gradient of a stride-s conv (s > 1, same stride on both axes) without zero-dilation.
+ * With q = y + top (row in padded coordinates) = s·k + r: dx[q] = Σ_u dy[k-u]·W[r + s·u], so each
+ * phase r is a stride-1 correlation of dy with the taps a ≡ r (mod s). All phases share dy, so
+ * one convolution does them all: filter G[v, v', co, (r·s + r')·Ci + ci] = W[r + s·(U-1-v),
+ * r' + s·(U'-1-v'), ci, co] (zero where the tap is past the filter), U = ceil(fh/s), dy padded by
+ * U-1 before. A depth-to-space then puts phase (r, r') at rows s·k + r, cols s·k' + r'; slicing
+ * [top, top+H) × [left, left+W) gives dx. About 2x fewer multiplies than the zero-dilated form
+ * for 3x3/2 and a 4x smaller convolution input.
+ */
+function conv2DBackpropInputPolyphase(k: Caller, backend: WasmBackend, dy: TensorInfo, filter: TensorInfo, info: Conv2DInfo): TensorInfo {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co, outHeight: ho, outWidth: wo } = info;
+  const { filterHeight: fh, filterWidth: fw, strideHeight: s } = info;
+  const { top, left } = info.padInfo;
+  const uh = Math.ceil(fh / s);
+  const uw = Math.ceil(fw / s);
+  const kh = Math.ceil((top + h) / s); // phase rows needed to cover q in [top, top+H)
+  const kw = Math.ceil((left + w) / s);
+  const groups = s * s;
+
+  const wv = backend.readSync(filter.dataId);
+  const g = backend.makeOutput([uh, uw, co, groups * ci], 'float32');
+  const gv = backend.typedArrayFromHeap(g);
+  gv.fill(0);
+  for (let ry = 0; ry < s; ry++) {
+    for (let rx = 0; rx < s; rx++) {
+      const group = (ry * s + rx) * ci;
+      for (let vy = 0; vy < uh; vy++) {
+        const a = ry + s * (uh - 1 - vy);
+        if (a >= fh) continue;
+        for (let vx = 0; vx < uw; vx++) {
+          const b = rx + s * (uw - 1 - vx);
+          if (b >= fw) continue;
+          for (let c = 0; c < ci; c++) {
+            const src = ((a * fw + b) * ci + c) * co;
+            const dst = (vy * uw + vx) * co * groups * ci + group + c;
+            for (let o = 0; o < co; o++) gv[dst + o * groups * ci] = wv[src + o];
+          }
+        }
+      }
+    }
+  }
+
+  // dy rows beyond kh only reach q >= s·kh >= top + H: crop them rather than pad negatively.
+  let dyc = dy;
+  if (ho > kh || wo > kw) dyc = k.run('Slice', backend, { x: dy }, { begin: [0, 0, 0, 0], size: [n, Math.min(ho, kh), Math.min(wo, kw), co] });
+  const phases = k.run('Conv2D', backend, { x: dyc, filter: g }, {
+    strides: [1, 1],
+    pad: [[0, 0], [uh - 1, Math.max(0, kh - ho)], [uw - 1, Math.max(0, kw - wo)], [0, 0]],
+    dilations: [1, 1],
+    dataFormat: 'NHWC',
+  }); // [N, kh, kw, s²·Ci]
+  k.free(backend, g);
+  if (dyc !== dy) k.free(backend, dyc);
+  // Interleave: [N, kh, kw, (ry, rx, ci)] → [N, kh, ry, kw, rx, ci] → [N, kh·s, kw·s, Ci]. (This is
+  // DepthToSpace, but wasm's DepthToSpace kernel measured ~10x slower than the transpose.)
+  const split = k.run('Reshape', backend, { x: phases }, { shape: [n, kh, kw, s, s, ci] });
+  const moved = k.run('Transpose', backend, { x: split }, { perm: [0, 1, 3, 2, 4, 5] });
+  const interleaved = k.run('Reshape', backend, { x: moved }, { shape: [n, kh * s, kw * s, ci] });
+  k.free(backend, phases, split, moved);
+  if (top === 0 && left === 0 && kh * s === h && kw * s === w) return interleaved;
+  const out = k.run('Slice', backend, { x: interleaved }, { begin: [0, top, left, 0], size: [n, h, w, ci] });
+  k.free(backend, interleaved);
+  return out;
+}
+
 /** A new buffer holding `x`'s values, viewed with `shape`. */
 function copyOf(backend: WasmBackend, x: TensorInfo, shape: number[]): TensorInfo {
   const out = backend.makeOutput(shape, 'float32');
@@ -211,8 +302,9 @@ function conv2DBackpropInput(tf: Tf, k: Caller, args: KernelArgs): TensorInfo {
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co } = info;
   const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo } = info;
   const { top, left } = info.padInfo;
+  if (sh > 1 && sh === sw) return conv2DBackpropInputPolyphase(k, backend as WasmBackend, dy, filter, info);
 
-  // Zero-dilate dy by the stride: [N,Ho,1,Wo,1,C] padded to [N,Ho,s,Wo,s,C] is [N,Ho·s,Wo·s,C]
+  // Zero-dilate dy by the stride: [N,Ho,1,Wo,1,C] padded to [N,Ho·s,Wo·s,C] is [N,Ho·s,Wo·s,C]
   // with s-1 zeros after every row/column, the last s-1 included.
   let dyd = dy;
   if (sh > 1 || sw > 1) {
@@ -309,6 +401,68 @@ function maxPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
         }
         const gBase = ((b * ho + oy) * wo + ox) * c;
         for (let ch = 0; ch < c; ch++) if (where[ch] >= 0) dx[where[ch]] += g[gBase + ch];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Depthwise conv gradients, which wasm 4.22 lacks entirely. ResNet-RS has no depthwise convs, so
+ * these favour simplicity over speed: the forward loop nest in JS over the wasm heap, scattering
+ * into the input gradient or accumulating into the filter gradient.
+ * Filter [fh, fw, C, M]; output channel c·M+q reads input channel c with filter slice [.., c, q].
+ */
+function depthwiseBackprop(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs, which: 'filter' | 'input'): TensorInfo {
+  const { strides, dilations, pad, dimRoundingMode } = attrs as never as {
+    strides: number | [number, number];
+    dilations: number | [number, number];
+    pad: ConvPad;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  const wasm = backend as WasmBackend;
+  const dy = inputs.dy as TensorInfo;
+  const xShape = which === 'filter' ? (inputs.x as TensorInfo).shape : (attrs.inputShape as number[]);
+  const fShape = which === 'filter' ? (attrs.filterShape as number[]) : (inputs.filter as TensorInfo).shape;
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    fShape as [number, number, number, number],
+    strides,
+    dilations ?? 1,
+    pad as never,
+    dimRoundingMode,
+    true,
+  );
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: ho, outWidth: wo, outChannels: oc } = info;
+  const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, dilationHeight: dh, dilationWidth: dw } = info;
+  const { top, left } = info.padInfo;
+  const m = oc / c;
+  const g = wasm.readSync(dy.dataId);
+  const other = wasm.readSync((which === 'filter' ? inputs.x : inputs.filter)!.dataId); // x or filter
+  const out = wasm.makeOutput(which === 'filter' ? fShape : xShape, 'float32');
+  const res = wasm.typedArrayFromHeap(out);
+  res.fill(0);
+  for (let b = 0; b < n; b++) {
+    for (let oy = 0; oy < ho; oy++) {
+      for (let ox = 0; ox < wo; ox++) {
+        const gBase = ((b * ho + oy) * wo + ox) * oc;
+        for (let fy = 0; fy < fh; fy++) {
+          const iy = oy * sh - top + fy * dh;
+          if (iy < 0 || iy >= h) continue;
+          for (let fx = 0; fx < fw; fx++) {
+            const ix = ox * sw - left + fx * dw;
+            if (ix < 0 || ix >= w) continue;
+            const xBase = ((b * h + iy) * w + ix) * c;
+            const fBase = (fy * fw + fx) * c * m;
+            for (let ch = 0; ch < c; ch++) {
+              for (let q = 0; q < m; q++) {
+                const gv = g[gBase + ch * m + q];
+                if (which === 'filter') res[fBase + ch * m + q] += other[xBase + ch] * gv;
+                else res[xBase + ch] += other[fBase + ch * m + q] * gv;
+              }
+            }
+          }
+        }
       }
     }
   }
