@@ -55,8 +55,9 @@ export async function loadManifest(file: string): Promise<LoadedManifest> {
 
 /** Validates manifest text; `file` names it in messages and picks nothing else (format is sniffed). */
 export function parseManifest(text: string, file: string): Manifest {
+  // merge: YAML 1.1 merge keys (`<<: *recipe`) so teacher and student can share one recipe block.
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
   const at = (offset: number | undefined) => (offset === undefined ? {} : lineCounter.linePos(offset));
   if (doc.errors.length > 0) {
     const kind = path.extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML';
