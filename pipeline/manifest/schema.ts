@@ -31,7 +31,7 @@ export const s3Section = z
   })
   .describe('S3 connection settings (credentials come from the standard AWS chain, never from the manifest)');
 
-/** The evaluate stage (issue 7): a sketch, refined by the end-to-end work. */
+/** The evaluate stage (issue 7): which accuracies to report, the optional all-labels baseline, batching. */
 export const evaluateSection = z
   .strictObject({
     baseline: z
@@ -39,6 +39,8 @@ export const evaluateSection = z
       .default(false)
       .describe('Also train a supervised baseline on all labels (same model and budget as the teacher)'),
     topK: z.array(z.number().int().positive()).min(1).default([1, 5]).describe('Top-k accuracies to report'),
+    batchSize: z.number().int().positive().default(256).describe('Eval images per forward pass'),
+    concurrency: z.number().int().positive().default(4).describe('Parallel image decodes (sharp) while evaluating'),
   })
   .describe('Evaluation of teacher, student (and baseline) on the eval set, and the report');
 

@@ -3,6 +3,7 @@ import { registerRunCommands } from './run.js';
 import { registerModelCommands } from './model.js';
 import { registerWorkerCommands } from './worker.js';
 import { registerDatasetCommands } from './dataset.js';
+import { registerReportCommands } from './report.js';
 
 /** Each area adds its own module here (one line each). */
 export function registerCommands(program: Command): void {
@@ -10,4 +11,5 @@ export function registerCommands(program: Command): void {
   registerModelCommands(program);
   registerWorkerCommands(program);
   registerDatasetCommands(program);
+  registerReportCommands(program);
 }

@@ -1,0 +1,111 @@
+/**
+ * One trained model on the eval set: the saved model is the train stage's EMA export, run with
+ * predict() (BN moving statistics, no dropout / stochastic depth) on the eval preprocessing the
+ * train stage recorded in the checkpoint — the same loading path infer uses for its teacher.
+ */
+import { batches } from '../../pipeline/data/batches.js';
+import { readDataset } from '../../pipeline/data/reader.js';
+import type { OpenDataset } from '../../pipeline/data/dataset-json.js';
+import { ARCH_METADATA_KEY } from '../../pipeline/model/resnet-rs.js';
+import { MODEL_JSON_KEY } from '../../pipeline/model/store-io.js';
+import { loadTeacher, readTeacherInfo, type ExpectedArch } from '../../pipeline/pseudo/load-teacher.js';
+import { MetricsAccumulator } from '../../pipeline/report/metrics.js';
+import type { ModelEvaluation, ModelRole } from '../../pipeline/report/types.js';
+import type { Progress } from '../../pipeline/runner/stage.js';
+import type { ObjectStore } from '../../pipeline/store/types.js';
+
+export interface EvaluateModelOptions {
+  /** Train stage id (names the result and the messages). */
+  stage: string;
+  /** Store rooted at the model prefix (holds model.json + weights). */
+  model: ObjectStore;
+  eval: OpenDataset;
+  topK: number[];
+  batchSize: number;
+  concurrency: number;
+  backend: string | null;
+  signal?: AbortSignal;
+  progress?: Progress;
+}
+
+/** Role and round from the chain's stage ids (`train-teacher-1`, `train-student-2`, `train-baseline`). */
+export function roleOf(stage: string): { role: ModelRole; iteration: number | null } {
+  const m = /^train-(teacher|student)-(\d+)$/.exec(stage);
+  if (m) return { role: m[1] as ModelRole, iteration: Number(m[2]) };
+  if (stage === 'train-baseline') return { role: 'baseline', iteration: null };
+  return { role: 'model', iteration: null };
+}
+
+/** The checkpoint's recorded architecture (what it was trained as). */
+async function recordedArch(model: ObjectStore): Promise<ExpectedArch> {
+  const where = `${model.uri.replace(/\/+$/, '')}/${MODEL_JSON_KEY}`;
+  const json = JSON.parse((await model.get(MODEL_JSON_KEY)).toString('utf8')) as { userDefinedMetadata?: Record<string, unknown> };
+  const arch = json.userDefinedMetadata?.[ARCH_METADATA_KEY] as ExpectedArch | undefined;
+  if (!arch) throw new Error(`${where}: records no ResNet-RS architecture (not saved by selftrain?)`);
+  return arch;
+}
+
+export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvaluation> {
+  const uri = o.model.uri.replace(/\/+$/, '');
+  const info = await readTeacherInfo(o.model);
+  if (!info.preprocessing) throw new Error(`model ${uri} (${o.stage}) records no eval preprocessing (userDefinedMetadata.preprocessing): cannot prepare its inputs`);
+  const pre = info.preprocessing;
+  const net = await loadTeacher(o.model, await recordedArch(o.model), pre);
+  const numClasses = o.eval.index.classes.length;
+  if (net.arch.classes !== numClasses) {
+    net.dispose();
+    throw new Error(`model ${uri} (${o.stage}) has ${net.arch.classes} outputs but the eval set ${o.eval.uri} has ${numClasses} classes`);
+  }
+  if (!o.eval.index.labeled) {
+    net.dispose();
+    throw new Error(`eval set ${o.eval.uri} is not labeled (dataset.json labeled: false): nothing to measure accuracy against`);
+  }
+  const acc = new MetricsAccumulator(o.eval.index.classes, o.topK);
+  const started = performance.now();
+  let skipped = 0;
+  let done = 0;
+  try {
+    const samples = readDataset(o.eval, { signal: o.signal });
+    for await (const b of batches(samples, {
+      size: o.batchSize,
+      channels: pre.channels,
+      imageSize: pre.imageSize,
+      mode: 'eval',
+      cropFraction: pre.cropFraction,
+      dtype: 'float32',
+      normalize: { mean: pre.mean, std: pre.std },
+      concurrency: o.concurrency,
+    })) {
+      o.signal?.throwIfAborted();
+      skipped += b.skipped.length;
+      const n = b.keys.length;
+      const top = net.predictTopK(b.pixels as Float32Array, n, acc.maxK);
+      for (let i = 0; i < n; i++) {
+        const label = b.labels[i]!;
+        if (label < 0) throw new Error(`eval set ${o.eval.uri}: sample ${b.keys[i]} (shard ${b.shards[i]}) has no label`);
+        acc.add(label, top.classes.subarray(i * top.k, (i + 1) * top.k));
+      }
+      done += n + b.skipped.length;
+      o.progress?.update(done);
+    }
+  } finally {
+    net.dispose();
+  }
+  const seconds = (performance.now() - started) / 1000;
+  const metrics = acc.result();
+  const { role, iteration } = roleOf(o.stage);
+  return {
+    format: 1,
+    stage: o.stage,
+    role,
+    iteration,
+    modelId: info.id,
+    evalDataset: o.eval.uri,
+    preprocessing: { imageSize: pre.imageSize, channels: pre.channels, cropFraction: pre.cropFraction, mean: pre.mean, std: pre.std },
+    skipped,
+    seconds,
+    imagesPerSecond: seconds > 0 ? metrics.samples / seconds : 0,
+    backend: o.backend,
+    metrics,
+  };
+}

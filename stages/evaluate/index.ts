@@ -1,0 +1,203 @@
+/**
+ * Runner entry of the evaluate stage: `runStage(ctx, config)` with the config built in
+ * pipeline/runner/chain.ts:
+ *   { evaluate: <manifest evaluate>, seed, inputs: { data: <import id>, models: [train ids], pseudo: [select ids] } }
+ *
+ * Units of work, each committed as its own object so a killed evaluate resumes where it stopped:
+ *   evaluate/models/<train-id>.json   one model on the eval set (reused while its weights and the
+ *                                     eval set are unchanged)
+ *   evaluate/pseudo/<select-id>.json  one round's pseudo-label quality (reused while the selection
+ *                                     is unchanged)
+ * then the report (charts, report.md, and report.json last: the stage's declared output).
+ */
+import { z } from 'zod';
+import { openDataset, type OpenDataset } from '../../pipeline/data/dataset-json.js';
+import { evaluateSection } from '../../pipeline/manifest/schema.js';
+import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
+import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
+import type { ModelEvaluation, PseudoEvaluation, StageTiming } from '../../pipeline/report/types.js';
+import { writeReport } from '../../pipeline/report/write.js';
+import { listRecords, readRecord } from '../../pipeline/runner/record.js';
+import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
+import { openStore } from '../../pipeline/store/open.js';
+import type { ObjectStore } from '../../pipeline/store/types.js';
+import { openDatasetRef } from '../import/index.js';
+import { importedRef } from '../infer/index.js';
+import { readInferSummary } from '../infer/summary.js';
+import { evaluateModel } from './evaluate-model.js';
+import { evaluatePseudo, readSelectSummary } from './evaluate-pseudo.js';
+
+export const evaluateStageConfig = z.object({
+  evaluate: evaluateSection,
+  seed: z.number().int().nonnegative().optional(),
+  inputs: z.object({
+    data: z.string().default('import'),
+    models: z.array(z.string()).min(1),
+    pseudo: z.array(z.string()).default([]),
+  }),
+});
+export type EvaluateStageConfig = z.infer<typeof evaluateStageConfig>;
+
+const MODEL_DIR = 'model';
+export const modelResultKey = (stage: string) => `models/${stage}.json`;
+export const pseudoResultKey = (stage: string) => `pseudo/${stage}.json`;
+
+async function readJsonIfAny<T>(store: ObjectStore, key: string): Promise<T | undefined> {
+  const bytes = await store.get(key).catch(() => undefined);
+  if (!bytes) return undefined;
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch {
+    return undefined; // unreadable: recompute and overwrite
+  }
+}
+
+async function openEvalSet(ctx: StageContext, importId: string): Promise<{ ds: OpenDataset; close: () => Promise<void> }> {
+  const ref = await importedRef(ctx, importId, 'eval');
+  if (!ref) throw new Error(`evaluate: ${ctx.run.uri.replace(/\/+$/, '')}/${importId}/datasets.json names no eval dataset (manifest datasets.eval)`);
+  const store = openDatasetRef(ctx.root, ref);
+  const owned = ref.includes('://');
+  try {
+    return { ds: await openDataset(store), close: async () => (owned ? store.close() : undefined) };
+  } catch (err) {
+    if (owned) await store.close();
+    throw err;
+  }
+}
+
+/** Held-back labels of the unlabeled set an infer stage predicted (dataset's own, else the import's split). */
+async function groundTruthOf(ctx: StageContext, importId: string, inferId: string): Promise<(() => AsyncIterable<{ key: string; label: number }>) | undefined> {
+  const infer = await readInferSummary(ctx.run.sub(inferId));
+  const ds = await openDataset(infer.dataset).catch(() => undefined);
+  const own = ds?.index.groundTruth;
+  const lines = async function* (store: ObjectStore, key: string, where: string) {
+    for await (const { value } of decodeJsonlGz(await store.getStream(key), where)) yield value as { key: string; label: number };
+  };
+  if (ds && own) {
+    return async function* () {
+      try {
+        yield* lines(ds.store, own, `${ds.uri}/${own}`);
+      } finally {
+        await ds.close();
+      }
+    };
+  }
+  await ds?.close();
+  const ref = await importedRef(ctx, importId, 'groundTruth').catch(() => undefined);
+  if (!ref) return undefined;
+  return async function* () {
+    if (!ref.includes('://')) return yield* lines(ctx.root, ref, `${ctx.root.uri.replace(/\/+$/, '')}/${ref}`);
+    const slash = ref.lastIndexOf('/');
+    const store = openStore(ref.slice(0, slash));
+    try {
+      yield* lines(store, ref.slice(slash + 1), ref);
+    } finally {
+      await store.close();
+    }
+  };
+}
+
+async function inferOf(ctx: StageContext, select: string): Promise<string> {
+  const { record } = await readRecord(ctx.run, select).catch(() => ({ record: undefined }));
+  const fromConfig = (record?.config as { inputs?: { predictions?: unknown } } | undefined)?.inputs?.predictions;
+  return typeof fromConfig === 'string' ? fromConfig : select.replace(/^select-/, 'infer-');
+}
+
+export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
+  const parsed = evaluateStageConfig.safeParse(raw);
+  if (!parsed.success) throw new Error(`evaluate stage config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const cfg = parsed.data;
+  const out = ctx.run.sub(ctx.outPrefix);
+  const backend = ctx.backend ?? null;
+  const { ds, close } = await openEvalSet(ctx, cfg.inputs.data);
+  const models: ModelEvaluation[] = [];
+  try {
+    for (const stage of cfg.inputs.models) {
+      ctx.signal.throwIfAborted();
+      const modelStore = ctx.run.sub(`${stage}/${MODEL_DIR}`);
+      const { id } = await readTeacherInfo(modelStore);
+      const key = modelResultKey(stage);
+      const previous = await readJsonIfAny<ModelEvaluation>(out, key);
+      const wantK = [...new Set(cfg.evaluate.topK.map((k) => String(Math.min(k, ds.index.classes.length))))].sort().join(',');
+      if (previous?.format === 1 && previous.modelId === id && previous.evalDataset === ds.uri && Object.keys(previous.metrics?.topK ?? {}).sort().join(',') === wantK) {
+        ctx.log.info(`evaluate: ${stage} already evaluated (top-1 ${(previous.metrics.top1 * 100).toFixed(2)} %), reusing ${key}`);
+        models.push(previous);
+        continue;
+      }
+      const progress = ctx.progress(`evaluate ${stage}`, ds.index.samples, 'images');
+      try {
+        const result = await evaluateModel({
+          stage,
+          model: modelStore,
+          eval: ds,
+          topK: cfg.evaluate.topK,
+          batchSize: cfg.evaluate.batchSize,
+          concurrency: cfg.evaluate.concurrency,
+          backend,
+          signal: ctx.signal,
+          progress,
+        });
+        await out.put(key, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
+        ctx.log.info(`evaluate: ${stage} top-1 ${(result.metrics.top1 * 100).toFixed(2)} %`, { samples: result.metrics.samples, skipped: result.skipped, imagesPerSecond: Math.round(result.imagesPerSecond) });
+        models.push(result);
+      } finally {
+        progress.stop();
+      }
+    }
+  } finally {
+    await close();
+  }
+
+  const pseudo: PseudoEvaluation[] = [];
+  for (const select of cfg.inputs.pseudo) {
+    ctx.signal.throwIfAborted();
+    const key = pseudoResultKey(select);
+    const { hash } = await readSelectSummary(ctx.run, select);
+    const previous = await readJsonIfAny<PseudoEvaluation>(out, key);
+    if (previous?.format === 1 && previous.selectHash === hash) {
+      pseudo.push(previous);
+      continue;
+    }
+    const infer = await inferOf(ctx, select);
+    const result = await evaluatePseudo({ run: ctx.run, select, infer, groundTruth: await groundTruthOf(ctx, cfg.inputs.data, infer), signal: ctx.signal });
+    await out.put(key, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
+    if (result.groundTruth) ctx.log.info(`evaluate: ${select} pseudo-label precision ${((result.precision ?? 0) * 100).toFixed(2)} %`, { kept: result.unique });
+    else ctx.log.info(`evaluate: ${select}: the unlabeled set has no held-back labels; pseudo-label precision not measured`);
+    pseudo.push(result);
+  }
+
+  const selfId = ctx.stageId ?? ctx.outPrefix.replace(/\/+$/, '');
+  const { records } = await listRecords(ctx.run);
+  const stages: StageTiming[] = records
+    .sort((a, b) => a.startedAt.localeCompare(b.startedAt))
+    .map((r) =>
+      // This stage's own record is still 'running' while it writes the report: its time is not known yet.
+      r.stage === selfId
+        ? { stage: r.stage, kind: r.kind, status: 'writing this report', attempts: r.attempts, durationMs: null, totalMs: null, backend: r.backend ?? backend }
+        : { stage: r.stage, kind: r.kind, status: r.status, attempts: r.attempts, durationMs: r.durationMs ?? null, totalMs: r.totalMs ?? null, backend: r.backend ?? null },
+    );
+
+  const teacher = models.find((m) => m.role === 'teacher');
+  const students = models.filter((m) => m.role === 'student');
+  const baseline = models.find((m) => m.role === 'baseline');
+  const lastPseudo = pseudo[pseudo.length - 1];
+  const report = await writeReport(out, {
+    format: 1,
+    run: ctx.run.uri.replace(/\/+$/, ''),
+    generatedAt: new Date().toISOString(),
+    backend,
+    evalDataset: ds.uri,
+    classes: ds.index.classes,
+    summary: {
+      teacher: teacher?.metrics.top1 ?? null,
+      student: students[students.length - 1]?.metrics.top1 ?? null,
+      baseline: baseline?.metrics.top1 ?? null,
+      pseudoLabelPrecision: lastPseudo?.precision ?? null,
+    },
+    models,
+    pseudo,
+    stages,
+  });
+  ctx.log.info(`evaluate: report written to ${out.uri.replace(/\/+$/, '')}/report.md`, { charts: report.charts.length });
+  return { summary: { ...report.summary, models: models.length, charts: report.charts.length } };
+}
