@@ -71,7 +71,9 @@ function pseudoPart(m: Manifest, part: 'infer' | 'select'): unknown {
 
 export const buildChain: ChainBuilder = (m) => {
   const seed = m.seed;
-  const stages: StageDefinition[] = [define('import', 'import', [], { datasets: m.datasets, seed }, false)];
+  // `sizes` only feeds `plan`'s estimates: kept out of the fingerprint so editing it re-runs nothing.
+  const { sizes: _planOnly, ...datasets } = m.datasets;
+  const stages: StageDefinition[] = [define('import', 'import', [], { datasets, seed }, false)];
   stages.push(
     define('train', 'train-teacher-1', ['import'], { role: 'teacher', iteration: 1, model: m.teacher.model, train: m.teacher.train, seed, inputs: { data: 'import' } }, true),
   );

@@ -37,6 +37,15 @@ export const datasetsSection = z
     shuffleSeed: z.number().int().nonnegative().optional().describe('Shuffle imported samples with this seed before sharding (default: the manifest seed)'),
     importPrefix: z.string().default('datasets').describe('Prefix under the store root where imported datasets are kept (shared between runs, so an import happens once)'),
     maxPixels: z.number().int().positive().optional().describe('Refuse images with more decoded pixels than this (decompression-bomb guard; default 64 Mpx)'),
+    sizes: z
+      .strictObject({
+        labeled: z.number().int().nonnegative().optional().describe('Expected labeled samples'),
+        unlabeled: z.number().int().nonnegative().optional().describe('Expected unlabeled samples'),
+        eval: z.number().int().nonnegative().optional().describe('Expected evaluation samples'),
+        bytesPerImage: z.number().positive().optional().describe('Expected stored bytes per sample (encoded image + shard overhead)'),
+      })
+      .optional()
+      .describe('Expected dataset sizes, used only by `selftrain plan` estimates when the datasets cannot be read (e.g. the bucket is not reachable from here); never by the stages'),
   })
   .describe('Datasets used by the experiment');
 export type DatasetsConfig = z.infer<typeof datasetsSection>;
