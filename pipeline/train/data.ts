@@ -1,0 +1,123 @@
+/**
+ * The labeled training data, held decoded in memory as S×S×C uint8 (Fashion-MNIST: 1000 images =
+ * 0.8 MB; even 100k images at 64 px RGB fit). Decoding once and augmenting raw pixels each step is
+ * far cheaper than re-running sharp per step on small images; the cost is that the Inception crop is
+ * taken from the S×S image rather than the full-resolution original (fine for small sets; a
+ * streaming variant for ImageNet-scale sets is future work — `MAX_DECODED_BYTES` refuses loudly).
+ *
+ * A stratified, seeded slice is held out ("minival", spec §2) and preprocessed the eval way (centre
+ * crop + bicubic resize, the same `transformImage` the infer stage uses), for per-epoch metrics.
+ */
+import PQueue from 'p-queue';
+import { openDataset, type OpenDataset } from '../data/dataset-json.js';
+import { transformImage } from '../data/preprocess.js';
+import { readDataset } from '../data/reader.js';
+import { DataError } from '../data/types.js';
+import type { ObjectStore } from '../store/types.js';
+import { Sfc32, mix, permutation } from './rng.js';
+
+export const MAX_DECODED_BYTES = 4 * 1024 ** 3;
+
+export interface ImageSet {
+  count: number;
+  size: number;
+  channels: number;
+  /** count × size × size × channels, row-major NHWC. */
+  pixels: Uint8Array;
+  labels: Int32Array;
+  keys: string[];
+}
+
+export interface LabeledData {
+  train: ImageSet;
+  heldout: ImageSet;
+  classes: string[];
+  uri: string;
+}
+
+/** ImageNet mean/std in 0..255 (spec §2); grey images use the mean of the three channels. */
+export function normalization(channels: number): { mean: number[]; std: number[] } {
+  if (channels === 3) return { mean: [0.485 * 255, 0.456 * 255, 0.406 * 255], std: [0.229 * 255, 0.224 * 255, 0.225 * 255] };
+  return { mean: Array(channels).fill(0.449 * 255), std: Array(channels).fill(0.226 * 255) };
+}
+
+/** uint8 HWC pixels → normalised float32 (in place into `out` at `offset`). */
+export function normalizeInto(src: Uint8Array, channels: number, out: Float32Array, offset: number): void {
+  const { mean, std } = normalization(channels);
+  if (channels === 1) {
+    const m = mean[0]!, inv = 1 / std[0]!;
+    for (let i = 0; i < src.length; i++) out[offset + i] = (src[i]! - m) * inv;
+    return;
+  }
+  const inv = std.map((s) => 1 / s);
+  for (let i = 0; i < src.length; i++) {
+    const c = i % channels;
+    out[offset + i] = (src[i]! - mean[c]!) * inv[c]!;
+  }
+}
+
+/** Indices held out per class: round(fraction × class count), chosen by a seeded permutation. */
+export function stratifiedHoldout(labels: ArrayLike<number>, fraction: number, seed: number): Set<number> {
+  const byClass = new Map<number, number[]>();
+  for (let i = 0; i < labels.length; i++) {
+    const c = labels[i]!;
+    if (!byClass.has(c)) byClass.set(c, []);
+    byClass.get(c)!.push(i);
+  }
+  const held = new Set<number>();
+  for (const [c, idx] of [...byClass.entries()].sort((a, b) => a[0] - b[0])) {
+    const n = Math.round(idx.length * fraction);
+    const p = permutation(idx.length, new Sfc32(mix(seed, 0x401d, c)));
+    for (let k = 0; k < n; k++) held.add(idx[p[k]!]!);
+  }
+  return held;
+}
+
+function emptySet(count: number, size: number, channels: number): ImageSet {
+  return { count, size, channels, pixels: new Uint8Array(count * size * size * channels), labels: new Int32Array(count), keys: [] };
+}
+
+export async function loadLabeled(
+  source: ObjectStore | string,
+  o: { imageSize: number; channels: 1 | 3; holdout: number; seed: number; concurrency?: number; signal?: AbortSignal },
+): Promise<LabeledData> {
+  const ds: OpenDataset = await openDataset(source);
+  try {
+    const { index } = ds;
+    if (!index.labeled) throw new DataError(`${ds.uri}: dataset is unlabeled; the train stage needs a labeled set`, { uri: ds.uri });
+    const per = o.imageSize * o.imageSize * o.channels;
+    if (index.samples * per > MAX_DECODED_BYTES) {
+      throw new DataError(`${ds.uri}: ${index.samples} images at ${o.imageSize}px need ${(index.samples * per) / 1024 ** 3} GiB decoded; the in-memory train path is capped at ${MAX_DECODED_BYTES / 1024 ** 3} GiB`, { uri: ds.uri });
+    }
+    // Pass 1 in file order: keep encoded bytes only as long as it takes to decode them.
+    const encoded: { key: string; label: number; image: Buffer }[] = [];
+    for await (const s of readDataset(ds, { signal: o.signal })) encoded.push({ key: s.key, label: s.label!, image: s.image });
+    const held = stratifiedHoldout(encoded.map((e) => e.label), o.holdout, o.seed);
+    const train = emptySet(encoded.length - held.size, o.imageSize, o.channels);
+    const heldout = emptySet(held.size, o.imageSize, o.channels);
+    const queue = new PQueue({ concurrency: o.concurrency ?? 4 });
+    let ti = 0, hi = 0;
+    const jobs = encoded.map((e, i) => {
+      const isHeld = held.has(i);
+      const set = isHeld ? heldout : train;
+      const slot = isHeld ? hi++ : ti++;
+      set.labels[slot] = e.label;
+      set.keys[slot] = e.key;
+      return queue.add(async () => {
+        let px: Buffer;
+        try {
+          // Training images: the whole image at S×S (random crops are taken later from it);
+          // held-out images: the recipe's eval centre crop.
+          px = await transformImage(e.image, { mode: 'eval', channels: o.channels, imageSize: o.imageSize, cropFraction: isHeld ? undefined : 1 });
+        } catch (err) {
+          throw new DataError(`${ds.uri}: sample "${e.key}" cannot be decoded: ${(err as Error).message}`, { uri: ds.uri, key: e.key }, { cause: err });
+        }
+        set.pixels.set(px, slot * per);
+      });
+    });
+    await Promise.all(jobs);
+    return { train, heldout, classes: index.classes, uri: ds.uri };
+  } finally {
+    await ds.close();
+  }
+}

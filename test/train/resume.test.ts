@@ -1,0 +1,98 @@
+/**
+ * Kill-and-resume: the train stage in a child process is SIGKILLed right after its second
+ * checkpoint, started again, and must (a) resume at the step after that checkpoint — never redoing a
+ * committed step — and (b) end with weights bit-identical to an uninterrupted run with the same seed
+ * on the same backend (every random draw is a function of (seed, step), and the checkpoint holds the
+ * exact float32 weights, momentum slots and EMA shadows).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openStore } from '../../pipeline/store/open.js';
+import { writeFashionDataset } from './make-dataset.js';
+
+const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const child = fileURLToPath(new URL(`./fixtures/train-child${ext}`, import.meta.url));
+const BACKEND = process.env['SELFTRAIN_TEST_TRAIN_BACKEND'] ?? 'wasm';
+
+interface ChildRun {
+  steps: { step: number; ckpt: boolean }[];
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+function runChild(dir: string, labeled: string, prefix: string, killAfterCheckpoints = Infinity): Promise<ChildRun> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [...process.execArgv, child, dir, labeled, prefix, BACKEND], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const steps: ChildRun['steps'] = [];
+    let buf = '', stderr = '', ckpts = 0;
+    p.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        const m = /^STEP (\d+) CKPT ([01])$/.exec(line);
+        if (!m) continue;
+        steps.push({ step: Number(m[1]), ckpt: m[2] === '1' });
+        if (m[2] === '1' && ++ckpts === killAfterCheckpoints) p.kill('SIGKILL');
+      }
+    });
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('error', reject);
+    p.on('exit', (code, signal) => resolve({ steps, code, signal, stderr }));
+  });
+}
+
+function modelWeights(dir: string, prefix: string): Buffer {
+  const m = path.join(dir, prefix, 'model');
+  const file = readdirSync(m).find((f) => f.endsWith('.bin'))!;
+  return readFileSync(path.join(m, file));
+}
+
+test('SIGKILL after the 2nd checkpoint, resume: identical final weights, no committed step redone', { timeout: 600_000 }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-resume-'));
+  try {
+    const store = openStore(`file://${dir}`);
+    await writeFashionDataset(store.sub('data/labeled'), { split: 'train', perClass: 5, labeled: true, perShard: 20 });
+    await store.close();
+    const labeled = `file://${dir}/data/labeled`;
+
+    const whole = await runChild(dir, labeled, 'uninterrupted/');
+    assert.equal(whole.code, 0, whole.stderr);
+    const total = whole.steps.length;
+    assert.deepEqual(whole.steps.map((s) => s.step), [...Array(total).keys()]);
+    assert.ok(total >= 12, `expected enough steps for 2+ checkpoints, got ${total}`);
+
+    const killed = await runChild(dir, labeled, 'killed/', 2);
+    assert.equal(killed.signal, 'SIGKILL', 'the first run was killed');
+    const ckptSteps = killed.steps.filter((s) => s.ckpt).map((s) => s.step);
+    assert.ok(ckptSteps.length >= 2);
+    const lastCommitted = ckptSteps[ckptSteps.length - 1]!;
+    assert.ok(killed.steps.length < total, 'killed before the end');
+
+    const resumed = await runChild(dir, labeled, 'killed/');
+    assert.equal(resumed.code, 0, resumed.stderr);
+    // Resumes exactly after the last committed step; runs every remaining step once.
+    assert.equal(resumed.steps[0]!.step, lastCommitted + 1, `resumed at ${resumed.steps[0]!.step}, last checkpoint after step ${lastCommitted}`);
+    assert.deepEqual(resumed.steps.map((s) => s.step), [...Array(total - lastCommitted - 1).keys()].map((k) => k + lastCommitted + 1));
+
+    const a = modelWeights(dir, 'uninterrupted/');
+    const b = modelWeights(dir, 'killed/');
+    assert.ok(a.length > 10_000);
+    assert.ok(a.equals(b), 'exported EMA weights are bit-identical');
+    const ma = JSON.parse(readFileSync(path.join(dir, 'uninterrupted/metrics.json'), 'utf8'));
+    const mb = JSON.parse(readFileSync(path.join(dir, 'killed/metrics.json'), 'utf8'));
+    assert.equal(mb.resumedFrom, lastCommitted + 1);
+    assert.deepEqual(mb.epochs.map((e: { trainLoss: number }) => e.trainLoss), ma.epochs.map((e: { trainLoss: number }) => e.trainLoss));
+    // Old checkpoints pruned to `keep` (2).
+    assert.equal(readdirSync(path.join(dir, 'killed/ckpt')).length, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
