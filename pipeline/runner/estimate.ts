@@ -31,6 +31,7 @@ import { countResNetRS } from '../model/count.js';
 import { encodeJsonlGz } from '../pseudo/jsonl.js';
 import { makeTarget } from '../pseudo/targets.js';
 import type { ObjectStore } from '../store/types.js';
+import { rng } from '../data/rng.js';
 import type { StageDefinition } from './stage.js';
 
 export type DatasetName = 'labeled' | 'unlabeled' | 'eval';
@@ -259,17 +260,6 @@ export function modelBytes(c: Pick<ModelCost, 'params' | 'nonTrainable'>): numbe
   return BYTES_PER_FLOAT * (c.params + c.nonTrainable);
 }
 
-/** Deterministic PRNG (mulberry32): the synthetic shard must encode to the same size every time. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
 const SAMPLE_LINES = 2000;
@@ -286,7 +276,7 @@ export function measuredLineBytes(topK: number, classes: number, select: Pick<Se
   const cacheKey = `${k}/${classes}/${select.labels}/${select.temperature}`;
   const hit = lineBytesCache.get(cacheKey);
   if (hit) return hit;
-  const rand = mulberry32(0x5e1f7a);
+  const rand = rng(0x5e1f7a);
   const teacher = `resnet_rs_152@${'0123456789abcdef'}`;
   const predictions: unknown[] = [];
   const pseudo: unknown[] = [];

@@ -9,6 +9,7 @@
  * --store syntax errors still exit 2, and anything unexpected exits 1.
  */
 import type { Command } from 'commander';
+import { reportCommandError } from './fail.js';
 import type { RunnerCommandHooks } from './run.js';
 
 interface PlanFlags {
@@ -40,10 +41,9 @@ export function registerPlanCommand(program: Command, hooks: RunnerCommandHooks 
       return n;
     })
     .action(async (file: string, flags: PlanFlags) => {
-      const { loadManifest, ManifestError } = await import('../../manifest/load.js');
-      const { openRun, openStoreUri, StoreOptionError } = await import('../../runner/open-run.js');
+      const { loadManifest } = await import('../../manifest/load.js');
+      const { openRun, openStoreUri } = await import('../../runner/open-run.js');
       const { planStages } = await import('../../runner/plan.js');
-      const { describeError } = await import('../../log/errors.js');
       const { StoreError } = await import('../../store/types.js');
       const est = await import('../../runner/estimate.js');
       let root: { close(): Promise<void> } | undefined;
@@ -147,13 +147,7 @@ export function registerPlanCommand(program: Command, hooks: RunnerCommandHooks 
         }
         process.stdout.write(lines.join('\n') + '\n');
       } catch (err) {
-        if (err instanceof ManifestError || err instanceof StoreOptionError) {
-          process.stderr.write(err.message + '\n');
-          process.exitCode = 2;
-          return;
-        }
-        process.stderr.write(`error: ${describeError(err)}\n`);
-        process.exitCode = 1;
+        await reportCommandError(err);
       } finally {
         await root?.close().catch(() => {});
       }

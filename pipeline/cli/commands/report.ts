@@ -3,6 +3,7 @@
  * charts it names) from the store to a local directory, keeping the relative links of report.md.
  */
 import type { Command } from 'commander';
+import { reportCommandError } from './fail.js';
 
 interface ReportFlags {
   out: string;
@@ -19,9 +20,8 @@ export function registerReportCommands(program: Command): void {
     .option('--endpoint <url>', 'S3 endpoint (else AWS_ENDPOINT_URL)')
     .option('--region <region>', 'S3 region (else AWS_REGION)')
     .action(async (runUri: string, flags: ReportFlags) => {
-      const { resolveStoreOption, openStoreUri, StoreOptionError } = await import('../../runner/open-run.js');
+      const { resolveStoreOption, openStoreUri } = await import('../../runner/open-run.js');
       const { copyReport } = await import('../../report/copy.js');
-      const { describeError } = await import('../../log/errors.js');
       let store: { close(): Promise<void> } | undefined;
       try {
         const uri = resolveStoreOption(runUri, 'run URI');
@@ -30,13 +30,7 @@ export function registerReportCommands(program: Command): void {
         const files = await copyReport(run, flags.out);
         process.stdout.write(`copied ${files.length} files to ${flags.out}: ${files.join(', ')}\n`);
       } catch (err) {
-        if (err instanceof StoreOptionError) {
-          process.stderr.write(err.message + '\n');
-          process.exitCode = 2;
-          return;
-        }
-        process.stderr.write(`error: ${describeError(err)}\n`);
-        process.exitCode = 1;
+        await reportCommandError(err);
       } finally {
         await store?.close().catch(() => {});
       }

@@ -1,5 +1,6 @@
 /** `selftrain status <run-uri>`: the stage records of a run (status, timings, summary) and its lease. */
 import type { Command } from 'commander';
+import { reportCommandError } from './fail.js';
 
 interface StatusFlags {
   endpoint?: string;
@@ -16,11 +17,10 @@ export function registerStatusCommand(program: Command): void {
     .option('--region <region>', 'S3 region (else AWS_REGION)')
     .option('--json', 'print records as JSON')
     .action(async (runUri: string, flags: StatusFlags) => {
-      const { resolveStoreOption, openStoreUri, StoreOptionError } = await import('../../runner/open-run.js');
+      const { resolveStoreOption, openStoreUri } = await import('../../runner/open-run.js');
       const { listRecords } = await import('../../runner/record.js');
       const { leaseKey, judgeLease, defaultLeaseTtlMs } = await import('../../runner/lease.js');
       const { formatDuration, formatFields } = await import('../../log/format.js');
-      const { describeError } = await import('../../log/errors.js');
       const { NotFoundError } = await import('../../store/types.js');
       let store: { close(): Promise<void> } | undefined;
       try {
@@ -62,13 +62,7 @@ export function registerStatusCommand(program: Command): void {
         for (const p of problems) lines.push(`warning: ${p}`);
         process.stdout.write(lines.join('\n') + '\n');
       } catch (err) {
-        if (err instanceof StoreOptionError) {
-          process.stderr.write(err.message + '\n');
-          process.exitCode = 2;
-          return;
-        }
-        process.stderr.write(`error: ${describeError(err)}\n`);
-        process.exitCode = 1;
+        await reportCommandError(err);
       } finally {
         await store?.close().catch(() => {});
       }
