@@ -2,7 +2,9 @@
  * The stage chain of a manifest:
  *
  *   import → train-teacher-1 → infer-1 → select-1 → train-student-1 → infer-2 → … → evaluate
- *                                                  (train-baseline when evaluate.baseline)
+ *                                                  (train-baseline when evaluate.baseline:
+ *                                                   labeled + ground-truth-labeled unlabeled,
+ *                                                   the teacher's steps and batch size)
  *
  * Round k's teacher is round k-1's student (the Noisy Student loop). Each stage's `config` is
  * exactly the manifest slice it depends on (plus the seed and the ids of the stages it reads), so
@@ -98,8 +100,19 @@ export const buildChain: ChainBuilder = (m) => {
     teacher = student;
   }
   if (m.evaluate.baseline) {
+    // The supervised all-labels baseline: the teacher's model and recipe trained on the labeled set
+    // PLUS the unlabeled set with its held-back ground-truth labels (role 'baseline' is the only train
+    // role that reads ground truth). Same budget = the teacher's number of optimizer steps and batch
+    // size (budget 'teacher-steps'), not the same epochs: an epoch over a 60x larger set would be a
+    // 60x larger budget.
     stages.push(
-      define('train', 'train-baseline', ['import'], { role: 'baseline', model: m.teacher.model, train: m.teacher.train, seed, inputs: { data: 'import' } }, true),
+      define(
+        'train',
+        'train-baseline',
+        ['import'],
+        { role: 'baseline', model: m.teacher.model, train: m.teacher.train, budget: 'teacher-steps', seed, inputs: { data: 'import' } },
+        true,
+      ),
     );
     trained.push('train-baseline');
   }

@@ -129,6 +129,9 @@ export function manifestDatasetSizes(m: Manifest): DatasetSizes {
       const labeled = Math.min(known.samples, d.split.labeledPerClass * known.classes);
       samples = name === 'labeled' ? labeled : known.samples - labeled;
     }
+    // datasets.maxSamples caps what the import keeps (CI-sized runs).
+    const cap = d.maxSamples?.[name];
+    if (cap !== undefined) samples = Math.min(samples, cap);
     const perSample = bpi ?? (sameSource && name === 'unlabeled' && d.split ? FASHION_BYTES.unlabeled : FASHION_BYTES.labeled);
     out[name] = { samples, bytes: Math.round(samples * perSample), classes: known.classes, origin: 'known source' };
   }

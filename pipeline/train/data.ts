@@ -14,6 +14,7 @@ import { transformImage } from '../data/preprocess.js';
 import { readDataset } from '../data/reader.js';
 import { DataError } from '../data/types.js';
 import type { ObjectStore } from '../store/types.js';
+import type { GroundTruth } from './ground-truth.js';
 import { Sfc32, mix, permutation } from './rng.js';
 
 export const MAX_DECODED_BYTES = 4 * 1024 ** 3;
@@ -33,6 +34,14 @@ export interface LabeledData {
   heldout: ImageSet;
   classes: string[];
   uri: string;
+  /** Where the images came from and how they are labeled (train + held-out counts per part). */
+  parts?: { uri: string; samples: number; classCounts: number[]; labels: 'own' | 'ground-truth'; labelsFrom?: string }[];
+}
+
+/** An unlabeled dataset whose held-back labels are used for training (the all-labels baseline only). */
+export interface WithGroundTruth {
+  source: ObjectStore | string;
+  truth: GroundTruth;
 }
 
 /** ImageNet mean/std in 0..255 (spec §2); grey images use the mean of the three channels. */
@@ -56,6 +65,17 @@ export function normalizeInto(src: Uint8Array, channels: number, out: Float32Arr
   }
 }
 
+/** How many images `stratifiedHoldout` holds out of a set with these class counts (same rounding). */
+export function holdoutSize(classCounts: readonly number[], fraction: number): number {
+  return classCounts.reduce((sum, n) => sum + Math.round(n * fraction), 0);
+}
+
+function countClasses(labels: Iterable<number>, numClasses: number): number[] {
+  const counts = new Array<number>(numClasses).fill(0);
+  for (const l of labels) counts[l] = (counts[l] ?? 0) + 1;
+  return counts;
+}
+
 /** Indices held out per class: round(fraction × class count), chosen by a seeded permutation. */
 export function stratifiedHoldout(labels: ArrayLike<number>, fraction: number, seed: number): Set<number> {
   const byClass = new Map<number, number[]>();
@@ -77,21 +97,50 @@ function emptySet(count: number, size: number, channels: number): ImageSet {
   return { count, size, channels, pixels: new Uint8Array(count * size * size * channels), labels: new Int32Array(count), keys: [] };
 }
 
+/**
+ * The labeled set, decoded. With `withGroundTruth` (the all-labels baseline) an unlabeled dataset is
+ * appended, each image labeled from the held-back ground truth; the hold-out is then drawn from the
+ * union (stratified by class). Every unlabeled image must have a ground-truth label: a missing one is
+ * an error naming the key, shard and ground-truth URI (silently training on fewer images would make
+ * the baseline weaker than claimed).
+ */
 export async function loadLabeled(
   source: ObjectStore | string,
   o: { imageSize: number; channels: 1 | 3; holdout: number; seed: number; concurrency?: number; signal?: AbortSignal },
+  withGroundTruth?: WithGroundTruth,
 ): Promise<LabeledData> {
   const ds: OpenDataset = await openDataset(source);
+  const extra: OpenDataset | undefined = withGroundTruth ? await openDataset(withGroundTruth.source).catch(async (err) => { await ds.close(); throw err; }) : undefined;
   try {
     const { index } = ds;
     if (!index.labeled) throw new DataError(`${ds.uri}: dataset is unlabeled; the train stage needs a labeled set`, { uri: ds.uri });
+    if (extra && extra.index.classes.join('\n') !== index.classes.join('\n')) {
+      throw new DataError(`${extra.uri}: its classes [${extra.index.classes.join(', ')}] differ from the labeled set's ${ds.uri} [${index.classes.join(', ')}]`, { uri: extra.uri });
+    }
     const per = o.imageSize * o.imageSize * o.channels;
-    if (index.samples * per > MAX_DECODED_BYTES) {
-      throw new DataError(`${ds.uri}: ${index.samples} images at ${o.imageSize}px need ${(index.samples * per) / 1024 ** 3} GiB decoded; the in-memory train path is capped at ${MAX_DECODED_BYTES / 1024 ** 3} GiB`, { uri: ds.uri });
+    const total = index.samples + (extra?.index.samples ?? 0);
+    if (total * per > MAX_DECODED_BYTES) {
+      throw new DataError(`${extra ? `${ds.uri} + ${extra.uri}` : ds.uri}: ${total} images at ${o.imageSize}px need ${(total * per) / 1024 ** 3} GiB decoded; the in-memory train path is capped at ${MAX_DECODED_BYTES / 1024 ** 3} GiB`, { uri: ds.uri });
     }
     // Pass 1 in file order: keep encoded bytes only as long as it takes to decode them.
     const encoded: { key: string; label: number; image: Buffer }[] = [];
     for await (const s of readDataset(ds, { signal: o.signal })) encoded.push({ key: s.key, label: s.label!, image: s.image });
+    const K = index.classes.length;
+    const parts: LabeledData['parts'] = [{ uri: ds.uri, samples: encoded.length, classCounts: countClasses(encoded.map((e) => e.label), K), labels: 'own' }];
+    if (extra && withGroundTruth) {
+      const { labels, uri } = withGroundTruth.truth;
+      const before = encoded.length;
+      for await (const s of readDataset(extra, { signal: o.signal })) {
+        const label = labels.get(s.key);
+        if (label === undefined) {
+          const shard = extra.index.shards[s.shard]?.name ?? `shard ${s.shard}`;
+          throw new DataError(`${extra.uri}: sample "${s.key}" (${shard}) has no label in the ground truth ${uri}`, { uri: extra.uri, shard, key: s.key });
+        }
+        // Keys are unique per dataset only: prefix so labeled and unlabeled keys never collide.
+        encoded.push({ key: `unlabeled/${s.key}`, label, image: s.image });
+      }
+      parts.push({ uri: extra.uri, samples: encoded.length - before, classCounts: countClasses(encoded.slice(before).map((e) => e.label), K), labels: 'ground-truth', labelsFrom: uri });
+    }
     const held = stratifiedHoldout(encoded.map((e) => e.label), o.holdout, o.seed);
     const train = emptySet(encoded.length - held.size, o.imageSize, o.channels);
     const heldout = emptySet(held.size, o.imageSize, o.channels);
@@ -116,8 +165,9 @@ export async function loadLabeled(
       });
     });
     await Promise.all(jobs);
-    return { train, heldout, classes: index.classes, uri: ds.uri };
+    return { train, heldout, classes: index.classes, uri: extra ? `${ds.uri} + ${extra.uri} (ground-truth labels)` : ds.uri, parts };
   } finally {
     await ds.close();
+    await extra?.close();
   }
 }

@@ -53,6 +53,21 @@ export interface TrainerOptions {
   backend: string;
   /** Called after each completed step (and its checkpoint, if any). Tests use it. */
   onStep?: (step: number, info: { checkpointed: boolean }) => void;
+  /** Names the progress bar (default: student when pseudo-labels are given, else teacher). */
+  role?: 'teacher' | 'student' | 'baseline';
+  /** A fixed step budget (the all-labels baseline: the teacher's); default from epochs x the data. */
+  budget?: StepBudget;
+}
+
+/**
+ * A training budget in optimizer steps rather than epochs: the all-labels baseline gets the teacher's
+ * (same batch size, same number of steps, same warm-up steps), because epochs over a 60x larger set
+ * would be a 60x larger budget and the comparison would no longer be "same model, same budget".
+ */
+export interface StepBudget {
+  batch: number;
+  totalSteps: number;
+  warmupSteps: number;
 }
 
 export interface EpochMetrics {
@@ -93,17 +108,23 @@ export const METRICS_JSONL = 'metrics.jsonl';
  */
 export const stepHook: { fn?: (step: number, info: { checkpointed: boolean }) => void } = {};
 
-export function planSteps(cfg: TrainConfig, trainCount: number): { batch: number; stepsPerEpoch: number; totalSteps: number; endStep: number; schedule: ScheduleConfig } {
+export function planSteps(
+  cfg: TrainConfig,
+  trainCount: number,
+  budget?: StepBudget,
+): { batch: number; stepsPerEpoch: number; totalSteps: number; endStep: number; schedule: ScheduleConfig } {
   if (trainCount < 1) throw new Error('no labeled training images left after the hold-out');
-  const batch = Math.min(cfg.batchSize, trainCount);
+  const batch = Math.min(budget?.batch ?? cfg.batchSize, trainCount);
+  // An epoch is still a pass over *this* data (data order, per-epoch metrics); only the length of
+  // training and of the warm-up come from the budget when one is given.
   const stepsPerEpoch = Math.max(1, Math.floor(trainCount / batch)); // drop_remainder, as the TF input pipeline
-  const totalSteps = Math.max(1, Math.round(cfg.epochs * stepsPerEpoch));
+  const totalSteps = budget ? budget.totalSteps : Math.max(1, Math.round(cfg.epochs * stepsPerEpoch));
   const endStep = Math.min(totalSteps, cfg.maxSteps ?? Infinity);
   const schedule: ScheduleConfig = {
     type: cfg.schedule.type,
     peakLr: scaledPeakLr(cfg.baseLr, batch),
     totalSteps,
-    warmupSteps: Math.min(totalSteps, Math.round(cfg.schedule.warmupEpochs * stepsPerEpoch)),
+    warmupSteps: Math.min(totalSteps, budget ? budget.warmupSteps : Math.round(cfg.schedule.warmupEpochs * stepsPerEpoch)),
     boundaries: cfg.schedule.boundaries,
     stepFactor: cfg.schedule.stepFactor,
   };
@@ -119,7 +140,7 @@ function namedArrays(vars: { name: string; read(): tfTypes.Tensor }[] | tfTypes.
 
 export async function train(o: TrainerOptions): Promise<TrainResult> {
   const { tf, model, cfg, seed, data, store, log } = o;
-  const plan = planSteps(cfg, data.train.count);
+  const plan = planSteps(cfg, data.train.count, o.budget);
   const { batch, stepsPerEpoch, totalSteps, endStep, schedule } = plan;
   const ra = randAugmentOptions(cfg, o.defaultMagnitude, data.train.size);
   const weights = model.weights; // all, incl. BN moving stats: what the EMA and checkpoints cover
@@ -144,7 +165,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   // into the same prefix) are not resumed from: that run starts over. A different *model* under the
   // same recipe is an error instead (the shape check below), since it usually is a mistake.
   const recipeHash = createHash('sha256')
-    .update(JSON.stringify({ cfg: { ...cfg, maxSteps: undefined }, seed, train: data.train.count, heldout: data.heldout.count, pseudo: o.pseudo?.size ?? 0, ratio }))
+    .update(JSON.stringify({ cfg: { ...cfg, maxSteps: undefined }, seed, train: data.train.count, heldout: data.heldout.count, pseudo: o.pseudo?.size ?? 0, ratio, ...(o.budget ? { budget: o.budget } : {}) }))
     .digest('hex')
     .slice(0, 16);
   const steps = await completeCheckpoints(store);
@@ -185,7 +206,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     log.info(`training from step 0: ${endStep} steps (${stepsPerEpoch}/epoch, batch ${batch}${pseudoBatch ? ` + ${pseudoBatch} pseudo-labeled` : ''}, peak lr ${schedule.peakLr.toFixed(4)})`);
   }
 
-  const bar = o.progress?.(o.pseudo ? 'train student' : 'train teacher', endStep, 'steps');
+  const bar = o.progress?.(`train ${o.role ?? (o.pseudo ? 'student' : 'teacher')}`, endStep, 'steps');
   bar?.update(start);
 
   const writeMetrics = async () => {

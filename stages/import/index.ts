@@ -23,6 +23,32 @@ import { importDataset } from './run-import.js';
 
 export const FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist';
 
+/** Where `fashion-mnist:` reads the IDX files: SELFTRAIN_FASHION_MNIST_DIR (e.g. a download of the
+ * official files), else Debian's dataset-fashion-mnist. */
+export function fashionMnistDir(): string {
+  return process.env.SELFTRAIN_FASHION_MNIST_DIR || FASHION_MNIST_DEBIAN_DIR;
+}
+
+/** sha256 of the official files' DEcompressed bytes: Debian recompresses the .gz, so only the
+ * content is the same everywhere (checked against dataset-fashion-mnist 2020-06). */
+const FASHION_MNIST_SHA256 = {
+  'train-images-idx3-ubyte': 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
+  'train-labels-idx1-ubyte': 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
+  't10k-images-idx3-ubyte': '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
+  't10k-labels-idx1-ubyte': '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34',
+};
+
+/** What to do when the Fashion-MNIST files are not where `fashion-mnist:` looks (issue 7 item 5). */
+export function fashionMnistHowTo(dir: string): string {
+  return (
+    `Fashion-MNIST is not in ${dir}. Get it with \`apt-get install dataset-fashion-mnist\` (Debian/Ubuntu), ` +
+    `or download the four official files (https://github.com/zalandoresearch/fashion-mnist, data/fashion/*.gz: ` +
+    `${Object.keys(FASHION_MNIST_SHA256).map((n) => `${n}.gz`).join(', ')}) into a directory, check each with ` +
+    `\`gunzip -c <file>.gz | sha256sum\` against ${Object.entries(FASHION_MNIST_SHA256).map(([n, h]) => `${n} ${h}`).join(', ')}, ` +
+    `and set SELFTRAIN_FASHION_MNIST_DIR=<that directory> (or name it as idx:<dir>:train|test in the manifest)`
+  );
+}
+
 /** Opens a dataset ref written in datasets.json: a URI, or a prefix relative to the store root. */
 export function openDatasetRef(root: ObjectStore, ref: string): ObjectStore {
   return ref.includes('://') ? openStore(ref) : root.sub(ref);
@@ -44,7 +70,7 @@ export function parseImportSource(ref: string): ParsedSource | undefined {
   };
   switch (kind) {
     case 'fashion-mnist':
-      return { source: FASHION_MNIST_DEBIAN_DIR, options: { format: 'idx', split: split(rest) } };
+      return { source: fashionMnistDir(), options: { format: 'idx', split: split(rest) } };
     case 'idx': {
       const i = rest.lastIndexOf(':');
       if (i < 0) throw new DataError(`"${ref}": expected idx:<dir>:train|test`);
@@ -71,15 +97,23 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   const summary: Record<string, unknown> = {};
   const field = (name: 'labeled' | 'unlabeled' | 'eval') => d[name];
 
-  const doImport = async (name: string, ref: string, src: ParsedSource, labeledPerClass?: number): Promise<string> => {
+  const doImport = async (name: 'labeled' | 'unlabeled' | 'eval', ref: string, src: ParsedSource, labeledPerClass?: number): Promise<string> => {
     const shuffleSeed = labeledPerClass !== undefined ? (d.split?.seed ?? seed) : (d.shuffleSeed ?? seed);
-    const key = createHash('sha256').update(JSON.stringify({ ref, labeledPerClass: labeledPerClass ?? null, shuffleSeed, perShard: d.samplesPerShard, maxPixels: d.maxPixels ?? null })).digest('hex').slice(0, 10);
+    const max = d.maxSamples ?? {};
+    const limit = labeledPerClass !== undefined ? { labeled: max.labeled, unlabeled: max.unlabeled } : { '': max[name] };
+    const limited = Object.values(limit).some((v) => v !== undefined);
+    const key = createHash('sha256')
+      .update(JSON.stringify({ ref, labeledPerClass: labeledPerClass ?? null, shuffleSeed, perShard: d.samplesPerShard, maxPixels: d.maxPixels ?? null, ...(limited ? { limit } : {}) }))
+      .digest('hex')
+      .slice(0, 10);
     const prefix = `${d.importPrefix.replace(/\/+$/, '')}/${slug(ref)}-${key}`;
     let source;
     try {
       source = await openImportSource(src.source, { ...src.options, limitInputPixels: d.maxPixels });
     } catch (err) {
-      throw new DataError(`datasets.${name}: "${ref}": ${(err as Error).message}`, { uri: src.source }, { cause: err });
+      // A missing Debian package is the likely first-run failure: say how to get the data.
+      const howTo = ref.startsWith('fashion-mnist:') && /no \S+-idx\d-ubyte/.test((err as Error).message) ? `. ${fashionMnistHowTo(src.source)}` : '';
+      throw new DataError(`datasets.${name}: "${ref}": ${(err as Error).message}${howTo}`, { uri: src.source }, { cause: err });
     }
     ctx.log.info(`importing ${ref}`, { samples: source.entries.length, to: prefix });
     const bar = ctx.progress(`import ${name}`, 1, 'shards');
@@ -88,6 +122,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
         samplesPerShard: d.samplesPerShard,
         seed: shuffleSeed,
         labeledPerClass,
+        limit,
         signal: ctx.signal,
         onProgress: (_part, done, total) => {
           bar.setTotal(total);

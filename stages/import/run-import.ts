@@ -30,6 +30,9 @@ export interface ImportOptions {
   seed?: number;
   /** Split into labeled (K per class) + unlabeled. */
   labeledPerClass?: number;
+  /** Keep only the first N samples of each output (after the shuffle and the split): a seeded
+   * random subset, for CI-sized runs. Per output prefix ('' for a plain import). */
+  limit?: Partial<Record<'' | 'labeled' | 'unlabeled', number>>;
   /** Bytes of loaded images held at once (default 64 MiB). */
   memoryBytes?: number;
   signal?: AbortSignal;
@@ -87,7 +90,10 @@ export async function importDataset(source: ImportSource, to: ObjectStore | stri
     const result: ImportResult = { outputs: [] };
     for (const part of parts) {
       const store = part.prefix ? root.sub(part.prefix) : root;
-      const options = { samplesPerShard: perShard, seed: o.seed ?? null, labeledPerClass: o.labeledPerClass ?? null, part: part.prefix };
+      const limit = o.limit?.[part.prefix as '' | 'labeled' | 'unlabeled'];
+      if (limit !== undefined) part.entries = part.entries.slice(0, limit);
+      // `limit` joins the plan only when set, so uncapped imports keep their existing plan hash.
+      const options = { samplesPerShard: perShard, seed: o.seed ?? null, labeledPerClass: o.labeledPerClass ?? null, part: part.prefix, ...(limit !== undefined ? { limit } : {}) };
       const plan = createHash('sha256').update(JSON.stringify({ v: LAYOUT_VERSION, source: source.identity, options })).digest('hex').slice(0, 32);
       const writer = new DatasetWriter(store, {
         classes: source.classes,

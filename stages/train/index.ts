@@ -23,9 +23,11 @@ import { loadModel, storeModelIO } from '../../pipeline/model/store-io.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
-import { loadLabeled, normalization } from '../../pipeline/train/data.js';
+import { openDataset } from '../../pipeline/data/dataset-json.js';
+import { holdoutSize, loadLabeled, normalization, type LabeledData, type WithGroundTruth } from '../../pipeline/train/data.js';
+import { readGroundTruth } from '../../pipeline/train/ground-truth.js';
 import { openPseudoSource, type PseudoSource } from '../../pipeline/train/pseudo.js';
-import { train, type TrainResult } from '../../pipeline/train/trainer.js';
+import { planSteps, train, type StepBudget, type TrainResult } from '../../pipeline/train/trainer.js';
 import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
 
 export const trainStageConfig = z.object({
@@ -34,6 +36,12 @@ export const trainStageConfig = z.object({
   model: modelSection,
   train: trainSection,
   seed: z.number().int().nonnegative(),
+  /**
+   * How long to train. 'epochs' (default): `train.epochs` passes over the training data.
+   * 'teacher-steps' (the all-labels baseline): the steps and batch size the same `train` recipe gives
+   * on the labeled set alone, i.e. the teacher's budget, whatever the size of the baseline's data.
+   */
+  budget: z.enum(['epochs', 'teacher-steps']).default('epochs'),
   inputs: z.object({
     data: z.string().optional(),
     pseudo: z.string().optional(),
@@ -55,7 +63,14 @@ function openRef(ctx: Pick<StageContext, 'root'>, ref: string, opened: ObjectSto
   return store;
 }
 
-async function datasetRefs(ctx: StageContext, cfg: TrainStageConfig): Promise<{ labeled: string; unlabeled?: string }> {
+interface DatasetRefs {
+  labeled: string;
+  unlabeled?: string;
+  /** The import's held-back labels of the unlabeled split (when the unlabeled dataset does not name its own). */
+  groundTruth?: string;
+}
+
+async function datasetRefs(ctx: StageContext, cfg: TrainStageConfig): Promise<DatasetRefs> {
   if (cfg.inputs.labeled) return { labeled: cfg.inputs.labeled, unlabeled: cfg.inputs.unlabeled };
   const id = cfg.inputs.data ?? 'import';
   const key = `${id}/datasets.json`;
@@ -73,7 +88,26 @@ async function datasetRefs(ctx: StageContext, cfg: TrainStageConfig): Promise<{ 
   };
   const labeled = pick('labeled');
   if (!labeled) throw new Error(`train: ${key} names no labeled dataset`);
-  return { labeled, unlabeled: pick('unlabeled') };
+  // Ground truth is only looked up for the baseline: teacher and student never see where it is.
+  return { labeled, unlabeled: pick('unlabeled'), ...(cfg.role === 'baseline' ? { groundTruth: pick('groundTruth') } : {}) };
+}
+
+/**
+ * The all-labels baseline's extra data: the unlabeled set with its held-back labels (the dataset's
+ * own `groundTruth`, else the import's list entry). Never called for the teacher or the student.
+ */
+async function unlabeledWithGroundTruth(ctx: StageContext, refs: DatasetRefs, numClasses: number, opened: ObjectStore[]): Promise<WithGroundTruth> {
+  if (!refs.unlabeled) throw new Error('train: the all-labels baseline needs the unlabeled dataset (inputs.unlabeled or the import list)');
+  const store = openRef(ctx, refs.unlabeled, opened);
+  const ds = await openDataset(store);
+  await ds.close(); // only its index is needed here (a no-op for a store we passed in)
+  if (ds.index.groundTruth) return { source: store, truth: await readGroundTruth(store, ds.index.groundTruth, numClasses) };
+  if (!refs.groundTruth) {
+    throw new Error(`train: the all-labels baseline needs the held-back labels of ${ds.uri}, but neither its dataset.json nor the import list names a ground truth (only split imports have one)`);
+  }
+  const slash = refs.groundTruth.lastIndexOf('/');
+  const dir = openRef(ctx, refs.groundTruth.slice(0, Math.max(0, slash)) || '.', opened);
+  return { source: store, truth: await readGroundTruth(dir, refs.groundTruth.slice(slash + 1), numClasses) };
 }
 
 export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
@@ -92,7 +126,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   }
 }
 
-async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: { labeled: string; unlabeled?: string }, opened: ObjectStore[]): Promise<StageResult> {
+async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: DatasetRefs, opened: ObjectStore[]): Promise<StageResult> {
   const backend = currentBackend() ?? (await initBackend('auto'));
   const tf = backend.tf;
   const out = ctx.run.sub(ctx.outPrefix);
@@ -101,11 +135,14 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: { l
   const channels = arch.inputChannels === 1 ? 1 : 3;
   if (arch.inputChannels !== channels) throw new Error(`train: inputChannels ${arch.inputChannels} not supported (1 or 3)`);
   const labeledStore = openRef(ctx, refs.labeled, opened);
-  const data = await loadLabeled(labeledStore, { imageSize: arch.imageSize, channels, holdout: cfg.train.holdout, seed, signal: ctx.signal });
+  const extra = cfg.role === 'baseline' ? await unlabeledWithGroundTruth(ctx, refs, arch.classes, opened) : undefined;
+  const data = await loadLabeled(labeledStore, { imageSize: arch.imageSize, channels, holdout: cfg.train.holdout, seed, signal: ctx.signal }, extra);
   if (data.classes.length !== arch.classes) {
     throw new Error(`train: the labeled set ${data.uri} has ${data.classes.length} classes but model ${cfg.model.name} has ${arch.classes} (set model.classes)`);
   }
   ctx.log.info(`train ${ctx.outPrefix}: ${data.train.count} training + ${data.heldout.count} held-out images from ${data.uri}; ${backend.summary}`);
+  const budget = cfg.budget === 'teacher-steps' ? teacherBudget(cfg, data) : undefined;
+  if (budget) ctx.log.info(`budget: the teacher's ${budget.totalSteps} steps of ${budget.batch} images (${budget.warmupSteps} warm-up), on ${data.train.count} training images`);
 
   let pseudo: PseudoSource | undefined;
   if (cfg.role === 'student') {
@@ -147,8 +184,10 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: { l
       progress: ctx.progress,
       signal: ctx.signal,
       backend: backend.name,
+      role: cfg.role,
+      budget,
     });
-    const summary = metricsRecord(cfg, result, backend.name, data.uri, pseudo);
+    const summary = metricsRecord(cfg, result, backend.name, data, pseudo, budget);
     await out.put(METRICS_JSON, JSON.stringify(summary, null, 2), { contentType: 'application/json' });
     // The trained model carries how its inputs must be prepared (infer/evaluate read this).
     const meta = (model.getUserDefinedMetadata() ?? {}) as Record<string, unknown>;
@@ -180,12 +219,28 @@ async function initFromTeacher(model: import('@tensorflow/tfjs').LayersModel, te
   }
 }
 
-function metricsRecord(cfg: TrainStageConfig, r: TrainResult, backend: string, labeled: string, pseudo?: PseudoSource): Record<string, unknown> {
+/**
+ * The teacher's budget under this recipe: the step plan `train` would make on the labeled part alone
+ * (the first part; its hold-out counted exactly as stratifiedHoldout does).
+ */
+function teacherBudget(cfg: TrainStageConfig, data: LabeledData): StepBudget {
+  const labeled = data.parts?.[0];
+  if (!labeled) throw new Error('train: budget "teacher-steps" needs the per-part counts of the loaded data');
+  const teacherTrain = labeled.samples - holdoutSize(labeled.classCounts, cfg.train.holdout);
+  const p = planSteps(cfg.train, teacherTrain);
+  return { batch: p.batch, totalSteps: p.totalSteps, warmupSteps: p.schedule.warmupSteps };
+}
+
+function metricsRecord(cfg: TrainStageConfig, r: TrainResult, backend: string, data: LabeledData, pseudo?: PseudoSource, budget?: StepBudget): Record<string, unknown> {
   return {
     role: cfg.role,
     model: cfg.model.name,
     backend,
-    labeled,
+    labeled: data.uri,
+    trainImages: data.train.count,
+    heldoutImages: data.heldout.count,
+    sources: data.parts,
+    ...(budget ? { budget: { kind: cfg.budget, ...budget } } : {}),
     steps: r.steps,
     totalSteps: r.totalSteps,
     stepsPerEpoch: r.stepsPerEpoch,

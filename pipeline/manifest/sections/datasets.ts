@@ -33,6 +33,14 @@ export const datasetsSection = z
       })
       .optional()
       .describe('Split one import source into a labeled subset and an unlabeled remainder'),
+    maxSamples: z
+      .strictObject({
+        labeled: z.number().int().positive().optional().describe('Keep at most this many labeled samples'),
+        unlabeled: z.number().int().positive().optional().describe('Keep at most this many unlabeled samples (after the split)'),
+        eval: z.number().int().positive().optional().describe('Keep at most this many evaluation samples'),
+      })
+      .optional()
+      .describe('Cap imported sets at the first N samples of their seeded order (a seeded random subset): for CI and smoke runs. Applies to import sources only, not to existing datasets'),
     samplesPerShard: z.number().int().positive().default(2000).describe('Target samples per shard for imported datasets'),
     shuffleSeed: z.number().int().nonnegative().optional().describe('Shuffle imported samples with this seed before sharding (default: the manifest seed)'),
     importPrefix: z.string().default('datasets').describe('Prefix under the store root where imported datasets are kept (shared between runs, so an import happens once)'),

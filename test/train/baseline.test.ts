@@ -1,0 +1,210 @@
+/**
+ * The supervised all-labels baseline and the ground-truth firewall, on a real split import of
+ * Fashion-MNIST (the first 200 train images as IDX files → the import stage → labeled 3/class +
+ * unlabeled 170 with held-back labels):
+ *  - the baseline trains on labeled + the unlabeled images labeled from the ground truth (counts and
+ *    class counts checked against the IDX labels), with the teacher's steps and batch size;
+ *  - the teacher and the student never read the ground truth (every store read is recorded), while
+ *    the baseline does (so the recorder is shown to see such reads);
+ *  - an unlabeled image without a ground-truth label is an error naming key, shard and URI.
+ */
+import { before, after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { initBackend } from '../../pipeline/backend/select.js';
+import { readDataset } from '../../pipeline/data/reader.js';
+import { encodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
+import type { PseudoLabelRecord } from '../../pipeline/pseudo/records.js';
+import { buildChain } from '../../pipeline/runner/chain.js';
+import type { StageContext } from '../../pipeline/runner/stage.js';
+import { parseManifest } from '../../pipeline/manifest/load.js';
+import { openStore } from '../../pipeline/store/open.js';
+import type { ObjectStore } from '../../pipeline/store/types.js';
+import { runStage as runImport } from '../../stages/import/index.js';
+import { runStage as runTrain } from '../../stages/train/index.js';
+import { readFashionMnist } from './fmnist.js';
+
+await initBackend((process.env['SELFTRAIN_TEST_TRAIN_BACKEND'] ?? 'wasm') as 'wasm');
+
+const N = 200;
+const PER_CLASS = 3;
+const MODEL = { name: 'resnet-rs-26-w0.25-small', imageSize: 16, dropoutRate: 0.1, stochasticDepthRate: 0 };
+// Teacher: 30 labeled - 10 held out (round(0.2 x 3) per class) = 20 images, batch 8 → 2 steps/epoch, 2 epochs = 4 steps.
+const TRAIN = { epochs: 2, batchSize: 8, holdout: 0.2, schedule: { warmupEpochs: 1 }, randAugment: { scaleWithImage: true }, checkpoint: { everySteps: 100, keep: 1 } };
+
+let dir: string;
+let run: ObjectStore;
+let reads: string[] = [];
+
+/** Wraps a store so every key read (get/getStream/getRange/head/list) is recorded with its full URI. */
+function recording(store: ObjectStore): ObjectStore {
+  const base = store.uri.replace(/\/+$/, '');
+  const note = (key: string) => void reads.push(`${base}/${key}`);
+  return {
+    uri: store.uri,
+    get: (k) => (note(k), store.get(k)),
+    getStream: (k) => (note(k), store.getStream(k)),
+    getRange: (k, a, b) => (note(k), store.getRange(k, a, b)),
+    head: (k) => (note(k), store.head(k)),
+    list: (p) => (note(p), store.list(p)),
+    put: (k, b, o) => store.put(k, b, o),
+    putIfAbsent: (k, b, o) => store.putIfAbsent(k, b, o),
+    delete: (k) => store.delete(k),
+    deletePrefix: (p) => store.deletePrefix(p),
+    sub: (p) => recording(store.sub(p)),
+    close: () => store.close(),
+  };
+}
+
+function context(outPrefix: string): StageContext {
+  const root = recording(run);
+  return {
+    run: root,
+    root,
+    outPrefix,
+    log: { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} },
+    signal: new AbortController().signal,
+    progress: () => ({ update: () => {}, setTotal: () => {}, stop: () => {} }),
+  };
+}
+
+function idxFiles(to: string): void {
+  const fm = readFashionMnist('train', N);
+  const img = Buffer.alloc(16 + N * 784);
+  img.writeUInt32BE(0x803, 0);
+  img.writeUInt32BE(N, 4);
+  img.writeUInt32BE(28, 8);
+  img.writeUInt32BE(28, 12);
+  img.set(fm.images.subarray(0, N * 784), 16);
+  const lab = Buffer.alloc(8 + N);
+  lab.writeUInt32BE(0x801, 0);
+  lab.writeUInt32BE(N, 4);
+  lab.set(fm.labels.subarray(0, N), 8);
+  writeFileSync(path.join(to, 'train-images-idx3-ubyte.gz'), gzipSync(img));
+  writeFileSync(path.join(to, 'train-labels-idx1-ubyte.gz'), gzipSync(lab));
+}
+
+let imported: { labeled: string; unlabeled: string; groundTruth: string };
+
+before(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'selftrain-baseline-'));
+  mkdirSync(path.join(dir, 'idx'));
+  idxFiles(path.join(dir, 'idx'));
+  run = openStore(`file://${dir}/store`);
+  const src = `idx:${dir}/idx:train`;
+  await runImport(context('import/'), { datasets: { labeled: src, unlabeled: src, eval: src, split: { labeledPerClass: PER_CLASS }, samplesPerShard: 100 }, seed: 0 });
+  imported = JSON.parse((await run.get('import/datasets.json')).toString('utf8'));
+  assert.ok(imported.groundTruth, 'the split import names its held-back labels');
+  // A select-stage output over every unlabeled image (labels deliberately arbitrary: the student
+  // must train on these, whatever the truth is).
+  const records = new Map<string, PseudoLabelRecord[]>();
+  let i = 0;
+  for await (const s of readDataset(run.sub(imported.unlabeled))) {
+    const shard = `shard-${String(s.shard).padStart(6, '0')}`;
+    if (!records.has(shard)) records.set(shard, []);
+    records.get(shard)!.push({ shard, key: s.key, label: i % 10, confidence: 0.9, classes: [i % 10], probs: [1], repeats: 1 });
+    i++;
+  }
+  for (const [shard, recs] of records) await run.put(`select-1/pseudo/${shard}.jsonl.gz`, encodeJsonlGz(recs));
+});
+
+after(async () => {
+  await run.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const truthReads = () => reads.filter((r) => r.includes('ground-truth'));
+
+test('the chain gives the baseline the teacher\'s model, recipe and step budget, and ground truth to no other train stage', () => {
+  const m = parseManifest(JSON.stringify({
+    name: 'x',
+    datasets: { labeled: 'fashion-mnist:train', unlabeled: 'fashion-mnist:train', eval: 'fashion-mnist:test', split: { labeledPerClass: 100 } },
+    teacher: { model: { name: 'resnet-rs-26-w0.25-small' }, train: { epochs: 3 } },
+    student: { model: { name: 'resnet-rs-26-w0.25-small' }, train: { epochs: 5 } },
+    evaluate: { baseline: true },
+  }), 'test.json');
+  const chain = buildChain(m);
+  const config = (id: string) => chain.find((s) => s.id === id)!.config as Record<string, unknown>;
+  const base = config('train-baseline');
+  const teacher = config('train-teacher-1');
+  assert.equal(base['role'], 'baseline');
+  assert.equal(base['budget'], 'teacher-steps');
+  assert.deepEqual(base['model'], teacher['model']);
+  assert.deepEqual(base['train'], teacher['train']);
+  for (const s of chain.filter((s) => s.kind === 'train' && s.id !== 'train-baseline')) {
+    const c = config(s.id);
+    assert.notEqual(c['role'], 'baseline', s.id);
+    assert.notEqual(c['budget'], 'teacher-steps', s.id);
+  }
+});
+
+test('teacher and student never read the ground truth', { timeout: 300_000 }, async () => {
+  reads = [];
+  const teacher = await runTrain(context('train-teacher-1/'), { role: 'teacher', model: MODEL, train: TRAIN, seed: 1, inputs: { data: 'import' } });
+  const student = await runTrain(context('train-student-1/'), {
+    role: 'student', model: MODEL, train: { ...TRAIN, student: { ratio: 1, init: 'teacher' } }, seed: 1,
+    inputs: { data: 'import', pseudo: 'select-1', teacher: 'train-teacher-1' },
+  });
+  assert.ok(reads.some((r) => r.includes('/shard-')), 'the recorder sees dataset reads');
+  assert.deepEqual(truthReads(), []);
+  const t = teacher.summary as { trainImages: number; sources: { labels: string }[]; steps: number };
+  assert.equal(t.trainImages, 20);
+  assert.deepEqual(t.sources.map((p) => p.labels), ['own']);
+  assert.equal(t.steps, 4);
+  const s = student.summary as { trainImages: number; sources: { labels: string }[]; pseudo: { unique: number } };
+  assert.equal(s.trainImages, 20, 'the student\'s labeled part is the labeled set only');
+  assert.deepEqual(s.sources.map((p) => p.labels), ['own']);
+  assert.equal(s.pseudo.unique, N - 10 * PER_CLASS);
+});
+
+test('baseline: labeled + ground-truth-labeled unlabeled images, the teacher\'s steps and batch', { timeout: 300_000 }, async () => {
+  reads = [];
+  const res = await runTrain(context('train-baseline/'), { role: 'baseline', model: MODEL, train: TRAIN, budget: 'teacher-steps', seed: 1, inputs: { data: 'import' } });
+  assert.ok(truthReads().length > 0, 'the baseline reads the held-back labels');
+  const s = res.summary as {
+    trainImages: number; heldoutImages: number; steps: number; totalSteps: number; stepsPerEpoch: number;
+    budget: { kind: string; batch: number; totalSteps: number; warmupSteps: number };
+    sources: { samples: number; classCounts: number[]; labels: string; labelsFrom?: string }[];
+  };
+  assert.equal(s.sources.length, 2);
+  assert.equal(s.sources[0]!.samples, 10 * PER_CLASS);
+  assert.deepEqual(s.sources[0]!.classCounts, new Array(10).fill(PER_CLASS));
+  assert.equal(s.sources[1]!.labels, 'ground-truth');
+  assert.match(s.sources[1]!.labelsFrom!, /ground-truth\.jsonl\.gz$/);
+  assert.equal(s.sources[1]!.samples, N - 10 * PER_CLASS);
+  // Independently: the IDX labels of the first N images, minus the 3 per class that are labeled.
+  const fm = readFashionMnist('train', N);
+  const expected = new Array(10).fill(-PER_CLASS);
+  for (let i = 0; i < N; i++) expected[fm.labels[i]!]++;
+  assert.deepEqual(s.sources[1]!.classCounts, expected);
+  assert.equal(s.trainImages + s.heldoutImages, N);
+  // Same budget as the teacher (4 steps of 8, 2 warm-up), over a larger data set (more steps per epoch).
+  assert.deepEqual(s.budget, { kind: 'teacher-steps', batch: 8, totalSteps: 4, warmupSteps: 2 });
+  assert.equal(s.steps, 4);
+  assert.equal(s.totalSteps, 4);
+  assert.equal(s.stepsPerEpoch, Math.floor(s.trainImages / 8));
+});
+
+test('baseline: an unlabeled image missing from the ground truth is an error naming key, shard and URI', { timeout: 300_000 }, async () => {
+  const from = path.join(dir, 'store', imported.unlabeled);
+  const to = path.join(dir, 'store', 'tampered');
+  cpSync(from, to, { recursive: true });
+  const gt = path.join(to, 'ground-truth.jsonl.gz');
+  const lines = gunzipSync(readFileSync(gt)).toString('utf8').trim().split('\n');
+  const dropped = JSON.parse(lines[7]!) as { key: string };
+  writeFileSync(gt, gzipSync(lines.filter((_, i) => i !== 7).join('\n') + '\n'));
+  await assert.rejects(
+    runTrain(context('train-baseline-bad/'), {
+      role: 'baseline', model: MODEL, train: TRAIN, budget: 'teacher-steps', seed: 1,
+      inputs: { labeled: imported.labeled, unlabeled: 'tampered' },
+    }),
+    (err: Error) => {
+      assert.match(err.message, new RegExp(`sample "${dropped.key}" \\(shard-\\d{6}\\.tar\\) has no label in the ground truth .*tampered/ground-truth\\.jsonl\\.gz`));
+      return true;
+    },
+  );
+});
