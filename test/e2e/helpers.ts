@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { cliArgv } from '../helpers/cli.js';
+import { rng } from '../../pipeline/data/rng.js';
 
 export interface CliRun {
   child: ChildProcess;
@@ -57,17 +58,8 @@ export async function waitUntil(pred: () => boolean | Promise<boolean>, timeoutM
   }
 }
 
-/** mulberry32: a small seeded PRNG, so the kill point of a failing CI run can be replayed. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG, so the kill point of a failing CI run can be replayed. */
+export const seededRandom = rng;
 
 export async function readJson<T>(store: ObjectStore, key: string): Promise<T> {
   return JSON.parse((await store.get(key)).toString('utf8')) as T;
