@@ -89,8 +89,8 @@ test('a second run of a finished manifest does nothing and says so, quickly', as
   const reported = Number(/nothing to do \((\d+\.\d+) s\)/.exec(second.stderr)![1]);
   t.diagnostic(`up-to-date rerun: ${second.ms} ms wall (process reports ${reported} s) — target < 2 s`);
   console.log(`# up-to-date rerun took ${second.ms} ms (process uptime ${reported} s)`);
-  // Generous bound: a busy shared machine (and the tsx loader) must not make this flaky.
-  assert.ok(second.ms < 5000, `up-to-date run took ${second.ms} ms`);
+  // The time is printed, not asserted: speed targets are measured, never timed tests (a busy
+  // shared machine would make the assertion flaky). What must hold is that nothing ran.
   for (const id of stageIds) assert.match(second.stderr, new RegExp(`\\[${id}\\] skipped: up to date`));
   assert.equal(readJournal(journal).length, executed, 'no unit executed');
 
