@@ -10,8 +10,8 @@
  */
 import type { ObjectStore } from '../store/types.js';
 import type { StageDefinition } from './stage.js';
-import type { StageRecord } from './record.js';
-import { configDiff, defaultStageVersion } from './fingerprint.js';
+import { readRecord, type StageRecord } from './record.js';
+import { configDiff, defaultStageVersion, stageFingerprint } from './fingerprint.js';
 import { formatDuration } from '../log/format.js';
 import { redact } from '../log/redact.js';
 
@@ -85,4 +85,37 @@ function whyFingerprintChanged(stage: StageDefinition, record: StageRecord, depF
   const deps = stage.deps.filter((d) => record.deps[d] !== depFingerprints[d]);
   if (deps.length > 0) return `settings of upstream ${deps.join(', ')} changed`;
   return 'fingerprint changed';
+}
+
+/** What `plan` and `run` carry along the chain while deciding: the upstream stages' fingerprints and run ids. */
+export interface ChainState {
+  fingerprints: Record<string, string>;
+  runIds: Record<string, string | undefined>;
+}
+
+/**
+ * Fingerprints `stage` from its upstream fingerprints (recorded in `chain`), reads its record and
+ * decides what to do with it: the one step `plan` and `run` share for every stage.
+ */
+export async function decideInChain(
+  stage: StageDefinition,
+  run: ObjectStore,
+  chain: ChainState,
+  upstreamToRun: ReadonlySet<string>,
+): Promise<{ decision: StageDecision; record?: StageRecord; depFingerprints: Record<string, string> }> {
+  const depFingerprints = Object.fromEntries(stage.deps.map((d) => [d, chain.fingerprints[d]!]));
+  const fingerprint = stageFingerprint(stage, depFingerprints);
+  chain.fingerprints[stage.id] = fingerprint;
+  const read = await readRecord(run, stage.id);
+  const decision = await decideStage({
+    stage,
+    fingerprint,
+    depFingerprints,
+    record: read.record,
+    recordProblem: 'problem' in read ? read.problem : undefined,
+    depRunIds: Object.fromEntries(stage.deps.map((d) => [d, chain.runIds[d]])),
+    upstreamToRun,
+    run,
+  });
+  return { decision, record: read.record, depFingerprints };
 }

@@ -4,9 +4,8 @@
  */
 import type { ObjectStore } from '../store/types.js';
 import type { StageDefinition } from './stage.js';
-import { stageFingerprint } from './fingerprint.js';
-import { readRecord, type StageRecord } from './record.js';
-import { decideStage, type StageDecision } from './decide.js';
+import type { StageRecord } from './record.js';
+import { decideInChain, type StageDecision } from './decide.js';
 import { validateChain } from './graph.js';
 
 export interface PlannedStage extends StageDecision {
@@ -22,23 +21,10 @@ export async function planStages(stages: StageDefinition[], run: ObjectStore): P
   const toRun = new Set<string>();
   const out: PlannedStage[] = [];
   for (const stage of stages) {
-    const depFingerprints = Object.fromEntries(stage.deps.map((d) => [d, fingerprints[d]!]));
-    const fingerprint = stageFingerprint(stage, depFingerprints);
-    fingerprints[stage.id] = fingerprint;
-    const read = await readRecord(run, stage.id);
-    const decision = await decideStage({
-      stage,
-      fingerprint,
-      depFingerprints,
-      record: read.record,
-      recordProblem: 'problem' in read ? read.problem : undefined,
-      depRunIds: Object.fromEntries(stage.deps.map((d) => [d, runIds[d]])),
-      upstreamToRun: toRun,
-      run,
-    });
-    if (decision.action === 'skip') runIds[stage.id] = read.record?.runId;
+    const { decision, record } = await decideInChain(stage, run, { fingerprints, runIds }, toRun);
+    if (decision.action === 'skip') runIds[stage.id] = record?.runId;
     else toRun.add(stage.id);
-    out.push({ ...decision, kind: stage.kind, deps: stage.deps, record: read.record });
+    out.push({ ...decision, kind: stage.kind, deps: stage.deps, record });
   }
   return out;
 }

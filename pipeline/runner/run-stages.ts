@@ -15,9 +15,8 @@ import type { ObjectStore } from '../store/types.js';
 import type { Progress, StageDefinition } from './stage.js';
 import type { RunLogger } from '../log/logger.js';
 import type { ProgressFactory } from '../log/progress.js';
-import { stageFingerprint } from './fingerprint.js';
-import { readRecord, writeRecord, type StageRecord } from './record.js';
-import { decideStage, type StageDecision } from './decide.js';
+import { writeRecord, type StageRecord } from './record.js';
+import { decideInChain, type StageDecision } from './decide.js';
 import { validateChain, outPrefixOf } from './graph.js';
 import { acquireLease, type LeaseOptions } from './lease.js';
 import { formatDuration } from '../log/format.js';
@@ -103,29 +102,16 @@ export async function runStages(opts: RunStagesOptions): Promise<RunOutcome> {
         continue;
       }
 
-      const depFingerprints = Object.fromEntries(stage.deps.map((d) => [d, fingerprints[d]!]));
-      const fingerprint = stageFingerprint(stage, depFingerprints);
-      fingerprints[stage.id] = fingerprint;
-      const read = await readRecord(run, stage.id);
-      const decision = await decideStage({
-        stage,
-        fingerprint,
-        depFingerprints,
-        record: read.record,
-        recordProblem: 'problem' in read ? read.problem : undefined,
-        depRunIds: Object.fromEntries(stage.deps.map((d) => [d, runIds[d]])),
-        upstreamToRun: new Set(),
-        run,
-      });
+      const { decision, record, depFingerprints } = await decideInChain(stage, run, { fingerprints, runIds }, new Set());
 
       if (decision.action === 'skip') {
-        runIds[stage.id] = read.record!.runId;
+        runIds[stage.id] = record!.runId;
         slog.info(`skipped: ${decision.reason}`);
         outcomes.push({ id: stage.id, outcome: 'skipped', reason: decision.reason });
         continue;
       }
 
-      const result = await runOne(stage, decision, read.record, depFingerprints, {
+      const result = await runOne(stage, decision, record, depFingerprints, {
         ...opts,
         signal,
         slog,
