@@ -41,12 +41,15 @@ export function registerModelLayers(tf: Tf): ModelLayerClasses {
   const done = registered.get(tf);
   if (done) return done;
 
-  class StochasticDepth extends tf.layers.Layer {
-    static className = 'StochasticDepth';
+  /**
+   * What both noise layers share: a drop rate, identity in inference, shape-preserving, and the
+   * rate in the saved config. Subclasses say how a training-mode mask is drawn.
+   */
+  abstract class NoiseLayer extends tf.layers.Layer {
     readonly rate: number;
-    constructor(args: NoiseLayerArgs) {
+    constructor(args: NoiseLayerArgs, name: string) {
       super(args);
-      this.rate = checkRate('StochasticDepth', args.rate);
+      this.rate = checkRate(name, args.rate);
     }
     override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
       return inputShape;
@@ -54,45 +57,42 @@ export function registerModelLayers(tf: Tf): ModelLayerClasses {
     override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
       const x = Array.isArray(inputs) ? inputs[0]! : inputs;
       if (kwargs['training'] !== true || this.rate === 0) return x;
-      return tf.tidy(() => {
-        const keep = 1 - this.rate;
-        const batch = x.shape[0]!;
-        const u = drawUniforms(batch);
-        // floor(keep + u) is 1 with probability `keep` — the official drop_connect formulation.
-        const scale = new Float32Array(batch);
-        for (let i = 0; i < batch; i++) scale[i] = Math.floor(keep + u[i]!) / keep;
-        const maskShape = [batch, ...x.shape.slice(1).map(() => 1)];
-        return tf.mul(x, tf.tensor(scale, maskShape, 'float32'));
-      });
+      return tf.tidy(() => this.applyNoise(x));
     }
+    protected abstract applyNoise(x: Tensor): Tensor;
     override getConfig(): TfNamespace.serialization.ConfigDict {
       return { ...super.getConfig(), rate: this.rate };
     }
   }
 
-  class SeededDropout extends tf.layers.Layer {
-    static className = 'SeededDropout';
-    readonly rate: number;
+  class StochasticDepth extends NoiseLayer {
+    static className = 'StochasticDepth';
     constructor(args: NoiseLayerArgs) {
-      super(args);
-      this.rate = checkRate('SeededDropout', args.rate);
+      super(args, 'StochasticDepth');
     }
-    override computeOutputShape(inputShape: Shape | Shape[]): Shape | Shape[] {
-      return inputShape;
+    protected applyNoise(x: Tensor): Tensor {
+      const keep = 1 - this.rate;
+      const batch = x.shape[0]!;
+      const u = drawUniforms(batch);
+      // floor(keep + u) is 1 with probability `keep` — the official drop_connect formulation.
+      const scale = new Float32Array(batch);
+      for (let i = 0; i < batch; i++) scale[i] = Math.floor(keep + u[i]!) / keep;
+      const maskShape = [batch, ...x.shape.slice(1).map(() => 1)];
+      return tf.mul(x, tf.tensor(scale, maskShape, 'float32'));
     }
-    override call(inputs: Tensor | Tensor[], kwargs: Kwargs): Tensor {
-      const x = Array.isArray(inputs) ? inputs[0]! : inputs;
-      if (kwargs['training'] !== true || this.rate === 0) return x;
-      return tf.tidy(() => {
-        const u = drawUniforms(x.size);
-        const scale = 1 / (1 - this.rate);
-        const mask = new Float32Array(x.size);
-        for (let i = 0; i < mask.length; i++) mask[i] = u[i]! >= this.rate ? scale : 0;
-        return tf.mul(x, tf.tensor(mask, x.shape));
-      });
+  }
+
+  class SeededDropout extends NoiseLayer {
+    static className = 'SeededDropout';
+    constructor(args: NoiseLayerArgs) {
+      super(args, 'SeededDropout');
     }
-    override getConfig(): TfNamespace.serialization.ConfigDict {
-      return { ...super.getConfig(), rate: this.rate };
+    protected applyNoise(x: Tensor): Tensor {
+      const u = drawUniforms(x.size);
+      const scale = 1 / (1 - this.rate);
+      const mask = new Float32Array(x.size);
+      for (let i = 0; i < mask.length; i++) mask[i] = u[i]! >= this.rate ? scale : 0;
+      return tf.mul(x, tf.tensor(mask, x.shape));
     }
   }
 
