@@ -179,9 +179,11 @@ async function processShards(
         shardStart = performance.now();
         await writing;
         writing = (async () => {
-          // Predictions first (the commit point), stats after: stats are derivable from predictions.
-          await out.put(predictionKey(name), encodeJsonlGz(shardRecords), { contentType: 'application/gzip' });
+          // Stats first, predictions last: the prediction object is the commit point (a shard is done
+          // when it exists), so a kill between the two puts redoes the shard instead of leaving it
+          // committed without its stats.
           await out.put(statsKey(name), JSON.stringify(stats) + '\n', { contentType: 'application/json' });
+          await out.put(predictionKey(name), encodeJsonlGz(shardRecords), { contentType: 'application/gzip' });
           emit({ event: 'shard', shard: name, samples: stats.samples, failed: stats.failed, seconds: stats.seconds });
         })();
         // Observed here so a failed upload is not an unhandled rejection; the next await rethrows it.
