@@ -46,10 +46,15 @@ export function registerDatasetCommands(program: Command): void {
 
   ds.command('import')
     .description('Import images into <uri> as WebDataset shards (resumable: re-run to continue)')
-    .argument('<source>', 'IDX directory (MNIST/Fashion-MNIST), image-folder root (root/<class>/<file>), or WebDataset tars (dir or URI)')
+    .argument('<source>', 'IDX directory (MNIST/Fashion-MNIST), image-folder root (root/<class>/<file>), WebDataset tars (dir or URI), images in any layout (a flat dir, any tree, a raw s3:// prefix) or a list file')
     .option('--to <uri>', 'destination dataset prefix: file://<dir>, a path, or s3://<bucket>/<prefix>')
     .option('--in-place', 'WebDataset source only: index the tars where they are (writes dataset.json + side indexes beside them, copies nothing)')
-    .addOption(new Option('--format <format>', 'source format').choices(['auto', 'idx', 'folder', 'webdataset']).default('auto'))
+    .addOption(
+      new Option('--format <format>', 'source format (auto: a file is a list; a dir or prefix of images without class sub-directories is a tree)')
+        .choices(['auto', 'idx', 'folder', 'webdataset', 'tree', 'list'])
+        .default('auto'),
+    )
+    .option('--unlabeled', 'import as an unlabeled set whatever the source carries (folder names and labels are dropped)')
     .addOption(new Option('--split <split>', 'IDX files to read').choices(['train', 'test']).default('train'))
     .option('--samples-per-shard <n>', 'target samples per shard', int('--samples-per-shard', 1), 2000)
     .option('--seed <n>', 'shuffle deterministically with this seed (default: keep source order)', int('--seed'))
@@ -57,7 +62,7 @@ export function registerDatasetCommands(program: Command): void {
     .option('--classes <names>', 'comma-separated class names (WebDataset/IDX sources)')
     .option('--max-pixels <n>', 'refuse images with more decoded pixels (decompression bombs)', int('--max-pixels', 1))
     .option('--memory-mb <n>', 'images held in memory at once while importing', int('--memory-mb', 1), 64)
-    .action(async (source: string, o: { to?: string; inPlace?: boolean; format: SourceFormat; split: 'train' | 'test'; samplesPerShard: number; seed?: number; labeledPerClass?: number; classes?: string; maxPixels?: number; memoryMb: number }) =>
+    .action(async (source: string, o: { to?: string; inPlace?: boolean; format: SourceFormat; unlabeled?: boolean; split: 'train' | 'test'; samplesPerShard: number; seed?: number; labeledPerClass?: number; classes?: string; maxPixels?: number; memoryMb: number }) =>
       guarded(async () => {
         if (o.inPlace) {
           if (o.to || o.seed !== undefined || o.labeledPerClass !== undefined) throw new RangeError('--in-place indexes the tars as they are: it takes no --to, --seed or --labeled-per-class');
@@ -72,19 +77,25 @@ export function registerDatasetCommands(program: Command): void {
           return;
         }
         if (!o.to) throw new RangeError('--to <uri> is required (or --in-place for WebDataset tars)');
-        const { openImportSource } = await import('../../../stages/import/open-source.js');
+        const { openImportSource, detectFormat } = await import('../../../stages/import/open-source.js');
         const { importDataset } = await import('../../../stages/import/run-import.js');
+        if (o.unlabeled && o.labeledPerClass !== undefined) throw new RangeError('--unlabeled and --labeled-per-class exclude each other');
+        // An unlabeled import of a class-folder tree ignores the folders: it is a tree of images.
+        const detected = o.format === 'auto' ? await detectFormat(source) : o.format;
         const src = await openImportSource(source, {
-          format: o.format,
+          format: o.unlabeled && detected === 'folder' ? 'tree' : detected,
           split: o.split,
           classes: o.classes?.split(',').map((c) => c.trim()),
           limitInputPixels: o.maxPixels,
+          tree: { onListPage: (pages, objects) => process.stderr.write(`  listed ${objects} objects (${pages} page(s))\r`) },
         });
-        console.log(`importing ${src.entries.length} samples (${src.kind}, ${src.classes.length} classes) from ${source}`);
+        const what = src.classes.length > 0 && !o.unlabeled ? `${src.classes.length} classes` : 'unlabeled';
+        console.log(`importing ${src.entries.length} samples (${src.kind}, ${what}) from ${source}`);
         const res = await importDataset(src, o.to, {
           samplesPerShard: o.samplesPerShard,
           seed: o.seed,
           labeledPerClass: o.labeledPerClass,
+          ...(o.unlabeled ? { unlabeled: { groundTruth: false } } : {}),
           memoryBytes: o.memoryMb * 1024 * 1024,
           onProgress: (part, done, total) => process.stderr.write(`  ${part || 'dataset'}: shard ${done}/${total}\r`),
         });
@@ -96,6 +107,7 @@ export function registerDatasetCommands(program: Command): void {
           if (idx.skipped?.length) {
             console.log(`  skipped ${idx.skipped.length} source samples:`);
             for (const s of idx.skipped.slice(0, 50)) console.log(`    ${s.reason}${s.where && !s.reason.includes(s.where) ? ` [${s.where}]` : ''}`);
+            if (idx.skipped.length > 50) console.log(`    ... ${idx.skipped.length - 50} more, with full messages, in ${out.uri}/dataset.json ("skipped")`);
           }
         }
       }),
