@@ -56,6 +56,12 @@ export async function importedRef(ctx: StageContext, importId: string, name: str
   return undefined;
 }
 
+/** The run's class names from the import stage's `datasets.json` (the labeled set's), if listed. */
+export async function importedClasses(ctx: StageContext, importId: string): Promise<string[] | undefined> {
+  const doc = JSON.parse((await ctx.run.get(`${importId}/datasets.json`).catch(() => Buffer.from('{}'))).toString('utf8')) as { classes?: unknown };
+  return Array.isArray(doc.classes) && doc.classes.every((c) => typeof c === 'string') ? (doc.classes as string[]) : undefined;
+}
+
 export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
   const parsed = inferStageConfig.safeParse(raw);
   if (!parsed.success) throw new Error(`infer stage config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
@@ -63,6 +69,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   const id = ctx.outPrefix.replace(/\/+$/, '');
   const unlabeled = cfg.inputs.unlabeled ?? (await importedRef(ctx, cfg.inputs.data ?? 'import', 'unlabeled'));
   if (!unlabeled) throw new Error(`infer: ${cfg.inputs.data ?? 'import'}/datasets.json names no unlabeled dataset`);
+  const classes = await importedClasses(ctx, cfg.inputs.data ?? 'import');
   const teacherKey = `${cfg.inputs.teacher}/${TEACHER_MODEL_DIR}`;
   const teacher = `${ctx.run.uri.replace(/\/+$/, '')}/${teacherKey}`;
   let expectedArch: ExpectedArch;
@@ -79,7 +86,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   const backend = (BACKENDS as readonly string[]).includes(ctx.backend ?? '') ? (ctx.backend as (typeof BACKENDS)[number]) : 'auto';
   return runInferStage(
     ctx,
-    { id, deps: [], dataset: refToUri(ctx.root, unlabeled), teacher, expectedArch, config: cfg.infer, backend },
+    { id, deps: [], dataset: refToUri(ctx.root, unlabeled), teacher, expectedArch, config: cfg.infer, backend, ...(classes ? { classes } : {}) },
     cfg.infer.workers ?? availableParallelism(),
   );
 }

@@ -28,6 +28,8 @@ export interface InferStageOptions {
   /** Eval preprocessing; default: what the train stage recorded in the checkpoint's metadata. */
   preprocessing?: TeacherPreprocessing;
   config: InferConfig;
+  /** Names of the teacher's classes (the labeled set's); default "0".."K-1". */
+  classes?: string[];
   backend?: InferJob['backend'];
   /** Environment of the worker processes (default process.env): S3 endpoint/credentials they need. */
   env?: NodeJS.ProcessEnv;
@@ -127,6 +129,7 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
     const summary = await summarise(out, ds.index, {
       dataset: o.dataset,
       teacher: job.teacherId,
+      classes: labelSpace(o.classes, o.expectedArch.classes),
       topK: o.config.topK,
       wallSeconds,
       processedSamples: processed,
@@ -137,6 +140,14 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
   } finally {
     await ds.close();
   }
+}
+
+/**
+ * The class names predictions index into: the teacher's outputs, named by the labeled set when its
+ * list has that length (an unlabeled set has no say in it).
+ */
+export function labelSpace(names: string[] | undefined, outputs: number): string[] {
+  return names && names.length === outputs ? names : Array.from({ length: outputs }, (_, i) => String(i));
 }
 
 /** JSON with sorted keys, so equal jobs compare equal whatever order their fields were written in. */
