@@ -115,4 +115,15 @@ test('raw S3 prefix: many objects, paginated listing, bounded fetches, resume af
   const v = await verifyDataset(`s3://${bucket}/ds`);
   assert.deepEqual(v.problems, []);
   assert.equal(v.decoded, IMAGES);
+
+  // 4. A list file naming objects by URI (and one that does not exist), itself stored in the bucket.
+  const listed5 = [0, 1, 2, 3, 4].map((i) => `s3://${bucket}/${imageKey(i * 7)}`);
+  await s3.put('lists/pool.txt', [...listed5, `s3://${bucket}/raw/missing.png`].join('\n'));
+  const fromList = await importDataset(await openImportSource(`s3://${bucket}/lists/pool.txt`, { format: 'list' }), s3.sub('from-list'));
+  const idx = fromList.outputs[0]!.index;
+  assert.equal(idx.samples, 5);
+  assert.match(idx.skipped![0]!.reason, /cannot read: .*raw\/missing\.png/);
+  const uris: string[] = [];
+  for await (const smp of readDataset(s3.sub('from-list'))) uris.push((smp.json as { uri: string }).uri);
+  assert.deepEqual(uris, listed5);
 });
