@@ -19,6 +19,7 @@
  * `<select-id>/summary.json`, `evaluate/report.json` — each written LAST by its stage.
  */
 import type { Manifest } from '../manifest/schema.js';
+import { INFER_RUNTIME_KEYS } from '../manifest/sections/pseudo.js';
 import type { StageContext, StageDefinition, StageModule } from './stage.js';
 
 export type ChainBuilder = (manifest: Manifest) => StageDefinition[];
@@ -53,7 +54,11 @@ async function loadStageModule(kind: Kind): Promise<StageModule> {
   return mod as StageModule;
 }
 
-function define(kind: Kind, id: string, deps: string[], config: Record<string, unknown>, needsBackend: boolean): StageDefinition {
+/**
+ * `runtime`: settings passed to the stage beside its config but not part of it, so not hashed into
+ * its fingerprint: how the work is executed, never what it computes.
+ */
+function define(kind: Kind, id: string, deps: string[], config: Record<string, unknown>, needsBackend: boolean, runtime?: Record<string, unknown>): StageDefinition {
   return {
     id,
     kind,
@@ -61,8 +66,20 @@ function define(kind: Kind, id: string, deps: string[], config: Record<string, u
     config,
     outputs: stageOutputs[kind](id),
     needsBackend,
-    run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, config),
+    run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, runtime ? { ...config, runtime } : config),
   };
+}
+
+/** The infer section without its execution settings (hashed), and those settings (not hashed). */
+function splitInfer(m: Manifest): { infer: unknown; runtime?: Record<string, unknown> } {
+  const section = pseudoPart(m, 'infer') as Record<string, unknown>;
+  const infer: Record<string, unknown> = {};
+  const runtime: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(section)) {
+    if ((INFER_RUNTIME_KEYS as readonly string[]).includes(k)) runtime[k] = v;
+    else infer[k] = v;
+  }
+  return Object.values(runtime).some((v) => v !== undefined) ? { infer, runtime } : { infer };
 }
 
 /** A sub-block of the pseudo section when it has one (infer/select), else the whole section. */
@@ -85,7 +102,10 @@ export const buildChain: ChainBuilder = (m) => {
     const infer = `infer-${k}`;
     const select = `select-${k}`;
     const student = `train-student-${k}`;
-    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: pseudoPart(m, 'infer'), seed, inputs: { data: 'import', teacher } }, true));
+    const inferSettings = splitInfer(m);
+    stages.push(
+      define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: inferSettings.infer, seed, inputs: { data: 'import', teacher } }, true, inferSettings.runtime),
+    );
     stages.push(define('select', select, ['import', infer], { iteration: k, select: pseudoPart(m, 'select'), seed, inputs: { data: 'import', predictions: infer } }, false));
     stages.push(
       define(

@@ -30,6 +30,8 @@ export const inferStageConfig = z.object({
     teacher: z.string(),
     unlabeled: z.string().optional(),
   }),
+  /** Where the workers run (executor, slurm, external): passed beside the config, not hashed. */
+  runtime: inferSection.pick({ executor: true, slurm: true, external: true }).optional(),
 });
 export type InferStageConfig = z.infer<typeof inferStageConfig>;
 
@@ -86,7 +88,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   const backend = (BACKENDS as readonly string[]).includes(ctx.backend ?? '') ? (ctx.backend as (typeof BACKENDS)[number]) : 'auto';
   return runInferStage(
     ctx,
-    { id, deps: [], dataset: refToUri(ctx.root, unlabeled), teacher, expectedArch, config: cfg.infer, backend, ...(classes ? { classes } : {}) },
+    { id, deps: [], dataset: refToUri(ctx.root, unlabeled), teacher, expectedArch, config: { ...cfg.infer, ...cfg.runtime }, backend, ...(classes ? { classes } : {}) },
     cfg.infer.workers ?? availableParallelism(),
   );
 }

@@ -1,6 +1,7 @@
 /**
- * The infer stage: writes the job description, runs the local executor (N worker processes),
- * and writes the summary once every shard has its prediction object. Data problems in shards
+ * The infer stage: writes the job description, has an executor run the workers (local processes,
+ * a Slurm job array, or workers started elsewhere: ./executors/), and writes the summary once
+ * every shard has its prediction object. Data problems in shards
  * fail the stage with every bad shard named; finished shards stay, so after fixing the data a
  * re-run only does the rest.
  */
@@ -10,11 +11,14 @@ import { openDataset } from '../../pipeline/data/dataset-json.js';
 import type { InferConfig } from '../../pipeline/manifest/sections/pseudo.js';
 import type { ExpectedArch } from '../../pipeline/pseudo/load-teacher.js';
 import type { TeacherPreprocessing } from '../../pipeline/pseudo/teacher.js';
-import { runLocalWorkers } from './executor.js';
+import { makeExecutor, type ExecutorContext } from './executors/index.js';
+import { localExecutor } from './executors/local.js';
+import { samplesIn } from './executors/store-state.js';
+import { listPredictedShards } from '../../pipeline/pseudo/predictions-reader.js';
 import { openStore } from '../../pipeline/store/open.js';
 import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { readJobIfAny, writeJob, type InferJob } from './job.js';
-import { INFER_SUMMARY_KEY, predictionKey, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
+import { ERRORS_DIR, INFER_SUMMARY_KEY, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
 import { summarise } from './summary.js';
 
 export interface InferStageOptions {
@@ -79,49 +83,39 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
     // Shards done under another job (other teacher weights, topK, preprocessing...) must not be
     // mistaken for done work: the runner re-runs a changed stage into the same prefix.
     const previous = await readJobIfAny(ctx.run, o.id);
+    const executor = !o.config.executor || o.config.executor === 'local' ? localExecutor({ workers, maxRestarts: o.config.maxRestarts }) : makeExecutor(o.config);
+    const shards = ds.index.shards.map((s) => ({ name: shardBase(s.name), samples: s.samples }));
+    const progress = ctx.progress(`infer ${o.id}`, ds.index.samples, 'img');
+    const execCtx = (done: ReadonlySet<string>): ExecutorContext => ({
+      runUri: ctx.run.uri,
+      stage: o.id,
+      shards,
+      done,
+      out,
+      signal: ctx.signal,
+      env: o.env ?? process.env,
+      log: ctx.log,
+      progress: (samples) => progress.update(samples),
+    });
     if (previous && canonical({ ...previous, concurrency: 0 }) !== canonical({ ...job, concurrency: 0 })) {
       ctx.log.warn(`infer: ${o.id} ran before with other settings or teacher weights; discarding its outputs`);
-      for (const prefix of [PREDICTIONS_DIR, STATS_DIR]) await out.deletePrefix(prefix);
+      // Workers still running for the old job must not write into the new outputs.
+      await executor.abandon?.(execCtx(new Set()));
+      for (const prefix of [PREDICTIONS_DIR, STATS_DIR, ERRORS_DIR]) await out.deletePrefix(prefix);
       await out.delete(INFER_SUMMARY_KEY);
     }
     await writeJob(ctx.run, job);
-    const total = ds.index.samples;
-    const present = new Set((await out.list(PREDICTIONS_DIR)).map((x) => x.key));
-    const already = ds.index.shards.filter((s) => present.has(predictionKey(shardBase(s.name)))).length;
-    const remaining = ds.index.shards.length - already;
-    const processes = Math.max(1, Math.min(workers, remaining));
-    const progress = ctx.progress(`infer ${o.id}`, total, 'img');
-    ctx.log.info(`infer: ${ds.index.shards.length} shards (${already} already done), ${total} samples, ${remaining > 0 ? processes : 0} worker process(es)`, { dataset: o.dataset, teacher: o.teacher });
-    const doneByShard = new Map<string, number>();
-    let processed = 0;
+    const present = new Set(await listPredictedShards(out));
+    const already = shards.filter((s) => present.has(s.name)).length;
+    const remaining = shards.length - already;
+    ctx.log.info(`infer: ${shards.length} shards (${already} already done), ${ds.index.samples} samples, executor ${executor.name}`, { dataset: o.dataset, teacher: o.teacher });
     // Progress is absolute: samples of shards finished by an earlier (interrupted) run count.
-    const base = ds.index.shards.filter((s) => present.has(predictionKey(shardBase(s.name)))).reduce((a, s) => a + s.samples, 0);
+    const base = samplesIn(shards, present);
     progress.update(base);
     const t0 = performance.now();
-    const result = remaining <= 0 ? { restarts: 0, errors: [] } : await runLocalWorkers({
-      runUri: ctx.run.uri,
-      stage: o.id,
-      workers: processes,
-      maxRestarts: o.config.maxRestarts,
-      signal: ctx.signal,
-      env: o.env,
-      onEvent: (w, e) => {
-        if (e.event === 'start') {
-          ctx.log.info(`infer worker ${w}: ${e.todo}/${e.shards} shards to do on ${e.backend}`);
-        } else if (e.event === 'batch') {
-          doneByShard.set(e.shard, e.done);
-          progress.update(base + [...doneByShard.values()].reduce((a, b) => a + b, 0) + processed);
-        } else if (e.event === 'shard') {
-          doneByShard.delete(e.shard);
-          processed += e.samples;
-          progress.update(base + [...doneByShard.values()].reduce((a, b) => a + b, 0) + processed);
-        } else if (e.event === 'shard-error') {
-          ctx.log.error(`infer: shard ${e.shard}: ${e.error}`);
-        }
-      },
-      onStderr: (w, line) => ctx.log.debug(`infer worker ${w}: ${line}`),
-    });
+    const result = remaining <= 0 ? { tasks: 0, restarts: 0, errors: [] } : await executor.run(execCtx(present));
     progress.stop();
+    const processed = samplesIn(shards, new Set(await listPredictedShards(out))) - base;
     if (result.errors.length > 0) {
       throw new Error(`infer: ${result.errors.length} shard(s) of ${o.dataset} cannot be processed:\n${result.errors.map((e) => `  ${e.shard}: ${e.error}`).join('\n')}`);
     }
@@ -133,7 +127,7 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
       topK: o.config.topK,
       wallSeconds,
       processedSamples: processed,
-      workers: remaining > 0 ? processes : 0,
+      workers: result.tasks,
       restarts: result.restarts,
     });
     return { summary: { samples: summary.samples, skipped: summary.skipped, imagesPerSecond: summary.imagesPerSecond, restarts: summary.restarts, teacher: summary.teacher } };
