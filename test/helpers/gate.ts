@@ -4,13 +4,15 @@
  * the test waits for, not a race against the task's speed. Per-index gates (`open-<index>`) read
  * the index from the orchestrator's variable; `open-all` opens every gate.
  */
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 export interface Gate {
   /** Prefix for a task command: `[...gate.command, ...realCommand]`. */
   command: string[];
   open(index?: number): void;
+  /** Closes every gate again (tasks started later wait). */
+  close(): void;
 }
 
 export function makeGate(dir: string): Gate {
@@ -31,5 +33,8 @@ export function makeGate(dir: string): Gate {
   return {
     command: [script, dir],
     open: (index) => writeFileSync(path.join(dir, index === undefined ? 'open-all' : `open-${index}`), ''),
+    close: () => {
+      for (const f of readdirSync(dir)) if (f.startsWith('open-')) rmSync(path.join(dir, f));
+    },
   };
 }
