@@ -25,6 +25,7 @@ import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { openStore } from '../pipeline/store/open.js';
 import type { ObjectStore } from '../pipeline/store/types.js';
+import { trimUri } from '../pipeline/store/uri.js';
 
 export interface IgnoreRule {
   /** Glob over object keys (relative to the store roots). */
@@ -74,8 +75,6 @@ export function parseIgnoreRule(text: string): IgnoreRule {
   if (i <= 0 || i === text.length - 1) throw new Error(`--ignore "${text}": expected <key glob>:<field path>`);
   return { key: text.slice(0, i), field: text.slice(i + 1) };
 }
-
-const trimRoot = (uri: string) => uri.replace(/\/+$/, '');
 
 function isJsonKey(key: string): 'json' | 'jsonl' | 'jsonl.gz' | undefined {
   if (key.endsWith('.json')) return 'json';
@@ -151,8 +150,8 @@ export async function compareStores(a: ObjectStore, b: ObjectStore, o: CompareOp
       continue;
     }
     if (o.normalizeRoots) {
-      valueA = replaceRoot(valueA, trimRoot(a.uri));
-      valueB = replaceRoot(valueB, trimRoot(b.uri));
+      valueA = replaceRoot(valueA, trimUri(a.uri));
+      valueB = replaceRoot(valueB, trimUri(b.uri));
     }
     const paths: string[][] = [];
     diffPaths(valueA, valueB, [], paths);

@@ -9,6 +9,7 @@ import { loadModel, MODEL_JSON_KEY } from '../model/store-io.js';
 import type { ResNetRSArch } from '../model/family.js';
 import type { ObjectStore } from '../store/types.js';
 import { teacherFromModel, type Teacher, type TeacherPreprocessing } from './teacher.js';
+import { trimUri } from '../store/uri.js';
 
 /** Fields that decide the network's shape; regularisation (dropout etc.) is irrelevant at inference. */
 const SHAPE_FIELDS = ['depth', 'blocks', 'widthMultiplier', 'imageSize', 'inputChannels', 'classes', 'smallInput'] as const;
@@ -45,7 +46,7 @@ export interface TeacherInfo {
 
 /** Id and recorded preprocessing of the checkpoint at `store`, without loading the weights. */
 export async function readTeacherInfo(store: ObjectStore): Promise<TeacherInfo> {
-  const uri = store.uri.replace(/\/+$/, '');
+  const uri = trimUri(store.uri);
   const json = await store.get(MODEL_JSON_KEY).catch((err: Error) => {
     throw new Error(`teacher checkpoint ${uri}: ${err.message}`, { cause: err });
   });
@@ -69,7 +70,7 @@ export async function readTeacherInfo(store: ObjectStore): Promise<TeacherInfo> 
 }
 
 export async function loadTeacher(store: ObjectStore, expected: ExpectedArch, preprocessing: TeacherPreprocessing): Promise<Teacher> {
-  const uri = store.uri.replace(/\/+$/, '');
+  const uri = trimUri(store.uri);
   const json = await store.get(MODEL_JSON_KEY).catch((err: Error) => {
     throw new Error(`teacher checkpoint ${uri}: ${err.message}`, { cause: err });
   });

@@ -13,6 +13,7 @@ import type { PseudoEvaluation } from '../../pipeline/report/types.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { readInferSummary } from '../infer/summary.js';
 import { SELECT_SUMMARY_KEY, type SelectSummary } from '../select/select.js';
+import { objectUri } from '../../pipeline/store/uri.js';
 
 export interface EvaluatePseudoOptions {
   run: ObjectStore;
@@ -27,7 +28,7 @@ export interface EvaluatePseudoOptions {
 export async function readSelectSummary(run: ObjectStore, select: string): Promise<{ summary: SelectSummary; hash: string }> {
   const key = `${select}/${SELECT_SUMMARY_KEY}`;
   const bytes = await run.get(key).catch((err: Error) => {
-    throw new Error(`${run.uri.replace(/\/+$/, '')}/${key}: select summary missing (select stage not finished?): ${err.message}`, { cause: err });
+    throw new Error(`${objectUri(run, key)}: select summary missing (select stage not finished?): ${err.message}`, { cause: err });
   });
   return { summary: JSON.parse(bytes.toString('utf8')) as SelectSummary, hash: createHash('sha256').update(bytes).digest('hex').slice(0, 16) };
 }
@@ -61,7 +62,7 @@ export async function evaluatePseudo(o: EvaluatePseudoOptions): Promise<PseudoEv
     const selected = o.run.sub(o.select);
     for (const s of summary.shards) {
       o.signal?.throwIfAborted();
-      const where = `${selected.uri.replace(/\/+$/, '')}/${s.key}`;
+      const where = objectUri(selected, s.key);
       for await (const { line, value } of decodeJsonlGz(await selected.getStream(s.key), where)) {
         const r = value as PseudoLabelRecord;
         if (typeof r?.key !== 'string' || !Number.isInteger(r.label) || !Number.isInteger(r.repeats)) throw new Error(`${where}: line ${line} is not a pseudo-label record`);

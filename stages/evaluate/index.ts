@@ -26,6 +26,8 @@ import { importedRef } from '../infer/index.js';
 import { readInferSummary } from '../infer/summary.js';
 import { evaluateModel } from './evaluate-model.js';
 import { evaluatePseudo, readSelectSummary } from './evaluate-pseudo.js';
+import { formatZodIssues } from '../../pipeline/log/errors.js';
+import { trimUri, objectUri } from '../../pipeline/store/uri.js';
 
 export const evaluateStageConfig = z.object({
   evaluate: evaluateSection,
@@ -54,7 +56,7 @@ async function readJsonIfAny<T>(store: ObjectStore, key: string): Promise<T | un
 
 async function openEvalSet(ctx: StageContext, importId: string): Promise<{ ds: OpenDataset; close: () => Promise<void> }> {
   const ref = await importedRef(ctx, importId, 'eval');
-  if (!ref) throw new Error(`evaluate: ${ctx.run.uri.replace(/\/+$/, '')}/${importId}/datasets.json names no eval dataset (manifest datasets.eval)`);
+  if (!ref) throw new Error(`evaluate: ${objectUri(ctx.run, importId)}/datasets.json names no eval dataset (manifest datasets.eval)`);
   const store = openDatasetRef(ctx.root, ref);
   const owned = ref.includes('://');
   try {
@@ -86,7 +88,7 @@ async function groundTruthOf(ctx: StageContext, importId: string, inferId: strin
   const ref = await importedRef(ctx, importId, 'groundTruth').catch(() => undefined);
   if (!ref) return undefined;
   return async function* () {
-    if (!ref.includes('://')) return yield* lines(ctx.root, ref, `${ctx.root.uri.replace(/\/+$/, '')}/${ref}`);
+    if (!ref.includes('://')) return yield* lines(ctx.root, ref, objectUri(ctx.root, ref));
     const slash = ref.lastIndexOf('/');
     const store = openStore(ref.slice(0, slash));
     try {
@@ -105,7 +107,7 @@ async function inferOf(ctx: StageContext, select: string): Promise<string> {
 
 export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
   const parsed = evaluateStageConfig.safeParse(raw);
-  if (!parsed.success) throw new Error(`evaluate stage config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) throw new Error(`evaluate stage config: ${formatZodIssues(parsed.error)}`);
   const cfg = parsed.data;
   const out = ctx.run.sub(ctx.outPrefix);
   const backend = ctx.backend ?? null;
@@ -183,7 +185,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   const lastPseudo = pseudo[pseudo.length - 1];
   const report = await writeReport(out, {
     format: 1,
-    run: ctx.run.uri.replace(/\/+$/, ''),
+    run: trimUri(ctx.run.uri),
     generatedAt: new Date().toISOString(),
     backend,
     evalDataset: ds.uri,
@@ -198,6 +200,6 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
     pseudo,
     stages,
   });
-  ctx.log.info(`evaluate: report written to ${out.uri.replace(/\/+$/, '')}/report.md`, { charts: report.charts.length });
+  ctx.log.info(`evaluate: report written to ${trimUri(out.uri)}/report.md`, { charts: report.charts.length });
   return { summary: { ...report.summary, models: models.length, charts: report.charts.length } };
 }

@@ -20,6 +20,7 @@ import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { openImportSource, type SourceOptions } from './open-source.js';
 import { importDataset } from './run-import.js';
+import { formatZodIssues } from '../../pipeline/log/errors.js';
 
 export const FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist';
 
@@ -90,7 +91,7 @@ function slug(ref: string): string {
 export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
   const cfgIn = (raw ?? {}) as { datasets?: unknown; seed?: number };
   const parsed = datasetsSection.safeParse(cfgIn.datasets);
-  if (!parsed.success) throw new Error(`import stage: datasets: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) throw new Error(`import stage: datasets: ${formatZodIssues(parsed.error)}`);
   const d: DatasetsConfig = parsed.data;
   const seed = cfgIn.seed ?? 0;
   const out: Record<string, unknown> = {};

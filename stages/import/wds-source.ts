@@ -18,6 +18,7 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import PQueue from 'p-queue';
 import { loadImageFile } from './folder-source.js';
 import type { ImportSource, LoadedSample, SourceEntry } from './source.js';
+import { trimUri } from '../../pipeline/store/uri.js';
 
 interface Located {
   tar: string;
@@ -34,7 +35,7 @@ export interface WdsOptions {
 
 export async function openWebDatasetSource(uri: string, o: WdsOptions = {}): Promise<ImportSource> {
   const store: ObjectStore = openStore(uri);
-  const where = store.uri.replace(/\/$/, '');
+  const where = trimUri(store.uri);
   const objects = await store.list('');
   const tars = objects.filter((x) => x.key.endsWith('.tar'));
   if (tars.length === 0) {

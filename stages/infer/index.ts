@@ -19,6 +19,8 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import { MODEL_JSON_KEY } from '../../pipeline/model/store-io.js';
 import type { ExpectedArch } from '../../pipeline/pseudo/load-teacher.js';
 import { runInferStage } from './stage.js';
+import { formatZodIssues } from '../../pipeline/log/errors.js';
+import { objectUri } from '../../pipeline/store/uri.js';
 
 export const inferStageConfig = z.object({
   iteration: z.number().int().optional(),
@@ -38,7 +40,7 @@ const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
 /** A dataset ref (URI, or a prefix relative to the store root) as a URI workers can open. */
 export function refToUri(root: ObjectStore, ref: string): string {
-  return ref.includes('://') ? ref : `${root.uri.replace(/\/+$/, '')}/${ref.replace(/^\/+/, '')}`;
+  return ref.includes('://') ? ref : objectUri(root, ref.replace(/^\/+/, ''));
 }
 
 /** A field of the import stage's `datasets.json`: a ref string or `{ uri }`. */
@@ -48,7 +50,7 @@ export async function importedRef(ctx: StageContext, importId: string, name: str
   try {
     doc = JSON.parse((await ctx.run.get(key)).toString('utf8')) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`cannot read ${ctx.run.uri.replace(/\/+$/, '')}/${key} (the import stage's dataset list): ${(err as Error).message}`, { cause: err });
+    throw new Error(`cannot read ${objectUri(ctx.run, key)} (the import stage's dataset list): ${(err as Error).message}`, { cause: err });
   }
   const v = doc[name] ?? (doc['datasets'] as Record<string, unknown> | undefined)?.[name];
   if (typeof v === 'string') return v;
@@ -58,13 +60,13 @@ export async function importedRef(ctx: StageContext, importId: string, name: str
 
 export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
   const parsed = inferStageConfig.safeParse(raw);
-  if (!parsed.success) throw new Error(`infer stage config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) throw new Error(`infer stage config: ${formatZodIssues(parsed.error)}`);
   const cfg = parsed.data;
   const id = ctx.outPrefix.replace(/\/+$/, '');
   const unlabeled = cfg.inputs.unlabeled ?? (await importedRef(ctx, cfg.inputs.data ?? 'import', 'unlabeled'));
   if (!unlabeled) throw new Error(`infer: ${cfg.inputs.data ?? 'import'}/datasets.json names no unlabeled dataset`);
   const teacherKey = `${cfg.inputs.teacher}/${TEACHER_MODEL_DIR}`;
-  const teacher = `${ctx.run.uri.replace(/\/+$/, '')}/${teacherKey}`;
+  const teacher = objectUri(ctx.run, teacherKey);
   let expectedArch: ExpectedArch;
   if (cfg.model) {
     expectedArch = resolveModel(cfg.model).arch;

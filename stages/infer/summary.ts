@@ -7,6 +7,7 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import type { DatasetIndex } from '../../pipeline/data/types.js';
 import { readPredictions } from '../../pipeline/pseudo/predictions-reader.js';
 import { HISTOGRAM_BINS, histogramBin, INFER_SUMMARY_KEY, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
+import { objectUri } from '../../pipeline/store/uri.js';
 
 export interface InferSummary {
   dataset: string;
@@ -79,7 +80,7 @@ export async function summarise(
 
 export async function readInferSummary(out: ObjectStore): Promise<InferSummary> {
   const raw = await out.get(INFER_SUMMARY_KEY).catch((err: Error) => {
-    throw new Error(`${out.uri.replace(/\/$/, '')}/${INFER_SUMMARY_KEY}: infer summary missing (infer stage not finished?): ${err.message}`);
+    throw new Error(`${objectUri(out, INFER_SUMMARY_KEY)}: infer summary missing (infer stage not finished?): ${err.message}`);
   });
   return JSON.parse(raw.toString('utf8')) as InferSummary;
 }

@@ -8,6 +8,7 @@ import { selectSection } from '../../pipeline/manifest/sections/pseudo.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import { importedRef } from '../infer/index.js';
 import { runSelectStage } from './stage.js';
+import { formatZodIssues } from '../../pipeline/log/errors.js';
 
 export const selectStageConfig = z.object({
   iteration: z.number().int().optional(),
@@ -18,7 +19,7 @@ export const selectStageConfig = z.object({
 
 export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
   const parsed = selectStageConfig.safeParse(raw);
-  if (!parsed.success) throw new Error(`select stage config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) throw new Error(`select stage config: ${formatZodIssues(parsed.error)}`);
   const cfg = parsed.data;
   const groundTruthRef = cfg.inputs.data ? await importedRef(ctx, cfg.inputs.data, 'groundTruth').catch(() => undefined) : undefined;
   return runSelectStage(ctx, {

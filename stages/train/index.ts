@@ -29,6 +29,8 @@ import { readGroundTruth } from '../../pipeline/train/ground-truth.js';
 import { openPseudoSource, type PseudoSource } from '../../pipeline/train/pseudo.js';
 import { planSteps, train, type StepBudget, type TrainResult } from '../../pipeline/train/trainer.js';
 import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
+import { formatZodIssues } from '../../pipeline/log/errors.js';
+import { objectUri } from '../../pipeline/store/uri.js';
 
 export const trainStageConfig = z.object({
   role: z.enum(['teacher', 'student', 'baseline']),
@@ -78,7 +80,7 @@ async function datasetRefs(ctx: StageContext, cfg: TrainStageConfig): Promise<Da
   try {
     doc = JSON.parse((await ctx.run.get(key)).toString('utf8')) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`train: cannot read ${ctx.run.uri.replace(/\/+$/, '')}/${key} (the import stage's dataset list): ${(err as Error).message}`, { cause: err });
+    throw new Error(`train: cannot read ${objectUri(ctx.run, key)} (the import stage's dataset list): ${(err as Error).message}`, { cause: err });
   }
   const pick = (name: string): string | undefined => {
     const v = doc[name] ?? (doc['datasets'] as Record<string, unknown> | undefined)?.[name];
@@ -113,7 +115,7 @@ async function unlabeledWithGroundTruth(ctx: StageContext, refs: DatasetRefs, nu
 export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
   const parsed = trainStageConfig.safeParse(raw);
   if (!parsed.success) {
-    throw new Error(`train stage config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new Error(`train stage config: ${formatZodIssues(parsed.error)}`);
   }
   const cfg = parsed.data;
   const refs = await datasetRefs(ctx, cfg);

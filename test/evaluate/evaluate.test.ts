@@ -27,6 +27,7 @@ import { copyReport } from '../../pipeline/report/copy.js';
 import { testContext } from '../pseudo/context.js';
 import { PREPROCESSING, fashionPngs } from '../pseudo/fixtures.js';
 import { evaluateConfig, EVAL_SHARDS, makeRun, UNLABELED_SHARDS } from './fixtures.js';
+import { trimUri } from '../../pipeline/store/uri.js';
 
 const run$ = promisify(execFile);
 let dir: string;
@@ -234,7 +235,7 @@ test('S3: the same run in a real S3 store gives the same metrics, and its report
   // The infer summary names the unlabeled set by URI: point it at the S3 copy.
   const s3run = s3.sub('runs/demo');
   const summary = JSON.parse((await s3run.get('infer-1/summary.json')).toString('utf8')) as { dataset: string };
-  summary.dataset = `${s3.uri.replace(/\/+$/, '')}/data/unlabeled`;
+  summary.dataset = `${trimUri(s3.uri)}/data/unlabeled`;
   await s3run.put('infer-1/summary.json', JSON.stringify(summary));
   await runStage({ ...testContext(s3run, s3, 'evaluate/'), backend: 'wasm' }, evaluateConfig());
   const got = JSON.parse((await s3run.get('evaluate/report.json')).toString('utf8')) as Report;

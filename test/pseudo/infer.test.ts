@@ -23,6 +23,7 @@ import type { SelectSummary } from '../../stages/select/select.js';
 import { s3TestStore } from '../helpers/s3.js';
 import { testContext } from './context.js';
 import { inferConfig, PREPROCESSING, TEACHER_MODEL, teacherArch, writeTeacher, writeUnlabeled } from './fixtures.js';
+import { trimUri } from '../../pipeline/store/uri.js';
 
 const SHARDS = [24, 20, 24, 17];
 const NAMES = SHARDS.map((_, i) => `shard-${String(i).padStart(6, '0')}`);
@@ -181,7 +182,7 @@ test('S3: dataset, teacher and run in a real S3 store give the same predictions 
   for (const prefix of ['data/unlabeled/', 'teacher/model/']) {
     for (const o of await root.list(prefix)) await s3.put(o.key, await root.get(o.key));
   }
-  const base = s3.uri.replace(/\/$/, '');
+  const base = trimUri(s3.uri);
   const run = s3.sub('runs/s3');
   await runInferStage(testContext(run, s3, 'infer-1/'), options({ dataset: `${base}/data/unlabeled`, teacher: `${base}/teacher/model` }), 1);
   assert.deepEqual(await predictionsOf(run), reference);

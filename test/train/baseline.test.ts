@@ -27,6 +27,7 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import { runStage as runImport } from '../../stages/import/index.js';
 import { runStage as runTrain } from '../../stages/train/index.js';
 import { readFashionMnist } from './fmnist.js';
+import { trimUri } from '../../pipeline/store/uri.js';
 
 await initBackend((process.env['SELFTRAIN_TEST_TRAIN_BACKEND'] ?? 'wasm') as 'wasm');
 
@@ -42,7 +43,7 @@ let reads: string[] = [];
 
 /** Wraps a store so every key read (get/getStream/getRange/head/list) is recorded with its full URI. */
 function recording(store: ObjectStore): ObjectStore {
-  const base = store.uri.replace(/\/+$/, '');
+  const base = trimUri(store.uri);
   const note = (key: string) => void reads.push(`${base}/${key}`);
   return {
     uri: store.uri,

@@ -1,6 +1,7 @@
 /** `selftrain status <run-uri>`: the stage records of a run (status, timings, summary) and its lease. */
 import type { Command } from 'commander';
 import { reportCommandError } from './fail.js';
+import { trimUri } from '../../store/uri.js';
 
 interface StatusFlags {
   endpoint?: string;
@@ -40,7 +41,7 @@ export function registerStatusCommand(program: Command): void {
           return;
         }
         if (records.length === 0 && problems.length === 0) {
-          process.stderr.write(`no stage records under ${run.uri.replace(/\/$/, '')}/state/: nothing has run here (the run URI is <store root>/<manifest name>)\n`);
+          process.stderr.write(`no stage records under ${trimUri(run.uri)}/state/: nothing has run here (the run URI is <store root>/<manifest name>)\n`);
           process.exitCode = 1;
           return;
         }
