@@ -28,7 +28,8 @@ type ModelJSON = TfNamespace.io.ModelJSON;
 type WeightsManifestEntry = TfNamespace.io.WeightsManifestEntry;
 type WeightsManifestConfig = TfNamespace.io.WeightsManifestConfig;
 
-export const MODEL_JSON_KEY = 'model.json';
+export { MODEL_JSON_KEY } from './layout.js';
+import { MODEL_JSON_KEY } from './layout.js';
 const WEIGHTS_RE = /^weights-[0-9a-f]{16}\.bin$/;
 
 const BYTES_PER: Record<string, number> = { float32: 4, int32: 4, bool: 1, float16: 2, uint8: 1, uint16: 2, complex64: 8 };

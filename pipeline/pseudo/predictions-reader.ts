@@ -5,15 +5,11 @@
 import type { ObjectStore } from '../store/types.js';
 import { decodeJsonlGz } from './jsonl.js';
 import { predictionRecord, type PredictionRecord } from './records.js';
+import { PREDICTIONS_DIR, PREDICTION_SUFFIX, predictionKey } from '../contracts/infer.js';
 import { formatZodIssues } from '../log/errors.js';
 import { objectUri } from '../store/uri.js';
 
-export const PREDICTIONS_DIR = 'predictions/';
-export const PREDICTION_SUFFIX = '.jsonl.gz';
-
-export function predictionKey(shard: string): string {
-  return `${PREDICTIONS_DIR}${shard}${PREDICTION_SUFFIX}`;
-}
+export { PREDICTIONS_DIR, PREDICTION_SUFFIX, predictionKey } from '../contracts/infer.js';
 
 /** Shard names (without `.tar`) that have a committed prediction object, sorted. */
 export async function listPredictedShards(store: ObjectStore): Promise<string[]> {

@@ -4,8 +4,8 @@
  *
  * `estimateStages` is a pure function of the stage chain (each stage's manifest slice) and the
  * dataset sizes. `resolveDatasetSizes` finds those sizes, best source first:
- *   1. the datasets' `dataset.json` (through the run's `import/datasets.json` when the import stage
- *      has run, or at the manifest's dataset URI / store prefix) when the store is reachable;
+ *   1. the datasets' `dataset.json` (through the import stage's dataset list when it has run, or
+ *      at the manifest's dataset URI / store prefix) when the store is reachable;
  *   2. the manifest's `datasets.sizes`;
  *   3. a known import source (fashion-mnist:train 60,000 / test 10,000, split by labeledPerClass);
  *   4. unknown: the dependent numbers print as `?`.
@@ -26,6 +26,7 @@ import type { ModelConfig } from '../manifest/sections/model.js';
 import type { TrainConfig } from '../manifest/sections/train.js';
 import type { InferConfig, SelectConfig } from '../manifest/sections/pseudo.js';
 import { IMPORT_SOURCE_RE } from '../manifest/sections/datasets.js';
+import { readDatasetsList, type DatasetsList } from '../contracts/import.js';
 import { resolveModel } from '../model/family.js';
 import { countResNetRS } from '../model/count.js';
 import { encodeJsonlGz } from '../pseudo/jsonl.js';
@@ -163,6 +164,7 @@ export async function resolveDatasetSizes(
   m: Manifest,
   run: ObjectStore | undefined,
   openRef: ((ref: string) => Promise<{ store: ObjectStore; close(): Promise<void> }>) | undefined,
+  importId = 'import',
 ): Promise<ResolvedSizes> {
   const fallback = manifestDatasetSizes(m);
   const notes: string[] = [];
@@ -170,16 +172,10 @@ export async function resolveDatasetSizes(
   const { openDataset } = await import('../data/dataset-json.js');
 
   // Refs the import stage resolved (import sources → their imported prefix), when it has run.
-  let refs: Partial<Record<DatasetName, string>> = {};
-  try {
-    const text = (await run.get('import/datasets.json')).toString('utf8');
-    refs = JSON.parse(text) as typeof refs;
-  } catch {
-    // Not imported yet (or unreadable): only existing dataset refs can be read.
-  }
+  const refs: Partial<DatasetsList> = await readDatasetsList(run, importId).catch(() => ({}));
   const sizes = { ...fallback };
   for (const name of ['labeled', 'unlabeled', 'eval'] as const) {
-    const ref = typeof refs[name] === 'string' ? refs[name] : isImportSource(m.datasets[name]) ? undefined : m.datasets[name];
+    const ref = refs[name] ?? (isImportSource(m.datasets[name]) ? undefined : m.datasets[name]);
     if (!ref) continue;
     let opened: { store: ObjectStore; close(): Promise<void> } | undefined;
     try {

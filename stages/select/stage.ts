@@ -3,13 +3,14 @@
  * pseudo-labeled set the student trains on (`<id>/pseudo/<shard>.jsonl.gz` + `<id>/summary.json`).
  */
 import type { StageContext, StageDefinition, StageResult } from '../../pipeline/runner/stage.js';
-import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import type { SelectConfig } from '../../pipeline/manifest/sections/pseudo.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
-import { readInferSummary } from '../infer/summary.js';
-import { selectPseudoLabels, SELECT_SUMMARY_KEY } from './select.js';
+import { readInferSummary } from '../../pipeline/contracts/infer.js';
+import { selectSummaryKey } from '../../pipeline/contracts/select.js';
+import { openObjectRef } from '../../pipeline/data/dataset-ref.js';
+import { selectPseudoLabels } from './select.js';
 
 export interface SelectStageOptions {
   id: string;
@@ -29,27 +30,25 @@ export function makeSelectStage(o: SelectStageOptions): StageDefinition {
     kind: 'select',
     deps: [o.inferId],
     config: { ...o.config, seed },
-    outputs: [`${o.id}/${SELECT_SUMMARY_KEY}`],
+    outputs: [selectSummaryKey(o.id)],
     run: (ctx) => runSelectStage(ctx, o),
   };
 }
 
 /** Reads a gzip JSON-lines object by ref: a URI, or a key relative to the store root. */
 async function* groundTruthLines(root: ObjectStore, ref: string): AsyncGenerator<{ key: string; label: number }> {
-  const slash = ref.lastIndexOf('/');
-  const store = ref.includes('://') ? openStore(ref.slice(0, slash)) : root;
-  const key = ref.includes('://') ? ref.slice(slash + 1) : ref;
+  const { store, key, close } = openObjectRef(root, ref);
   try {
     for await (const { value } of decodeJsonlGz(await store.getStream(key), ref)) yield value as { key: string; label: number };
   } finally {
-    if (store !== root) await store.close();
+    await close();
   }
 }
 
 export async function runSelectStage(ctx: StageContext, o: SelectStageOptions): Promise<StageResult> {
   const seed = o.config.seed ?? o.seed;
   const predictions = ctx.run.sub(o.inferId);
-  const infer = await readInferSummary(predictions);
+  const infer = await readInferSummary(ctx.run, o.inferId);
   const progress = ctx.progress(`select ${o.id}`, infer.shards.length, 'shards');
   const ds = await openDataset(infer.dataset);
   try {

@@ -58,7 +58,7 @@ export async function runToyUnits(ctx: StageContext, stageId: string, deps: stri
 }
 
 /** Replaces a chain's work with toy units, keeping ids, deps and configs (so fingerprints behave as real). */
-export function toyify(stages: StageDefinition[], opts: ToyOptions): StageDefinition[] {
+export function toyify<S extends StageDefinition<string, unknown>>(stages: S[], opts: ToyOptions): S[] {
   return stages.map((s) => ({
     ...s,
     needsBackend: false,

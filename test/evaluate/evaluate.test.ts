@@ -200,7 +200,10 @@ test('resume: a kill mid-evaluate keeps finished models; the re-run evaluates on
 
 test('bad input: an unlabeled eval set and a missing model are refused with the URI', async () => {
   const r3 = root.sub('runs/bad');
+  // A dataset list of another shape is refused by its one reader, naming the object and the field.
   await r3.put('import/datasets.json', JSON.stringify({ eval: 'data/unlabeled' }));
+  await assert.rejects(runStage(testContext(r3, root, 'evaluate/'), evaluateConfig()), /runs\/bad\/import\/datasets\.json is not the import stage's dataset list: classes: .*; labeled: /);
+  await r3.put('import/datasets.json', JSON.stringify({ classes: [], labeled: 'data/unlabeled', unlabeled: 'data/unlabeled', eval: 'data/unlabeled' }));
   await assert.rejects(runStage(testContext(r3, root, 'evaluate/'), evaluateConfig()), /train-teacher-1\/model\/model\.json/);
   const { writeTeacher } = await import('../pseudo/fixtures.js');
   await writeTeacher(r3.sub('train-teacher-1/model'));

@@ -17,7 +17,7 @@ import { runLocalWorkers } from '../../stages/infer/executor.js';
 import { writeJob } from '../../stages/infer/job.js';
 import { runInferWorker } from '../../stages/infer/worker.js';
 import { predictionKey } from '../../stages/infer/layout.js';
-import { readInferSummary } from '../../stages/infer/summary.js';
+import { readInferSummary } from '../../pipeline/contracts/infer.js';
 import { makeSelectStage } from '../../stages/select/stage.js';
 import type { SelectSummary } from '../../stages/select/select.js';
 import { s3TestStore } from '../helpers/s3.js';
@@ -99,7 +99,7 @@ test('two worker processes give byte-identical predictions and a summary', async
   // Preprocessing not given: taken from the checkpoint's metadata (as the train stage writes it).
   const res = await runInferStage(ctx, options({ preprocessing: undefined }), 2);
   assert.deepEqual(await predictionsOf(run), reference);
-  const summary = await readInferSummary(run.sub('infer-1'));
+  const summary = await readInferSummary(run, 'infer-1');
   assert.equal(summary.samples, 85);
   assert.equal(summary.skipped, 0);
   assert.equal(summary.workers, 2);
@@ -123,7 +123,7 @@ test('two worker processes give byte-identical predictions and a summary', async
 
 test('runner entries: stages/infer and stages/select runStage with the chain configs', async () => {
   const run = root.sub('runs/chain');
-  await run.put('import/datasets.json', JSON.stringify({ labeled: 'data/none', unlabeled: 'data/unlabeled', eval: 'data/none' }));
+  await run.put('import/datasets.json', JSON.stringify({ classes: [], labeled: 'data/none', unlabeled: 'data/unlabeled', eval: 'data/none' }));
   for (const o of await root.list('teacher/model/')) await run.put(`train-teacher-1/model/${o.key.slice('teacher/model/'.length)}`, await root.get(o.key));
   const infer = await import('../../stages/infer/index.js');
   const ctx = { ...testContext(run, root, 'infer-1/'), backend: 'wasm' };
@@ -202,7 +202,7 @@ test('bad input: corrupt images are listed with the reason, an empty shard gives
   assert.match((failed[0] as { error: string }).error, /cannot decode image: /);
   assert.equal((await records(got.get('shard-000001.jsonl.gz')!)).length, 0);
   assert.deepEqual((await records(got.get('shard-000002.jsonl.gz')!)).filter((r) => 'error' in r).map((r) => r.key), ['u00007']);
-  const summary = await readInferSummary(run.sub('infer-1'));
+  const summary = await readInferSummary(run, 'infer-1');
   assert.deepEqual([summary.samples, summary.skipped], [11, 2]);
 });
 
@@ -217,7 +217,7 @@ test('re-run: the same job skips finished shards; other teacher weights discard 
   assert.ok(lines.some((l) => /ran before with other settings or teacher weights; discarding its outputs/.test(l)));
   const ids = new Set<string>();
   for (const body of (await predictionsOf(run)).values()) for (const r of await records(body)) ids.add(r.teacher);
-  const summary = await readInferSummary(run.sub('infer-1'));
+  const summary = await readInferSummary(run, 'infer-1');
   assert.deepEqual([...ids], [summary.teacher]);
   assert.notEqual(summary.teacher, (await records(reference.get('shard-000000.jsonl.gz')!))[0]!.teacher);
 });

@@ -28,6 +28,7 @@ import { runStage as runImport } from '../../stages/import/index.js';
 import { runStage as runTrain } from '../../stages/train/index.js';
 import { readFashionMnist } from './fmnist.js';
 import { trimUri } from '../../pipeline/store/uri.js';
+import { stageContext } from '../helpers/stage-context.js';
 
 await initBackend((process.env['SELFTRAIN_TEST_TRAIN_BACKEND'] ?? 'wasm') as 'wasm');
 
@@ -63,14 +64,7 @@ function recording(store: ObjectStore): ObjectStore {
 
 function context(outPrefix: string): StageContext {
   const root = recording(run);
-  return {
-    run: root,
-    root,
-    outPrefix,
-    log: { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} },
-    signal: new AbortController().signal,
-    progress: () => ({ update: () => {}, setTotal: () => {}, stop: () => {} }),
-  };
+  return stageContext({ run: root, root, outPrefix });
 }
 
 function idxFiles(to: string): void {

@@ -20,6 +20,7 @@ import { runStage } from '../../stages/train/index.js';
 import { stepHook } from '../../pipeline/train/trainer.js';
 import { loadModel } from '../../pipeline/model/store-io.js';
 import { writeFashionDataset } from './make-dataset.js';
+import { stageContext } from '../helpers/stage-context.js';
 
 await initBackend((process.env['SELFTRAIN_TEST_TRAIN_BACKEND'] ?? 'wasm') as 'wasm');
 
@@ -31,14 +32,7 @@ const MODEL = { name: 'resnet-rs-26-w0.25-small', imageSize: 16, dropoutRate: 0.
 const TRAIN = { epochs: 1, batchSize: 8, holdout: 0.2, schedule: { warmupEpochs: 0 }, randAugment: { scaleWithImage: true }, checkpoint: { everySteps: 1, keep: 2 } };
 
 function context(outPrefix: string, warnings: string[] = []): StageContext {
-  return {
-    run,
-    root: run,
-    outPrefix,
-    log: { info: () => {}, warn: (m) => void warnings.push(m), error: (m) => void warnings.push(m), debug: () => {} },
-    signal: new AbortController().signal,
-    progress: () => ({ update: () => {}, setTotal: () => {}, stop: () => {} }),
-  };
+  return stageContext({ run, outPrefix, log: { info: () => {}, warn: (m) => void warnings.push(m), error: (m) => void warnings.push(m), debug: () => {} } });
 }
 
 before(async () => {
