@@ -21,10 +21,11 @@ import { loadModel, storeModelIO } from '../../pipeline/model/store-io.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
-import { holdoutSize, loadLabeled, normalization, type LabeledData, type WithGroundTruth } from '../../pipeline/train/data.js';
+import { loadLabeled, normalization, type LabeledData, type WithGroundTruth } from '../../pipeline/train/data.js';
 import { readGroundTruth } from '../../pipeline/train/ground-truth.js';
 import { openPseudoSource, type PseudoSource } from '../../pipeline/train/pseudo.js';
-import { planSteps, train, type StepBudget, type TrainResult } from '../../pipeline/train/trainer.js';
+import { teacherBudget as planTeacherBudget, type StepBudget } from '../../pipeline/train/step-plan.js';
+import { train, type TrainResult } from '../../pipeline/train/trainer.js';
 import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
 import { objectUri } from '../../pipeline/store/uri.js';
 
@@ -173,16 +174,11 @@ async function initFromTeacher(model: import('@tensorflow/tfjs').LayersModel, te
   }
 }
 
-/**
- * The teacher's budget under this recipe: the step plan `train` would make on the labeled part alone
- * (the first part; its hold-out counted exactly as stratifiedHoldout does).
- */
+/** The teacher's budget under this recipe: the step plan on the labeled part alone (the first part). */
 function teacherBudget(cfg: TrainStageConfig, data: LabeledData): StepBudget {
   const labeled = data.parts?.[0];
   if (!labeled) throw new Error('train: budget "teacher-steps" needs the per-part counts of the loaded data');
-  const teacherTrain = labeled.samples - holdoutSize(labeled.classCounts, cfg.train.holdout);
-  const p = planSteps(cfg.train, teacherTrain);
-  return { batch: p.batch, totalSteps: p.totalSteps, warmupSteps: p.schedule.warmupSteps };
+  return planTeacherBudget(cfg.train, labeled);
 }
 
 function metricsRecord(cfg: TrainStageConfig, r: TrainResult, backend: string, data: LabeledData, pseudo?: PseudoSource, budget?: StepBudget): Record<string, unknown> {
