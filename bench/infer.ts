@@ -52,7 +52,6 @@ try {
   const job = (stage: string, data: string): Promise<InferJob> =>
     buildInferJob({
       id: stage,
-      deps: [],
       dataset: `${base}/${data}`,
       teacher: `${base}/teacher`,
       expectedArch: teacherArch(),

@@ -52,7 +52,7 @@ export interface TrainerOptions {
   progress?: (label: string, total: number, unit?: string) => Progress;
   signal?: AbortSignal;
   backend: string;
-  /** Called after each completed step (and its checkpoint, if any). Tests use it. */
+  /** Called after each completed step (and its checkpoint, if any). Tests and tools use it. */
   onStep?: (step: number, info: { checkpointed: boolean }) => void;
   /** Names the progress bar (default: student when pseudo-labels are given, else teacher). */
   role?: 'teacher' | 'student' | 'baseline';
@@ -91,12 +91,6 @@ export class NonFiniteLossError extends Error {
 }
 
 export const METRICS_JSONL = 'metrics.jsonl';
-
-/**
- * Process-wide observer of completed steps, for tests and tools that run the whole stage (e.g. the
- * kill-and-resume test prints each step from a child process). Called after the step's checkpoint.
- */
-export const stepHook: { fn?: (step: number, info: { checkpointed: boolean }) => void } = {};
 
 function namedArrays(vars: { name: string; read(): tfTypes.Tensor }[] | tfTypes.Variable[]): NamedArray[] {
   return vars.map((v) => {
@@ -298,7 +292,6 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     const checkpointed = done % cfg.checkpoint.everySteps === 0 || done === endStep;
     if (checkpointed) await checkpoint(done);
     o.onStep?.(step, { checkpointed });
-    stepHook.fn?.(step, { checkpointed });
   }
   bar?.stop();
   if (start === endStep && resumedFrom !== null) log.info('all steps were already done; finishing');

@@ -35,7 +35,7 @@ export async function runStage(ctx: StageContext, raw: InferStageConfigInput): P
   const backend = (BACKENDS as readonly string[]).includes(ctx.backend ?? '') ? (ctx.backend as (typeof BACKENDS)[number]) : 'auto';
   return runInferStage(
     ctx,
-    { id: ctx.stageId, deps: [], dataset: refUri(ctx.root, unlabeled), teacher, expectedArch, config: cfg.infer, backend },
+    { id: ctx.stageId, dataset: refUri(ctx.root, unlabeled), teacher, expectedArch, config: cfg.infer, backend },
     cfg.infer.workers ?? availableParallelism(),
   );
 }

@@ -5,7 +5,7 @@
  * re-run only does the rest.
  */
 import { availableParallelism } from 'node:os';
-import type { StageContext, StageDefinition } from '../../pipeline/runner/stage.js';
+import type { StageContext } from '../../pipeline/runner/stage.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import type { InferConfig } from '../../pipeline/manifest/sections/pseudo.js';
 import type { ExpectedArch } from '../../pipeline/pseudo/load-teacher.js';
@@ -19,7 +19,6 @@ import { summarise } from './summary.js';
 
 export interface InferStageOptions {
   id: string;
-  deps: string[];
   /** URI of the unlabeled dataset prefix. */
   dataset: string;
   /** URI of the teacher checkpoint directory (model.json + weights; the EMA weights). */
@@ -31,19 +30,6 @@ export interface InferStageOptions {
   backend?: InferJob['backend'];
   /** Environment of the worker processes (default process.env): S3 endpoint/credentials they need. */
   env?: NodeJS.ProcessEnv;
-}
-
-export function makeInferStage(o: InferStageOptions): StageDefinition {
-  const workers = o.config.workers ?? availableParallelism();
-  return {
-    id: o.id,
-    kind: 'infer',
-    deps: o.deps,
-    // Worker count is left out: the result is the same whatever N is.
-    config: { dataset: o.dataset, teacher: o.teacher, expectedArch: o.expectedArch, preprocessing: o.preprocessing ?? 'from checkpoint', topK: o.config.topK, batchSize: o.config.batchSize },
-    outputs: [`${o.id}/${INFER_SUMMARY_KEY}`],
-    run: (ctx) => runInferStage(ctx, o, workers),
-  };
 }
 
 /** The job workers run for these options (reads the teacher checkpoint's id, not its weights). */

@@ -2,13 +2,12 @@
  * The select stage: Noisy Student filtering + balancing of an infer stage's predictions into the
  * pseudo-labeled set the student trains on (`<id>/pseudo/<shard>.jsonl.gz` + `<id>/summary.json`).
  */
-import type { StageContext, StageDefinition, StageResult } from '../../pipeline/runner/stage.js';
+import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import type { SelectConfig } from '../../pipeline/manifest/sections/pseudo.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readInferSummary } from '../../pipeline/contracts/infer.js';
-import { selectSummaryKey } from '../../pipeline/contracts/select.js';
 import { openObjectRef } from '../../pipeline/data/dataset-ref.js';
 import { selectPseudoLabels } from './select.js';
 
@@ -21,18 +20,6 @@ export interface SelectStageOptions {
   seed: number;
   /** Held-back labels (gzip JSON lines ref) when the unlabeled dataset itself has none. */
   groundTruthRef?: string;
-}
-
-export function makeSelectStage(o: SelectStageOptions): StageDefinition {
-  const seed = o.config.seed ?? o.seed;
-  return {
-    id: o.id,
-    kind: 'select',
-    deps: [o.inferId],
-    config: { ...o.config, seed },
-    outputs: [selectSummaryKey(o.id)],
-    run: (ctx) => runSelectStage(ctx, o),
-  };
 }
 
 /** Reads a gzip JSON-lines object by ref: a URI, or a key relative to the store root. */

@@ -25,7 +25,7 @@ import { loadLabeled, normalization, type LabeledData, type WithGroundTruth } fr
 import { readGroundTruth } from '../../pipeline/train/ground-truth.js';
 import { openPseudoSource, type PseudoSource } from '../../pipeline/train/pseudo.js';
 import { teacherBudget as planTeacherBudget, type StepBudget } from '../../pipeline/train/step-plan.js';
-import { train, type TrainResult } from '../../pipeline/train/trainer.js';
+import { train, type TrainerOptions, type TrainResult } from '../../pipeline/train/trainer.js';
 import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
 import { objectUri } from '../../pipeline/store/uri.js';
 
@@ -69,19 +69,24 @@ async function unlabeledWithGroundTruth(ctx: StageContext, refs: DatasetRefs, nu
   return { source: store, truth: await readGroundTruth(truth.store, truth.key, numClasses) };
 }
 
-export async function runStage(ctx: StageContext, raw: TrainStageConfigInput): Promise<StageResult> {
+/** What callers other than the runner may observe (tests, tools): each completed step. */
+export interface TrainStageHooks {
+  onStep?: TrainerOptions['onStep'];
+}
+
+export async function runStage(ctx: StageContext, raw: TrainStageConfigInput, hooks: TrainStageHooks = {}): Promise<StageResult> {
   const cfg = parseStageConfig(trainStageConfig, raw, 'train');
   const refs = await datasetRefs(ctx, cfg);
 
   const opened: (() => Promise<void>)[] = [];
   try {
-    return await trainWithData(ctx, cfg, refs, opened);
+    return await trainWithData(ctx, cfg, refs, opened, hooks);
   } finally {
     await Promise.all(opened.map((close) => close()));
   }
 }
 
-async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: DatasetRefs, opened: (() => Promise<void>)[]): Promise<StageResult> {
+async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: DatasetRefs, opened: (() => Promise<void>)[], hooks: TrainStageHooks): Promise<StageResult> {
   const backend = currentBackend() ?? (await initBackend('auto'));
   const tf = backend.tf;
   const out = ctx.run.sub(ctx.outPrefix);
@@ -141,6 +146,7 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
       backend: backend.name,
       role: cfg.role,
       budget,
+      onStep: hooks.onStep,
     });
     const summary = metricsRecord(cfg, result, backend.name, data, pseudo, budget);
     await out.put(METRICS_JSON, JSON.stringify(summary, null, 2), { contentType: 'application/json' });

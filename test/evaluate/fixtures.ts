@@ -98,7 +98,7 @@ async function buildRun(root: FileStore, run: ObjectStore): Promise<ObjectStore>
   for (const m of MODELS) await writeTrainedModel(run.sub(`${m}/model`), STEPS[m]!);
   await runInferStage(
     testContext(run, root, 'infer-1/'),
-    { id: 'infer-1', deps: [], dataset: `${root.uri}/data/unlabeled`, teacher: objectUri(run, 'train-teacher-1/model'), expectedArch: teacherArch(), config: inferConfig({ topK: 3 }), backend: 'wasm' },
+    { id: 'infer-1', dataset: `${root.uri}/data/unlabeled`, teacher: objectUri(run, 'train-teacher-1/model'), expectedArch: teacherArch(), config: inferConfig({ topK: 3 }), backend: 'wasm' },
     1,
   );
   await runSelectStage(testContext(run, root, 'select-1/'), { id: 'select-1', inferId: 'infer-1', config: selectSection.parse({ threshold: 0.1 }), seed: 3 });

@@ -18,7 +18,7 @@ import { writeJob } from '../../stages/infer/job.js';
 import { runInferWorker } from '../../stages/infer/worker.js';
 import { predictionKey } from '../../stages/infer/layout.js';
 import { readInferSummary } from '../../pipeline/contracts/infer.js';
-import { makeSelectStage } from '../../stages/select/stage.js';
+import { runSelectStage } from '../../stages/select/stage.js';
 import type { SelectSummary } from '../../stages/select/select.js';
 import { s3TestStore } from '../helpers/s3.js';
 import { testContext } from './context.js';
@@ -35,7 +35,6 @@ const reference = new Map<string, Buffer>();
 function options(over: Partial<InferStageOptions> = {}): InferStageOptions {
   return {
     id: 'infer-1',
-    deps: [],
     dataset: `${root.uri}/data/unlabeled`,
     teacher: `${root.uri}/teacher/model`,
     expectedArch: teacherArch(),
@@ -110,9 +109,7 @@ test('two worker processes give byte-identical predictions and a summary', async
 
   // The select stage on these predictions: per-shard pseudo-labels, accuracy from the held-back labels.
   // The teacher is untrained (confidences near 1/10), so the floor is lowered to keep samples.
-  const select = makeSelectStage({ id: 'select-1', inferId: 'infer-1', config: { threshold: 0, perClass: 10, labels: 'soft', temperature: 1 }, seed: 0 });
-  assert.deepEqual(select.deps, ['infer-1']);
-  await select.run(testContext(run, root, 'select-1/'));
+  await runSelectStage(testContext(run, root, 'select-1/'), { id: 'select-1', inferId: 'infer-1', config: { threshold: 0, perClass: 10, labels: 'soft', temperature: 1 }, seed: 0 });
   const sel = JSON.parse((await run.get('select-1/summary.json')).toString()) as SelectSummary;
   assert.deepEqual(sel.shards.map((x) => x.key), NAMES.map((n) => `pseudo/${n}.jsonl.gz`));
   assert.equal(sel.predicted, 85);

@@ -17,7 +17,6 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import { openPseudoSource } from '../../pipeline/train/pseudo.js';
 import { loadCheckpoint } from '../../pipeline/train/checkpoint.js';
 import { runStage } from '../../stages/train/index.js';
-import { stepHook } from '../../pipeline/train/trainer.js';
 import { loadModel } from '../../pipeline/model/store-io.js';
 import { writeFashionDataset } from './make-dataset.js';
 import { stageContext } from '../helpers/stage-context.js';
@@ -149,17 +148,13 @@ test('student init "teacher": starts from the teacher\'s exported weights', { ti
 test('abort (SIGINT/SIGTERM from the runner): checkpoint at the next step boundary, then stop', { timeout: 300_000 }, async () => {
   const ac = new AbortController();
   const ctx = { ...context('abort/'), signal: ac.signal };
-  stepHook.fn = (step) => {
+  const onStep = (step: number) => {
     if (step === 0) ac.abort(new Error('stop requested'));
   };
-  try {
-    await assert.rejects(
-      runStage(ctx, { role: 'teacher', model: MODEL, train: { ...TRAIN, epochs: 3, checkpoint: { everySteps: 100, keep: 2 } }, seed: 1, inputs: { labeled } }),
-      /stop requested/,
-    );
-  } finally {
-    stepHook.fn = undefined;
-  }
+  await assert.rejects(
+    runStage(ctx, { role: 'teacher', model: MODEL, train: { ...TRAIN, epochs: 3, checkpoint: { everySteps: 100, keep: 2 } }, seed: 1, inputs: { labeled } }, { onStep }),
+    /stop requested/,
+  );
   assert.ok(existsSync(path.join(dir, 'abort/ckpt/step-000000001/COMMIT.json')), 'checkpoint after the one finished step');
   assert.ok(!existsSync(path.join(dir, 'abort/model/model.json')));
 });

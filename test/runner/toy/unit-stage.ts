@@ -12,7 +12,7 @@
 import { appendFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { StageContext, StageDefinition, StageResult } from '../../pipeline/runner/stage.js';
+import type { StageContext, StageDefinition, StageResult } from '../../../pipeline/runner/stage.js';
 
 export interface ToyOptions {
   units: number;
