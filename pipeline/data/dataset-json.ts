@@ -8,6 +8,7 @@ import { NotFoundError, type ObjectStore } from '../store/types.js';
 import { DataError, type DatasetIndex } from './types.js';
 import { formatZodIssues } from '../log/errors.js';
 import { trimUri } from '../store/uri.js';
+import { type StoreSettings } from '../store/settings.js';
 
 export const DATASET_JSON = 'dataset.json';
 
@@ -65,9 +66,9 @@ export function parseDatasetJson(text: string, uri: string): DatasetIndex {
   return idx;
 }
 
-/** Opens a dataset from an ObjectStore rooted at its prefix, or from a URI. */
-export async function openDataset(source: ObjectStore | string): Promise<OpenDataset> {
-  const store = typeof source === 'string' ? openStore(source) : source;
+/** Opens a dataset from an ObjectStore rooted at its prefix, or from a URI (opened with `settings`). */
+export async function openDataset(source: ObjectStore | string, settings: StoreSettings = {}): Promise<OpenDataset> {
+  const store = typeof source === 'string' ? openStore(source, settings) : source;
   const owned = typeof source === 'string';
   const uri = trimUri(store.uri);
   try {

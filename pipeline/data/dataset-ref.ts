@@ -6,6 +6,7 @@
 import { openStore } from '../store/open.js';
 import type { ObjectStore } from '../store/types.js';
 import { objectUri } from '../store/uri.js';
+import { type StoreSettings } from '../store/settings.js';
 
 export const isUriRef = (ref: string) => ref.includes('://');
 
@@ -20,20 +21,20 @@ export interface OpenedRef {
   close(): Promise<void>;
 }
 
-/** A store rooted at the ref's prefix. */
-export function openRef(root: ObjectStore, ref: string): OpenedRef {
+/** A store rooted at the ref's prefix (a URI is opened with the run's store settings). */
+export function openRef(root: ObjectStore, ref: string, settings: StoreSettings): OpenedRef {
   if (!isUriRef(ref)) return { store: root.sub(ref), close: async () => {} };
-  const store = openStore(ref);
+  const store = openStore(ref, settings);
   return { store, close: () => store.close() };
 }
 
 /** The object a ref names (e.g. held-back labels): the store of its parent prefix, and its key there. */
-export function openObjectRef(root: ObjectStore, ref: string): OpenedRef & { key: string; uri: string } {
+export function openObjectRef(root: ObjectStore, ref: string, settings: StoreSettings): OpenedRef & { key: string; uri: string } {
   const slash = ref.lastIndexOf('/');
   const parent = slash > 0 ? ref.slice(0, slash) : '';
   const key = ref.slice(slash + 1);
   if (isUriRef(ref)) {
-    const store = openStore(parent);
+    const store = openStore(parent, settings);
     return { store, key, uri: ref, close: () => store.close() };
   }
   return { store: parent ? root.sub(parent) : root, key, uri: refUri(root, ref), close: async () => {} };

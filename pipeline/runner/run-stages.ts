@@ -11,6 +11,7 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
 import type { Progress, StageDefinition, StageRun } from './stage.js';
 import type { RunLogger } from '../log/logger.js';
@@ -28,6 +29,8 @@ export interface RunStagesOptions {
   run: ObjectStore;
   /** The store root (datasets outside the run). */
   root: ObjectStore;
+  /** How the stores were reached (the manifest's `s3` section): stages open their other stores with it. */
+  storeSettings?: StoreSettings;
   log: RunLogger;
   progress: ProgressFactory;
   /** Aborted on SIGINT/SIGTERM by the caller. Its `reason` (an Error) names the signal. */
@@ -200,6 +203,7 @@ async function runOne(
     const result = await stage.run({
       run,
       root: c.root,
+      storeSettings: c.storeSettings ?? {},
       outPrefix,
       log: slog,
       signal: c.signal,

@@ -8,6 +8,7 @@
  * input shard, one checkpoint every N steps) and skip committed units when started again, so a
  * kill -9 at any moment loses at most one unit.
  */
+import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
 
 export type LogFields = Record<string, unknown>;
@@ -33,6 +34,11 @@ export interface StageContext {
   run: ObjectStore;
   /** The store root itself, for datasets that live outside the run. */
   root: ObjectStore;
+  /**
+   * How to reach the run's stores (the manifest's `s3` section): pass it to every store a stage
+   * opens by URI (datasets, import sources, the teacher's model) and to worker processes.
+   */
+  storeSettings: StoreSettings;
   /** This stage's own output prefix inside the run, e.g. `train-teacher-1/`. */
   outPrefix: string;
   log: Logger;

@@ -41,7 +41,7 @@ async function readJsonIfAny<T>(store: ObjectStore, key: string): Promise<T | un
 
 async function openEvalSet(ctx: StageContext, importId: string): Promise<{ ds: OpenDataset; close: () => Promise<void> }> {
   const ref = (await readDatasetsList(ctx.run, importId)).eval;
-  const { store, close } = openRef(ctx.root, ref);
+  const { store, close } = openRef(ctx.root, ref, ctx.storeSettings);
   try {
     return { ds: await openDataset(store), close };
   } catch (err) {
@@ -53,7 +53,7 @@ async function openEvalSet(ctx: StageContext, importId: string): Promise<{ ds: O
 /** Held-back labels of the unlabeled set an infer stage predicted (dataset's own, else the import's split). */
 async function groundTruthOf(ctx: StageContext, importId: string, inferId: string): Promise<(() => AsyncIterable<{ key: string; label: number }>) | undefined> {
   const infer = await readInferSummary(ctx.run, inferId);
-  const ds = await openDataset(infer.dataset).catch(() => undefined);
+  const ds = await openDataset(infer.dataset, ctx.storeSettings).catch(() => undefined);
   const own = ds?.index.groundTruth;
   const lines = async function* (store: ObjectStore, key: string, where: string) {
     for await (const { value } of decodeJsonlGz(await store.getStream(key), where)) yield value as { key: string; label: number };
@@ -71,7 +71,7 @@ async function groundTruthOf(ctx: StageContext, importId: string, inferId: strin
   const ref = (await readDatasetsList(ctx.run, importId).catch(() => undefined))?.groundTruth;
   if (!ref) return undefined;
   return async function* () {
-    const { store, key, uri, close } = openObjectRef(ctx.root, ref);
+    const { store, key, uri, close } = openObjectRef(ctx.root, ref, ctx.storeSettings);
     try {
       yield* lines(store, key, uri);
     } finally {

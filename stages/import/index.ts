@@ -99,7 +99,7 @@ export async function runStage(ctx: StageContext, raw: ImportStageConfig): Promi
     const prefix = `${d.importPrefix.replace(/\/+$/, '')}/${slug(ref)}-${key}`;
     let source;
     try {
-      source = await openImportSource(src.source, { ...src.options, limitInputPixels: d.maxPixels });
+      source = await openImportSource(src.source, { ...src.options, limitInputPixels: d.maxPixels, storeSettings: ctx.storeSettings });
     } catch (err) {
       // A missing Debian package is the likely first-run failure: say how to get the data.
       const howTo = ref.startsWith('fashion-mnist:') && /no \S+-idx\d-ubyte/.test((err as Error).message) ? `. ${fashionMnistHowTo(src.source)}` : '';
@@ -152,7 +152,7 @@ export async function runStage(ctx: StageContext, raw: ImportStageConfig): Promi
 
   // Every ref must open as a dataset now, not fail hours later in train or infer.
   for (const name of ['labeled', 'unlabeled', 'eval'] as const) {
-    const { store, close } = openRef(ctx.root, out[name]!);
+    const { store, close } = openRef(ctx.root, out[name]!, ctx.storeSettings);
     try {
       const ds = await openDataset(store);
       out.classes ??= ds.index.classes;

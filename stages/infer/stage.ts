@@ -16,6 +16,7 @@ import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { readJobIfAny, writeJob, type InferJob } from './job.js';
 import { INFER_SUMMARY_KEY, predictionKey, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
 import { summarise } from './summary.js';
+import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface InferStageOptions {
   id: string;
@@ -33,8 +34,8 @@ export interface InferStageOptions {
 }
 
 /** The job workers run for these options (reads the teacher checkpoint's id, not its weights). */
-export async function buildInferJob(o: InferStageOptions): Promise<InferJob> {
-  const teacherStore = openStore(o.teacher);
+export async function buildInferJob(o: InferStageOptions, settings: StoreSettings = {}): Promise<InferJob> {
+  const teacherStore = openStore(o.teacher, settings);
   const info = await readTeacherInfo(teacherStore).finally(() => teacherStore.close());
   const preprocessing = o.preprocessing ?? info.preprocessing;
   if (!preprocessing) {
@@ -56,8 +57,8 @@ export async function buildInferJob(o: InferStageOptions): Promise<InferJob> {
 }
 
 export async function runInferStage(ctx: StageContext, o: InferStageOptions, workers: number): Promise<{ summary: Record<string, unknown> }> {
-  const job = await buildInferJob(o);
-  const ds = await openDataset(o.dataset);
+  const job = await buildInferJob(o, ctx.storeSettings);
+  const ds = await openDataset(o.dataset, ctx.storeSettings);
   try {
     const out = ctx.run.sub(o.id);
     // Shards done under another job (other teacher weights, topK, preprocessing...) must not be
@@ -86,6 +87,7 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
       runUri: ctx.run.uri,
       stage: o.id,
       workers: processes,
+      storeSettings: ctx.storeSettings,
       maxRestarts: o.config.maxRestarts,
       signal: ctx.signal,
       env: o.env,

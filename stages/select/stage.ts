@@ -10,6 +10,7 @@ import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readInferSummary } from '../../pipeline/contracts/infer.js';
 import { openObjectRef } from '../../pipeline/data/dataset-ref.js';
 import { selectPseudoLabels } from './select.js';
+import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface SelectStageOptions {
   id: string;
@@ -23,8 +24,8 @@ export interface SelectStageOptions {
 }
 
 /** Reads a gzip JSON-lines object by ref: a URI, or a key relative to the store root. */
-async function* groundTruthLines(root: ObjectStore, ref: string): AsyncGenerator<{ key: string; label: number }> {
-  const { store, key, close } = openObjectRef(root, ref);
+async function* groundTruthLines(root: ObjectStore, ref: string, settings: StoreSettings): AsyncGenerator<{ key: string; label: number }> {
+  const { store, key, close } = openObjectRef(root, ref, settings);
   try {
     for await (const { value } of decodeJsonlGz(await store.getStream(key), ref)) yield value as { key: string; label: number };
   } finally {
@@ -37,7 +38,7 @@ export async function runSelectStage(ctx: StageContext, o: SelectStageOptions): 
   const predictions = ctx.run.sub(o.inferId);
   const infer = await readInferSummary(ctx.run, o.inferId);
   const progress = ctx.progress(`select ${o.id}`, infer.shards.length, 'shards');
-  const ds = await openDataset(infer.dataset);
+  const ds = await openDataset(infer.dataset, ctx.storeSettings);
   try {
     // Held-back labels: the unlabeled dataset's own, else the import stage's list (a split).
     const truthKey = ds.index.groundTruth;
@@ -48,7 +49,7 @@ export async function runSelectStage(ctx: StageContext, o: SelectStageOptions): 
           }
         }
       : o.groundTruthRef
-        ? () => groundTruthLines(ctx.root, o.groundTruthRef!)
+        ? () => groundTruthLines(ctx.root, o.groundTruthRef!, ctx.storeSettings)
         : undefined;
     const summary = await selectPseudoLabels({
       predictions,

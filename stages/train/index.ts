@@ -31,8 +31,8 @@ import { objectUri } from '../../pipeline/store/uri.js';
 
 
 /** Opens a dataset ref (pipeline/data/dataset-ref.ts); closed at the end: idle S3 sockets would keep the process alive. */
-function openRef(ctx: Pick<StageContext, 'root'>, ref: string, opened: (() => Promise<void>)[]): ObjectStore {
-  const { store, close } = openDatasetRef(ctx.root, ref);
+function openRef(ctx: Pick<StageContext, 'root' | 'storeSettings'>, ref: string, opened: (() => Promise<void>)[]): ObjectStore {
+  const { store, close } = openDatasetRef(ctx.root, ref, ctx.storeSettings);
   opened.push(close);
   return store;
 }
@@ -64,7 +64,7 @@ async function unlabeledWithGroundTruth(ctx: StageContext, refs: DatasetRefs, nu
   if (!refs.groundTruth) {
     throw new Error(`train: the all-labels baseline needs the held-back labels of ${ds.uri}, but neither its dataset.json nor the import list names a ground truth (only split imports have one)`);
   }
-  const truth = openObjectRef(ctx.root, refs.groundTruth);
+  const truth = openObjectRef(ctx.root, refs.groundTruth, ctx.storeSettings);
   opened.push(truth.close);
   return { source: store, truth: await readGroundTruth(truth.store, truth.key, numClasses) };
 }

@@ -10,6 +10,7 @@ export function stageContext(o: Partial<StageContext> & { run: ObjectStore; outP
   const quiet = () => {};
   return {
     root: o.run,
+    storeSettings: {},
     stageId: o.outPrefix.replace(/\/+$/, ''),
     log: { info: quiet, warn: quiet, error: quiet, debug: quiet },
     signal: new AbortController().signal,

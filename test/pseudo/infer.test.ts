@@ -20,7 +20,7 @@ import { predictionKey } from '../../stages/infer/layout.js';
 import { readInferSummary } from '../../pipeline/contracts/infer.js';
 import { runSelectStage } from '../../stages/select/stage.js';
 import type { SelectSummary } from '../../stages/select/select.js';
-import { s3TestStore } from '../helpers/s3.js';
+import { s3TestEnv, s3TestStore } from '../helpers/s3.js';
 import { testContext } from './context.js';
 import { inferConfig, PREPROCESSING, TEACHER_MODEL, teacherArch, writeTeacher, writeUnlabeled } from './fixtures.js';
 import { trimUri } from '../../pipeline/store/uri.js';
@@ -173,16 +173,28 @@ test('SIGKILL of a worker mid-shard: restarted, every shard once, identical to a
   assert.deepEqual(files.filter((f) => f.endsWith('.jsonl.gz') && !f.includes('.selftrain-tmp-')).sort(), NAMES.map((n) => `${n}.jsonl.gz`));
 });
 
-test('S3: dataset, teacher and run in a real S3 store give the same predictions as file://', async (t) => {
+test('S3: dataset, teacher and run in a real S3 store give the same predictions as file://, the endpoint passed explicitly', async (t) => {
   const s3 = await s3TestStore(t);
   if (!s3) return;
+  const env = (await s3TestEnv())!;
   for (const prefix of ['data/unlabeled/', 'teacher/model/']) {
     for (const o of await root.list(prefix)) await s3.put(o.key, await root.get(o.key));
   }
   const base = trimUri(s3.uri);
   const run = s3.sub('runs/s3');
-  await runInferStage(testContext(run, s3, 'infer-1/'), options({ dataset: `${base}/data/unlabeled`, teacher: `${base}/teacher/model` }), 1);
+  // No endpoint in the environment: the dataset, the teacher and the worker process can reach the
+  // service only through the stage's store settings (the manifest's s3 section).
+  const saved = { url: process.env.AWS_ENDPOINT_URL, s3url: process.env.AWS_ENDPOINT_URL_S3 };
+  delete process.env.AWS_ENDPOINT_URL;
+  delete process.env.AWS_ENDPOINT_URL_S3;
+  t.after(() => {
+    if (saved.url !== undefined) process.env.AWS_ENDPOINT_URL = saved.url;
+    if (saved.s3url !== undefined) process.env.AWS_ENDPOINT_URL_S3 = saved.s3url;
+  });
+  const ctx = { ...testContext(run, s3, 'infer-1/'), storeSettings: { endpoint: env.endpoint, region: env.region } };
+  await runInferStage(ctx, options({ dataset: `${base}/data/unlabeled`, teacher: `${base}/teacher/model` }), 1);
   assert.deepEqual(await predictionsOf(run), reference);
+  assert.equal(process.env.AWS_ENDPOINT_URL, undefined, 'nothing wrote the endpoint into the environment');
 });
 
 test('bad input: corrupt images are listed with the reason, an empty shard gives an empty object', async () => {

@@ -178,3 +178,24 @@ test("ctx.stageRuns(): the chain's records in start order, own entry running, ot
   assert.ok(seen.slice(0, 2).every((r) => typeof r.durationMs === 'number' && typeof r.totalMs === 'number'), 'finished stages carry their times');
   assert.equal(seen[2]!.durationMs, undefined);
 });
+
+test("openRun passes the manifest's s3 settings explicitly and leaves process.env alone", async () => {
+  const { parseManifest } = await import('../../pipeline/manifest/load.js');
+  const { openRun } = await import('../../pipeline/runner/open-run.js');
+  const before = { url: process.env.AWS_ENDPOINT_URL, region: process.env.AWS_REGION };
+  const m = parseManifest(JSON.stringify({
+    name: 'envless',
+    store: 's3://some-bucket/runs',
+    s3: { endpoint: 'http://127.0.0.1:9', region: 'eu-north-9' },
+    datasets: { labeled: 'fashion-mnist:train', unlabeled: 'fashion-mnist:train', eval: 'fashion-mnist:test', split: { labeledPerClass: 1 } },
+    teacher: { model: { name: 'resnet-rs-26-w0.25-small' } },
+    student: { model: { name: 'resnet-rs-26-w0.25-small' } },
+  }), 'envless.json');
+  const opened = await openRun(m, undefined);
+  try {
+    assert.deepEqual(opened.storeSettings, { endpoint: 'http://127.0.0.1:9', region: 'eu-north-9' });
+    assert.deepEqual({ url: process.env.AWS_ENDPOINT_URL, region: process.env.AWS_REGION }, before);
+  } finally {
+    await opened.root.close();
+  }
+});
