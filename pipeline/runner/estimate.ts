@@ -24,8 +24,7 @@
  */
 import type { Manifest } from '../manifest/schema.js';
 import type { ModelConfig } from '../manifest/sections/model.js';
-import type { TrainConfig } from '../manifest/sections/train.js';
-import type { InferConfig, SelectConfig } from '../manifest/sections/pseudo.js';
+import type { SelectConfig } from '../manifest/sections/pseudo.js';
 import { IMPORT_SOURCE_RE } from '../manifest/sections/datasets.js';
 import { readDatasetsList, type DatasetsList } from '../contracts/import.js';
 import { resolveModel } from '../model/family.js';

@@ -4,7 +4,6 @@
  * fail the stage with every bad shard named; finished shards stay, so after fixing the data a
  * re-run only does the rest.
  */
-import { availableParallelism } from 'node:os';
 import type { StageContext } from '../../pipeline/runner/stage.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import type { InferConfig } from '../../pipeline/manifest/sections/pseudo.js';

@@ -27,7 +27,6 @@ import { openPseudoSource, type PseudoSource } from '../../pipeline/train/pseudo
 import { teacherBudget as planTeacherBudget, type StepBudget } from '../../pipeline/train/step-plan.js';
 import { train, type TrainerOptions, type TrainResult } from '../../pipeline/train/trainer.js';
 import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
-import { objectUri } from '../../pipeline/store/uri.js';
 
 
 /** Opens a dataset ref (pipeline/data/dataset-ref.ts); closed at the end: idle S3 sockets would keep the process alive. */

@@ -12,7 +12,6 @@ import { FileStore } from '../../pipeline/store/file-store.js';
 import { openIdxSource } from '../../stages/import/idx-source.js';
 import { importDataset } from '../../stages/import/run-import.js';
 import { runStage } from '../../stages/import/index.js';
-import type { StageContext } from '../../pipeline/runner/stage.js';
 import { s3TestStore } from '../helpers/s3.js';
 import { FMNIST_DIR, readIdx, tempDir } from './helpers.js';
 import { stageContext } from '../helpers/stage-context.js';
