@@ -3,7 +3,8 @@
  * prints the objects that differ. Generic: two store URIs in, a list of differing objects out.
  *
  *   npx tsx bench/compare-runs.ts <store-uri-a> <store-uri-b> [--ignore '<key glob>:<field path>']...
- *                                 [--skip '<key glob>']... [--normalize-roots] [--json]
+ *                                 [--ignore-text '<key glob>:<regex>']... [--skip '<key glob>']...
+ *                                 [--rules <file>] [--normalize-roots] [--json]
  *
  * - Every object is compared byte for byte first. Objects present on one side only are listed.
  * - An object that is not byte-identical and is JSON (`.json`) or JSON lines (`.jsonl`, `.jsonl.gz`)
@@ -13,13 +14,21 @@
  *   dot-separated with `*` for any one key or array index (`epochs.*.seconds`). An object whose
  *   only differences are ignored fields counts as equal, and the ignored fields that did differ
  *   are printed next to it, so nothing is left out silently.
+ * - `--ignore-text '<key glob>:<regex>'`: in a text object that is not byte-identical (e.g. a
+ *   rendered report), text matching the regex is blanked on both sides before comparing; an object
+ *   equal after that counts as equal, and the rules that changed it are printed next to it.
  * - `--skip '<key glob>'` leaves objects out entirely (e.g. `*\/lease`, held only while running).
+ * - `--rules <file>`: rules from a file, one per line (`ignore <key glob>:<field path>`,
+ *   `ignore-text <key glob>:<regex>`, `skip <key glob>`; `#` starts a comment), e.g.
+ *   bench/run-timings.rules: the fields of a selftrain run that are timings, timestamps, process
+ *   ids or random run ids, i.e. all that may differ between two runs of the same manifest.
  * - `--normalize-roots`: in JSON strings, each store's own root URI is replaced by `<root>` before
  *   comparing (two runs written to different places record their own locations). Off by default.
  *
  * Exit code 0 when nothing differs (beyond the ignored fields), 1 otherwise, 2 on bad arguments.
  * Store settings (S3 endpoint, region) come from --endpoint / --region or the AWS environment.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
@@ -34,8 +43,15 @@ export interface IgnoreRule {
   field: string;
 }
 
+/** Text matching `pattern` (a regex source) is blanked in objects whose keys match `key`. */
+export interface TextIgnoreRule {
+  key: string;
+  pattern: string;
+}
+
 export interface CompareOptions {
   ignore?: IgnoreRule[];
+  ignoreText?: TextIgnoreRule[];
   skip?: string[];
   normalizeRoots?: boolean;
 }
@@ -74,6 +90,15 @@ export function parseIgnoreRule(text: string): IgnoreRule {
   const i = text.lastIndexOf(':');
   if (i <= 0 || i === text.length - 1) throw new Error(`--ignore "${text}": expected <key glob>:<field path>`);
   return { key: text.slice(0, i), field: text.slice(i + 1) };
+}
+
+/** Parses `<key glob>:<regex>` (the first `:` separates them: the regex may contain one). */
+export function parseTextIgnoreRule(text: string): TextIgnoreRule {
+  const i = text.indexOf(':');
+  if (i <= 0 || i === text.length - 1) throw new Error(`--ignore-text "${text}": expected <key glob>:<regex>`);
+  const pattern = text.slice(i + 1);
+  new RegExp(pattern); // a bad regex fails here, with its own message
+  return { key: text.slice(0, i), pattern };
 }
 
 function isJsonKey(key: string): 'json' | 'jsonl' | 'jsonl.gz' | undefined {
@@ -118,6 +143,7 @@ function diffPaths(a: unknown, b: unknown, path: string[], out: string[][]): voi
 export async function compareStores(a: ObjectStore, b: ObjectStore, o: CompareOptions = {}): Promise<CompareResult> {
   const skip = (o.skip ?? []).map(globToRegExp);
   const ignore = (o.ignore ?? []).map((r) => ({ key: globToRegExp(r.key), field: r.field.split('.') }));
+  const ignoreText = (o.ignoreText ?? []).map((r) => ({ key: globToRegExp(r.key), re: new RegExp(r.pattern, 'g'), pattern: r.pattern }));
   const keep = (key: string) => !skip.some((re) => re.test(key));
   const [listA, listB] = await Promise.all([a.list(''), b.list('')]);
   const sizesA = new Map(listA.filter((x) => keep(x.key)).map((x) => [x.key, x.size]));
@@ -140,6 +166,13 @@ export async function compareStores(a: ObjectStore, b: ObjectStore, o: CompareOp
       continue;
     }
     const kind = isJsonKey(key);
+    const textRules = ignoreText.filter((r) => r.key.test(key));
+    if (!kind && textRules.length > 0) {
+      const blank = (b: Buffer) => textRules.reduce((t, r) => t.replace(r.re, '<ignored>'), b.toString('utf8'));
+      if (blank(bytesA) === blank(bytesB)) differences.push({ key, kind: 'ignored-only', fields: textRules.filter((r) => new RegExp(r.pattern).test(bytesA.toString('utf8'))).map((r) => `text /${r.pattern}/`) });
+      else differences.push({ key, kind: 'bytes', sizeA: bytesA.length, sizeB: bytesB.length });
+      continue;
+    }
     let valueA: unknown, valueB: unknown;
     try {
       if (!kind) throw new Error('not JSON');
@@ -191,12 +224,27 @@ export function formatResult(r: CompareResult, maxFields = 8): string {
   return lines.join('\n');
 }
 
+/** Rules from a file: `ignore|ignore-text|skip <rule>` per line, `#` comments. */
+export function readRules(file: string): { ignore: string[]; 'ignore-text': string[]; skip: string[] } {
+  const out = { ignore: [] as string[], 'ignore-text': [] as string[], skip: [] as string[] };
+  for (const [i, raw] of readFileSync(file, 'utf8').split('\n').entries()) {
+    const line = raw.replace(/(^|\s)#.*$/, '').trim();
+    if (!line) continue;
+    const m = /^(ignore|ignore-text|skip)\s+(.+)$/.exec(line);
+    if (!m) throw new Error(`${file}:${i + 1}: expected "ignore <glob>:<path>", "ignore-text <glob>:<regex>" or "skip <glob>"`);
+    out[m[1] as keyof typeof out].push(m[2]!);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
       ignore: { type: 'string', multiple: true, default: [] },
+      'ignore-text': { type: 'string', multiple: true, default: [] },
       skip: { type: 'string', multiple: true, default: [] },
+      rules: { type: 'string' },
       'normalize-roots': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       endpoint: { type: 'string' },
@@ -204,12 +252,17 @@ async function main(): Promise<void> {
     },
   });
   if (positionals.length !== 2) {
-    process.stderr.write('usage: compare-runs <store-uri-a> <store-uri-b> [--ignore <key glob>:<field path>]... [--skip <key glob>]... [--normalize-roots] [--json]\n');
+    process.stderr.write('usage: compare-runs <store-uri-a> <store-uri-b> [--ignore <key glob>:<field path>]... [--ignore-text <key glob>:<regex>]... [--skip <key glob>]... [--rules <file>] [--normalize-roots] [--json]\n');
     process.exit(2);
   }
   let ignore: IgnoreRule[];
+  let ignoreText: TextIgnoreRule[];
+  const skip = [...values.skip];
   try {
-    ignore = values.ignore.map(parseIgnoreRule);
+    const fromFile = values.rules ? readRules(values.rules) : { ignore: [], 'ignore-text': [], skip: [] };
+    ignore = [...fromFile.ignore, ...values.ignore].map(parseIgnoreRule);
+    ignoreText = [...fromFile['ignore-text'], ...values['ignore-text']].map(parseTextIgnoreRule);
+    skip.push(...fromFile.skip);
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(2);
@@ -217,11 +270,12 @@ async function main(): Promise<void> {
   const settings = { endpoint: values.endpoint, region: values.region };
   const [a, b] = positionals.map((uri) => openStore(uri, settings)) as [ObjectStore, ObjectStore];
   try {
-    const result = await compareStores(a, b, { ignore, skip: values.skip, normalizeRoots: values['normalize-roots'] });
-    if (values.json) process.stdout.write(JSON.stringify({ ...result, ignore, skip: values.skip }, null, 2) + '\n');
+    const result = await compareStores(a, b, { ignore, ignoreText, skip, normalizeRoots: values['normalize-roots'] });
+    if (values.json) process.stdout.write(JSON.stringify({ ...result, ignore, ignoreText, skip }, null, 2) + '\n');
     else {
       for (const r of ignore) process.stdout.write(`ignoring field ${r.field} in ${r.key}\n`);
-      for (const s of values.skip) process.stdout.write(`skipping objects ${s}\n`);
+      for (const r of ignoreText) process.stdout.write(`ignoring text /${r.pattern}/ in ${r.key}\n`);
+      for (const s of skip) process.stdout.write(`skipping objects ${s}\n`);
       process.stdout.write(formatResult(result) + '\n');
     }
     process.exitCode = realDifferences(result).length > 0 ? 1 : 0;
