@@ -50,6 +50,9 @@ const ctx: StageContext = {
   run,
   root: run,
   outPrefix: 'train-teacher-1/',
+  stageId: 'train-teacher-1',
+  storeSettings: {},
+  stageRuns: async () => [],
   log: { info: (m) => console.log(m), warn: (m) => console.warn(m), error: (m) => console.error(m), debug: () => {} },
   signal: new AbortController().signal,
   progress: (label, total) => ({

@@ -65,11 +65,6 @@ export function normalizeInto(src: Uint8Array, channels: number, out: Float32Arr
   }
 }
 
-/** How many images `stratifiedHoldout` holds out of a set with these class counts (same rounding). */
-export function holdoutSize(classCounts: readonly number[], fraction: number): number {
-  return classCounts.reduce((sum, n) => sum + Math.round(n * fraction), 0);
-}
-
 function countClasses(labels: Iterable<number>, numClasses: number): number[] {
   const counts = new Array<number>(numClasses).fill(0);
   for (const l of labels) counts[l] = (counts[l] ?? 0) + 1;

@@ -1,23 +1,21 @@
 /**
  * The import stage: makes sure the manifest's labeled, unlabeled and eval datasets exist in the
  * store, importing sources named in `datasets` (see pipeline/manifest/sections/datasets.ts), and
- * writes `<outPrefix>datasets.json` — its commit object, written last:
+ * writes the run's dataset list `<import id>/datasets.json` — its commit object, written last
+ * (shape and reader: pipeline/contracts/import.ts).
  *
- *   { "labeled": ref, "unlabeled": ref, "eval": ref, "groundTruth"?: ref-to-jsonl.gz,
- *     "classes": [...] }
- *
- * A ref is a URI (`s3://…`, `file://…`) or a prefix relative to the store root; open it with
- * `openDatasetRef(ctx.root, ref)`. Imports go to `<importPrefix>/<source-slug>-<plan hash>/`
- * under the store root, so runs share them and a second run finds them complete (no work).
- * Imports are resumable at shard granularity (see run-import.ts).
+ * Imports go to `<importPrefix>/<source-slug>-<plan hash>/` under the store root, so runs share
+ * them and a second run finds them complete (no work). Imports are resumable at shard granularity
+ * (see run-import.ts).
  */
 import { createHash } from 'node:crypto';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import { DataError } from '../../pipeline/data/types.js';
-import { datasetsSection, IMPORT_SOURCE_RE, type DatasetsConfig } from '../../pipeline/manifest/sections/datasets.js';
+import { IMPORT_SOURCE_RE } from '../../pipeline/manifest/sections/datasets.js';
+import { importStageConfig, writeDatasetsList, type DatasetsList, type ImportStageConfig } from '../../pipeline/contracts/import.js';
+import { parseStageConfig } from '../../pipeline/contracts/json.js';
+import { openRef } from '../../pipeline/data/dataset-ref.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
-import { openStore } from '../../pipeline/store/open.js';
-import type { ObjectStore } from '../../pipeline/store/types.js';
 import { openImportSource, type SourceOptions } from './open-source.js';
 import { importDataset } from './run-import.js';
 
@@ -47,11 +45,6 @@ export function fashionMnistHowTo(dir: string): string {
     `\`gunzip -c <file>.gz | sha256sum\` against ${Object.entries(FASHION_MNIST_SHA256).map(([n, h]) => `${n} ${h}`).join(', ')}, ` +
     `and set SELFTRAIN_FASHION_MNIST_DIR=<that directory> (or name it as idx:<dir>:train|test in the manifest)`
   );
-}
-
-/** Opens a dataset ref written in datasets.json: a URI, or a prefix relative to the store root. */
-export function openDatasetRef(root: ObjectStore, ref: string): ObjectStore {
-  return ref.includes('://') ? openStore(ref) : root.sub(ref);
 }
 
 interface ParsedSource {
@@ -87,13 +80,10 @@ function slug(ref: string): string {
   return ref.replace(/^[a-z-]+:/, '').replace(/[^A-Za-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(-40) || 'dataset';
 }
 
-export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
-  const cfgIn = (raw ?? {}) as { datasets?: unknown; seed?: number };
-  const parsed = datasetsSection.safeParse(cfgIn.datasets);
-  if (!parsed.success) throw new Error(`import stage: datasets: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const d: DatasetsConfig = parsed.data;
-  const seed = cfgIn.seed ?? 0;
-  const out: Record<string, unknown> = {};
+export async function runStage(ctx: StageContext, raw: ImportStageConfig): Promise<StageResult> {
+  const { datasets: d, seed } = parseStageConfig(importStageConfig, raw, 'import');
+  // Filled in the order the list has always been written in (classes first, from the first import).
+  const out: Partial<DatasetsList> = {};
   const summary: Record<string, unknown> = {};
   const field = (name: 'labeled' | 'unlabeled' | 'eval') => d[name];
 
@@ -109,7 +99,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
     const prefix = `${d.importPrefix.replace(/\/+$/, '')}/${slug(ref)}-${key}`;
     let source;
     try {
-      source = await openImportSource(src.source, { ...src.options, limitInputPixels: d.maxPixels });
+      source = await openImportSource(src.source, { ...src.options, limitInputPixels: d.maxPixels, storeSettings: ctx.storeSettings });
     } catch (err) {
       // A missing Debian package is the likely first-run failure: say how to get the data.
       const howTo = ref.startsWith('fashion-mnist:') && /no \S+-idx\d-ubyte/.test((err as Error).message) ? `. ${fashionMnistHowTo(src.source)}` : '';
@@ -162,7 +152,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
 
   // Every ref must open as a dataset now, not fail hours later in train or infer.
   for (const name of ['labeled', 'unlabeled', 'eval'] as const) {
-    const store = openDatasetRef(ctx.root, out[name] as string);
+    const { store, close } = openRef(ctx.root, out[name]!, ctx.storeSettings);
     try {
       const ds = await openDataset(store);
       out.classes ??= ds.index.classes;
@@ -170,10 +160,9 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
     } catch (err) {
       throw new DataError(`datasets.${name}: ${(err as Error).message}`, { uri: store.uri }, { cause: err });
     } finally {
-      if ((out[name] as string).includes('://')) await store.close();
+      await close();
     }
   }
-  const prefix = ctx.outPrefix.replace(/\/*$/, '/');
-  await ctx.run.put(`${prefix}datasets.json`, JSON.stringify(out, null, 1) + '\n', { contentType: 'application/json' });
+  await writeDatasetsList(ctx.run, ctx.stageId, out as DatasetsList);
   return { summary };
 }

@@ -12,9 +12,9 @@ import { FileStore } from '../../pipeline/store/file-store.js';
 import { openIdxSource } from '../../stages/import/idx-source.js';
 import { importDataset } from '../../stages/import/run-import.js';
 import { runStage } from '../../stages/import/index.js';
-import type { StageContext } from '../../pipeline/runner/stage.js';
 import { s3TestStore } from '../helpers/s3.js';
 import { FMNIST_DIR, readIdx, tempDir } from './helpers.js';
+import { stageContext } from '../helpers/stage-context.js';
 
 const dir = tempDir({ after });
 const testSource = () => openIdxSource(FMNIST_DIR, { split: 'test' });
@@ -71,15 +71,7 @@ describe('split, resume, stage, S3', () => {
   test('import stage: split source + eval, writes datasets.json with refs that open', async () => {
     const root = new FileStore(`${dir}/stage-root`);
     const run = root.sub('exp');
-    const noop = () => undefined;
-    const ctx: StageContext = {
-      run,
-      root,
-      outPrefix: 'import/',
-      log: { info: noop, warn: noop, error: noop, debug: noop },
-      signal: new AbortController().signal,
-      progress: () => ({ update: noop, setTotal: noop, stop: noop }),
-    };
+    const ctx = stageContext({ run, root, outPrefix: 'import/' });
     // eval: an existing dataset by URI (the split test's labeled part), so only the split imports.
     const evalUri = new FileStore(`${dir}/split/labeled`).uri;
     const cfg = { datasets: { labeled: 'fashion-mnist:test', unlabeled: 'fashion-mnist:test', eval: evalUri, split: { labeledPerClass: 10 }, samplesPerShard: 5000 }, seed: 1 };

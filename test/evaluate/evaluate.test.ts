@@ -27,6 +27,7 @@ import { copyReport } from '../../pipeline/report/copy.js';
 import { testContext } from '../pseudo/context.js';
 import { PREPROCESSING, fashionPngs } from '../pseudo/fixtures.js';
 import { evaluateConfig, EVAL_SHARDS, makeRun, UNLABELED_SHARDS } from './fixtures.js';
+import { trimUri } from '../../pipeline/store/uri.js';
 
 const run$ = promisify(execFile);
 let dir: string;
@@ -199,7 +200,10 @@ test('resume: a kill mid-evaluate keeps finished models; the re-run evaluates on
 
 test('bad input: an unlabeled eval set and a missing model are refused with the URI', async () => {
   const r3 = root.sub('runs/bad');
+  // A dataset list of another shape is refused by its one reader, naming the object and the field.
   await r3.put('import/datasets.json', JSON.stringify({ eval: 'data/unlabeled' }));
+  await assert.rejects(runStage(testContext(r3, root, 'evaluate/'), evaluateConfig()), /runs\/bad\/import\/datasets\.json is not the import stage's dataset list: classes: .*; labeled: /);
+  await r3.put('import/datasets.json', JSON.stringify({ classes: [], labeled: 'data/unlabeled', unlabeled: 'data/unlabeled', eval: 'data/unlabeled' }));
   await assert.rejects(runStage(testContext(r3, root, 'evaluate/'), evaluateConfig()), /train-teacher-1\/model\/model\.json/);
   const { writeTeacher } = await import('../pseudo/fixtures.js');
   await writeTeacher(r3.sub('train-teacher-1/model'));
@@ -234,7 +238,7 @@ test('S3: the same run in a real S3 store gives the same metrics, and its report
   // The infer summary names the unlabeled set by URI: point it at the S3 copy.
   const s3run = s3.sub('runs/demo');
   const summary = JSON.parse((await s3run.get('infer-1/summary.json')).toString('utf8')) as { dataset: string };
-  summary.dataset = `${s3.uri.replace(/\/+$/, '')}/data/unlabeled`;
+  summary.dataset = `${trimUri(s3.uri)}/data/unlabeled`;
   await s3run.put('infer-1/summary.json', JSON.stringify(summary));
   await runStage({ ...testContext(s3run, s3, 'evaluate/'), backend: 'wasm' }, evaluateConfig());
   const got = JSON.parse((await s3run.get('evaluate/report.json')).toString('utf8')) as Report;

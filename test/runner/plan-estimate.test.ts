@@ -23,6 +23,7 @@ import { s3TestEnv } from '../helpers/s3.js';
 import { parseManifest } from '../../pipeline/manifest/load.js';
 import { buildChain } from '../../pipeline/runner/chain.js';
 import { estimateStages, manifestDatasetSizes } from '../../pipeline/runner/estimate.js';
+import { stageContext } from '../helpers/stage-context.js';
 
 function repoRoot(): string {
   let d = path.dirname(fileURLToPath(import.meta.url));
@@ -295,13 +296,10 @@ test('after the import stage ran: sizes of the imported sources come from their 
   const { openStore } = await import('../../pipeline/store/open.js');
   const { runStage } = await import('../../stages/import/index.js');
   const manifest = parseManifest(readFileSync(file, 'utf8'), file);
-  const importStage = buildChain(manifest).find((s) => s.id === 'import')!;
+  const importStage = buildChain(manifest).find((s) => s.id === 'import');
+  assert.ok(importStage?.kind === 'import');
   const root = openStore(storeUri);
-  const quiet = { info() {}, warn() {}, error() {}, debug() {} };
-  await runStage(
-    { run: root.sub('imported'), root, outPrefix: 'import/', log: quiet, signal: new AbortController().signal, progress: () => ({ update() {}, setTotal() {}, stop() {} }) },
-    importStage.config,
-  );
+  await runStage(stageContext({ run: root.sub('imported'), root, outPrefix: 'import/' }), importStage.config);
   const refs = JSON.parse((await root.get('imported/import/datasets.json')).toString()) as Record<string, string>;
   const index = async (ref: string) => JSON.parse((await root.get(`${ref}/dataset.json`)).toString()) as { samples: number; bytes: number };
   const [lab, unl, ev] = await Promise.all([index(refs.labeled!), index(refs.unlabeled!), index(refs.eval!)]);

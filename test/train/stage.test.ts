@@ -17,9 +17,9 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import { openPseudoSource } from '../../pipeline/train/pseudo.js';
 import { loadCheckpoint } from '../../pipeline/train/checkpoint.js';
 import { runStage } from '../../stages/train/index.js';
-import { stepHook } from '../../pipeline/train/trainer.js';
 import { loadModel } from '../../pipeline/model/store-io.js';
 import { writeFashionDataset } from './make-dataset.js';
+import { stageContext } from '../helpers/stage-context.js';
 
 await initBackend((process.env['SELFTRAIN_TEST_TRAIN_BACKEND'] ?? 'wasm') as 'wasm');
 
@@ -31,14 +31,7 @@ const MODEL = { name: 'resnet-rs-26-w0.25-small', imageSize: 16, dropoutRate: 0.
 const TRAIN = { epochs: 1, batchSize: 8, holdout: 0.2, schedule: { warmupEpochs: 0 }, randAugment: { scaleWithImage: true }, checkpoint: { everySteps: 1, keep: 2 } };
 
 function context(outPrefix: string, warnings: string[] = []): StageContext {
-  return {
-    run,
-    root: run,
-    outPrefix,
-    log: { info: () => {}, warn: (m) => void warnings.push(m), error: (m) => void warnings.push(m), debug: () => {} },
-    signal: new AbortController().signal,
-    progress: () => ({ update: () => {}, setTotal: () => {}, stop: () => {} }),
-  };
+  return stageContext({ run, outPrefix, log: { info: () => {}, warn: (m) => void warnings.push(m), error: (m) => void warnings.push(m), debug: () => {} } });
 }
 
 before(async () => {
@@ -155,17 +148,13 @@ test('student init "teacher": starts from the teacher\'s exported weights', { ti
 test('abort (SIGINT/SIGTERM from the runner): checkpoint at the next step boundary, then stop', { timeout: 300_000 }, async () => {
   const ac = new AbortController();
   const ctx = { ...context('abort/'), signal: ac.signal };
-  stepHook.fn = (step) => {
+  const onStep = (step: number) => {
     if (step === 0) ac.abort(new Error('stop requested'));
   };
-  try {
-    await assert.rejects(
-      runStage(ctx, { role: 'teacher', model: MODEL, train: { ...TRAIN, epochs: 3, checkpoint: { everySteps: 100, keep: 2 } }, seed: 1, inputs: { labeled } }),
-      /stop requested/,
-    );
-  } finally {
-    stepHook.fn = undefined;
-  }
+  await assert.rejects(
+    runStage(ctx, { role: 'teacher', model: MODEL, train: { ...TRAIN, epochs: 3, checkpoint: { everySteps: 100, keep: 2 } }, seed: 1, inputs: { labeled } }, { onStep }),
+    /stop requested/,
+  );
   assert.ok(existsSync(path.join(dir, 'abort/ckpt/step-000000001/COMMIT.json')), 'checkpoint after the one finished step');
   assert.ok(!existsSync(path.join(dir, 'abort/model/model.json')));
 });

@@ -11,6 +11,7 @@
 import type { Command } from 'commander';
 import { reportCommandError } from './fail.js';
 import type { RunnerCommandHooks } from './run.js';
+import { trimUri } from '../../store/uri.js';
 
 interface PlanFlags {
   store?: string;
@@ -66,7 +67,7 @@ export function registerPlanCommand(program: Command, hooks: RunnerCommandHooks 
         } catch (err) {
           if (!(err instanceof StoreError)) throw err;
           storeProblem = est.oneLine(err);
-          runUri = opened?.run.uri ?? `${(flags.store ?? manifest.store).replace(/\/+$/, '')}/${manifest.name}`;
+          runUri = opened?.run.uri ?? `${trimUri(flags.store ?? manifest.store)}/${manifest.name}`;
           opened = undefined;
           rows = stages.map((s) => ({ id: s.id, kind: s.kind, deps: s.deps, state: 'unknown', reason: 'store not readable' }));
         }

@@ -1,6 +1,7 @@
 /** `selftrain validate <manifest>`: "ok" and a short summary, or every problem (exit 2). */
 import type { Command } from 'commander';
 import type { RunnerCommandHooks } from './run.js';
+import { trimUri } from '../../store/uri.js';
 
 export function registerValidateCommand(program: Command, hooks: RunnerCommandHooks = {}): void {
   program
@@ -17,7 +18,7 @@ export function registerValidateCommand(program: Command, hooks: RunnerCommandHo
           `ok: ${file}`,
           `  name:       ${manifest.name}`,
           `  store:      ${manifest.store}${manifest.s3?.endpoint ? ` (endpoint ${manifest.s3.endpoint})` : ''}`,
-          `  run:        ${manifest.store.replace(/\/+$/, '')}/${manifest.name}/`,
+          `  run:        ${trimUri(manifest.store)}/${manifest.name}/`,
           `  backend:    ${manifest.backend}`,
           `  seed:       ${manifest.seed}, iterations: ${manifest.iterations}`,
           `  models:     teacher ${manifest.teacher.model.name}, student ${manifest.student.model.name}`,
