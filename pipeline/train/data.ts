@@ -10,6 +10,7 @@
  */
 import PQueue from 'p-queue';
 import { openDataset, type OpenDataset } from '../data/dataset-json.js';
+import { IMAGENET_NORMALIZATION } from '../model/registry.js';
 import { transformImage } from '../data/preprocess.js';
 import { readDataset } from '../data/reader.js';
 import { DataError } from '../data/types.js';
@@ -44,10 +45,11 @@ export interface WithGroundTruth {
   truth: GroundTruth;
 }
 
-/** ImageNet mean/std in 0..255 (spec §2); grey images use the mean of the three channels. */
+/** ImageNet mean/std in 0..255 (the registry's IMAGENET_NORMALIZATION); grey: the channels' means. */
 export function normalization(channels: number): { mean: number[]; std: number[] } {
-  if (channels === 3) return { mean: [0.485 * 255, 0.456 * 255, 0.406 * 255], std: [0.229 * 255, 0.224 * 255, 0.225 * 255] };
-  return { mean: Array(channels).fill(0.449 * 255), std: Array(channels).fill(0.226 * 255) };
+  const { rgb, grey } = IMAGENET_NORMALIZATION;
+  if (channels === 3) return { mean: [...rgb.mean], std: [...rgb.std] };
+  return { mean: Array<number>(channels).fill(grey.mean[0]!), std: Array<number>(channels).fill(grey.std[0]!) };
 }
 
 /** uint8 HWC pixels → normalised float32 (in place into `out` at `offset`). */

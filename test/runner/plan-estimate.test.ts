@@ -160,7 +160,7 @@ test('ImageNet manifest, endpoint unreachable: every stage with images, storage 
     assert.match(row!, /\d (?:[kMGTPE])?B\b/, `${id}: storage column`);
     assert.match(row!, /\d (?:[kMGTPE])?FLOP\b/, `${id}: compute column`);
   }
-  assert.match(text.stdout, /\n  train-teacher-1\s+439 M\s+3\.47 GB\s+31\.5 EFLOP\s+teacher resnet-rs-152@224: 107,100 steps/);
+  assert.match(text.stdout, /\n  train-teacher-1\s+439 M\s+3\.47 GB\s+31\.5 EFLOP\s+teacher resnet-rs-152-i224@224: 107,100 steps/);
   assert.match(text.stdout, /TPUv3 core at 61\.5 TFLOP\/s/);
   assert.doesNotMatch(text.stdout + text.stderr, /plan-test-secret/);
 
