@@ -60,7 +60,7 @@ function infoLines(name: string, r: ResolvedModel): string[] {
     `model              ${name} (${entry.status})`,
     `blocks per stage   [${arch.blocks.join(', ')}] bottlenecks (depth ${arch.depth}), width x${arch.widthMultiplier}`,
     `stem               ${stem}`,
-    `SE, BN             SE ratio ${arch.seRatio}; BN epsilon ${arch.bnEpsilon}, momentum ${arch.bnMomentum}`,
+    `SE, BN             SE ratio ${arch.seRatio}; BN epsilon ${arch.bnEpsilon.toExponential()}, momentum ${arch.bnMomentum}`,
     `input              ${arch.imageSize}x${arch.imageSize}x${arch.inputChannels}, ${arch.classes} classes`,
     `stage outputs      ${counts.featureSizes.map((n) => `${n}x${n}`).join(', ')}`,
     `parameters         ${fmtInt(counts.params)} trainable (+${fmtInt(counts.nonTrainableParams)} BN moving statistics)`,
@@ -138,7 +138,9 @@ export function registerModelCommands(program: Command): void {
         resolved = resolveModel(choice);
       } catch (err) {
         const msg = err instanceof ModelChoiceError ? err.issues.map((i) => `${FLAG_OF[i.field] ?? i.field}: ${i.message}`).join('\n') : (err as Error).message;
-        program.error(`error: ${msg}`, { exitCode: 2 });
+        process.stderr.write(`error: ${msg}\n`);
+        process.exitCode = 2;
+        return;
       }
       const { arch, defaults, preprocessing, entry } = resolved;
       const counts = countResNetRS(arch);
