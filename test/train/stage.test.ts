@@ -118,7 +118,7 @@ test('pseudo-labels none of which point at an image: a clear error', { skip: NEE
 test('a checkpoint from a different model is refused, naming the checkpoint and the tensor', { skip: NEEDS, timeout: 300_000 }, async () => {
   await runStage(context('shape/'), { role: 'teacher', model: MODEL, train: { ...TRAIN, maxSteps: 2 }, seed: 1, inputs: { labeled } });
   await assert.rejects(
-    runStage(context('shape/'), { role: 'teacher', model: { ...MODEL, widthMultiplier: 0.5 }, train: { ...TRAIN, maxSteps: 2 }, seed: 1, inputs: { labeled } }),
+    runStage(context('shape/'), { role: 'teacher', model: { ...MODEL, inputChannels: 3 }, train: { ...TRAIN, maxSteps: 2 }, seed: 1, inputs: { labeled } }),
     (err: Error) => {
       assert.match(err.message, /checkpoint .*shape\/ckpt\/step-000000002\/ does not match the model/);
       assert.match(err.message, /has shape \[.*\] but the model's ".*" is \[/);
