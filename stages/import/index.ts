@@ -85,10 +85,15 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
           signal: ctx.signal,
           onStart: (message) => ctx.log.info(message),
           onProgress: (file, bytes, total) => {
+            const kib = (n: number) => Math.ceil(n / 1024);
             let bar = bars.get(file);
-            if (!bar) bars.set(file, (bar = ctx.progress(`download ${file}`, Math.ceil((total ?? bytes) / 1024), 'KiB')));
-            if (total !== undefined) bar.setTotal(Math.ceil(total / 1024));
-            bar.update(Math.floor(bytes / 1024));
+            if (!bar) bars.set(file, (bar = ctx.progress(`download ${file}`, kib(total ?? bytes), 'KiB')));
+            if (total !== undefined) bar.setTotal(kib(total));
+            bar.update(kib(bytes));
+            if (total !== undefined && bytes >= total) {
+              bar.stop(); // its final line says how long this file took
+              bars.delete(file);
+            }
           },
         });
       } finally {
