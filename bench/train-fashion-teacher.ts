@@ -21,7 +21,7 @@ import { openStore } from '../pipeline/store/open.js';
 import type { ImageSet } from '../pipeline/train/data.js';
 import { evaluateSet } from '../pipeline/train/trainer.js';
 import { runStage } from '../stages/train/index.js';
-import { readFashionMnist } from '../test/train/fmnist.js';
+import { readFashionMnist } from '../test/helpers/fashion-mnist.js';
 import { writeFashionDataset } from '../test/train/make-dataset.js';
 
 const { values: a } = parseArgs({

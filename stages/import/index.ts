@@ -16,40 +16,20 @@ import { importStageConfig, writeDatasetsList, type DatasetsList, type ImportSta
 import { parseStageConfig } from '../../pipeline/contracts/json.js';
 import { openRef } from '../../pipeline/data/dataset-ref.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
+import { openStore } from '../../pipeline/store/open.js';
+import type { ObjectStore } from '../../pipeline/store/types.js';
+import { ensureFashionMnist } from './fashion-mnist.js';
+import { FASHION_MNIST_CLASSES } from './idx-source.js';
 import { openImportSource, type SourceOptions } from './open-source.js';
 import { importDataset } from './run-import.js';
 
-export const FASHION_MNIST_DEBIAN_DIR = '/usr/share/datasets/fashion-mnist';
-
-/** Where `fashion-mnist:` reads the IDX files: SELFTRAIN_FASHION_MNIST_DIR (e.g. a download of the
- * official files), else Debian's dataset-fashion-mnist. */
-export function fashionMnistDir(): string {
-  return process.env.SELFTRAIN_FASHION_MNIST_DIR || FASHION_MNIST_DEBIAN_DIR;
-}
-
-/** sha256 of the official files' DEcompressed bytes: Debian recompresses the .gz, so only the
- * content is the same everywhere (checked against dataset-fashion-mnist 2020-06). */
-const FASHION_MNIST_SHA256 = {
-  'train-images-idx3-ubyte': 'c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888',
-  'train-labels-idx1-ubyte': 'bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9',
-  't10k-images-idx3-ubyte': '5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b',
-  't10k-labels-idx1-ubyte': '0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34',
-};
-
-/** What to do when the Fashion-MNIST files are not where `fashion-mnist:` looks (issue 7 item 5). */
-export function fashionMnistHowTo(dir: string): string {
-  return (
-    `Fashion-MNIST is not in ${dir}. Get it with \`apt-get install dataset-fashion-mnist\` (Debian/Ubuntu), ` +
-    `or download the four official files (https://github.com/zalandoresearch/fashion-mnist, data/fashion/*.gz: ` +
-    `${Object.keys(FASHION_MNIST_SHA256).map((n) => `${n}.gz`).join(', ')}) into a directory, check each with ` +
-    `\`gunzip -c <file>.gz | sha256sum\` against ${Object.entries(FASHION_MNIST_SHA256).map(([n, h]) => `${n} ${h}`).join(', ')}, ` +
-    `and set SELFTRAIN_FASHION_MNIST_DIR=<that directory> (or name it as idx:<dir>:train|test in the manifest)`
-  );
-}
+export { FASHION_MNIST_DEBIAN_DIR, fashionMnistHowTo } from './fashion-mnist.js';
 
 interface ParsedSource {
+  /** The directory, file or URI to import from; '' for `fashion-mnist:` (found or downloaded at import time). */
   source: string;
   options: SourceOptions;
+  fashionMnist?: boolean;
 }
 
 /** `fashion-mnist:train` etc. → importer arguments; undefined for a plain dataset ref. */
@@ -63,7 +43,7 @@ export function parseImportSource(ref: string): ParsedSource | undefined {
   };
   switch (kind) {
     case 'fashion-mnist':
-      return { source: fashionMnistDir(), options: { format: 'idx', split: split(rest) } };
+      return { source: '', options: { format: 'idx', split: split(rest), classes: FASHION_MNIST_CLASSES }, fashionMnist: true };
     case 'idx': {
       const i = rest.lastIndexOf(':');
       if (i < 0) throw new DataError(`"${ref}": expected idx:<dir>:train|test`);
@@ -87,6 +67,32 @@ export async function runStage(ctx: StageContext, raw: ImportStageConfig): Promi
   const summary: Record<string, unknown> = {};
   const field = (name: 'labeled' | 'unlabeled' | 'eval') => d[name];
 
+  // Debian's package, the download cache, or a download now (with progress); once per stage run.
+  let fashionDir: Promise<string> | undefined;
+  const fashionMnistDir = () =>
+    (fashionDir ??= (async () => {
+      const bars = new Map<string, ReturnType<typeof ctx.progress>>();
+      try {
+        return await ensureFashionMnist({
+          signal: ctx.signal,
+          onStart: (message) => ctx.log.info(message),
+          onProgress: (file, bytes, total) => {
+            const kib = (n: number) => Math.ceil(n / 1024);
+            let bar = bars.get(file);
+            if (!bar) bars.set(file, (bar = ctx.progress(`download ${file}`, kib(total ?? bytes), 'KiB')));
+            if (total !== undefined) bar.setTotal(kib(total));
+            bar.update(kib(bytes));
+            if (total !== undefined && bytes >= total) {
+              bar.stop(); // its final line says how long this file took
+              bars.delete(file);
+            }
+          },
+        });
+      } finally {
+        for (const bar of bars.values()) bar.stop();
+      }
+    })());
+
   const doImport = async (name: 'labeled' | 'unlabeled' | 'eval', ref: string, src: ParsedSource, labeledPerClass?: number): Promise<string> => {
     const shuffleSeed = labeledPerClass !== undefined ? (d.split?.seed ?? seed) : (d.shuffleSeed ?? seed);
     const max = d.maxSamples ?? {};
@@ -98,12 +104,12 @@ export async function runStage(ctx: StageContext, raw: ImportStageConfig): Promi
       .slice(0, 10);
     const prefix = `${d.importPrefix.replace(/\/+$/, '')}/${slug(ref)}-${key}`;
     let source;
+    let from = src.source;
     try {
-      source = await openImportSource(src.source, { ...src.options, limitInputPixels: d.maxPixels, storeSettings: ctx.storeSettings });
+      if (src.fashionMnist) from = await fashionMnistDir();
+      source = await openImportSource(from, { ...src.options, limitInputPixels: d.maxPixels, storeSettings: ctx.storeSettings });
     } catch (err) {
-      // A missing Debian package is the likely first-run failure: say how to get the data.
-      const howTo = ref.startsWith('fashion-mnist:') && /no \S+-idx\d-ubyte/.test((err as Error).message) ? `. ${fashionMnistHowTo(src.source)}` : '';
-      throw new DataError(`datasets.${name}: "${ref}": ${(err as Error).message}${howTo}`, { uri: src.source }, { cause: err });
+      throw new DataError(`datasets.${name}: "${ref}": ${(err as Error).message}`, { uri: from }, { cause: err });
     }
     ctx.log.info(`importing ${ref}`, { samples: source.entries.length, to: prefix });
     const bar = ctx.progress(`import ${name}`, 1, 'shards');

@@ -21,7 +21,7 @@ import { loadModel, storeModelIO } from '../../pipeline/model/store-io.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
-import { loadLabeled, normalization, type LabeledData, type WithGroundTruth } from '../../pipeline/train/data.js';
+import { loadLabeled, type LabeledData, type WithGroundTruth } from '../../pipeline/train/data.js';
 import { readGroundTruth } from '../../pipeline/train/ground-truth.js';
 import { openPseudoSource, type PseudoSource } from '../../pipeline/train/pseudo.js';
 import { teacherBudget as planTeacherBudget, type StepBudget } from '../../pipeline/train/step-plan.js';
@@ -89,7 +89,7 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
   const backend = currentBackend() ?? (await initBackend('auto'));
   const tf = backend.tf;
   const out = ctx.run.sub(ctx.outPrefix);
-  const { arch, defaults } = resolveModel(cfg.model);
+  const { arch, defaults, preprocessing } = resolveModel(cfg.model);
   const seed = cfg.train.seed ?? cfg.seed;
   const channels = arch.inputChannels === 1 ? 1 : 3;
   if (arch.inputChannels !== channels) throw new Error(`train: inputChannels ${arch.inputChannels} not supported (1 or 3)`);
@@ -154,7 +154,7 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
     model.setUserDefinedMetadata({
       ...meta,
       [ARCH_METADATA_KEY]: arch as unknown as Record<string, unknown>,
-      preprocessing: { imageSize: arch.imageSize, channels, ...normalization(channels), evalCrop: 0.875, weights: cfg.train.ema.enabled ? 'ema' : 'raw' },
+      preprocessing: { imageSize: arch.imageSize, channels, mean: preprocessing.mean, std: preprocessing.std, evalCrop: preprocessing.cropFraction, weights: cfg.train.ema.enabled ? 'ema' : 'raw' },
       classes: data.classes,
     });
     await model.save(storeModelIO(out.sub(MODEL_DIR)));

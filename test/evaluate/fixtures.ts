@@ -7,7 +7,7 @@ import { getTf, initBackend } from '../../pipeline/backend/select.js';
 import { seedModelNoise } from '../../pipeline/model/noise.js';
 import { buildResNetRS } from '../../pipeline/model/resnet-rs.js';
 import { storeModelIO } from '../../pipeline/model/store-io.js';
-import { readFashionMnist } from '../model/fashion-mnist.js';
+import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
 import { DatasetWriter } from '../../pipeline/data/dataset-writer.js';
 import type { SampleToPack } from '../../pipeline/data/tar.js';
 import { selectSection } from '../../pipeline/manifest/sections/pseudo.js';
@@ -33,7 +33,7 @@ export async function writeTrainedModel(store: ObjectStore, steps: number, seed 
   await initBackend('wasm');
   const tf = getTf();
   const batch = 32;
-  const data = readFashionMnist(batch * steps, 'train');
+  const data = fashionMnistFloats('train', batch * steps);
   const model = buildResNetRS(teacherArch());
   seedModelNoise(seed);
   const optimizer = tf.train.momentum(0.05, 0.9);

@@ -24,6 +24,9 @@ import { s3TestEnv, s3TestStore } from '../helpers/s3.js';
 import { testContext } from './context.js';
 import { inferConfig, PREPROCESSING, TEACHER_MODEL, teacherArch, writeTeacher, writeUnlabeled } from './fixtures.js';
 import { trimUri } from '../../pipeline/store/uri.js';
+import { needs } from '../helpers/extras.js';
+
+const NEEDS = needs('fashion-mnist');
 
 const SHARDS = [24, 20, 24, 17];
 const NAMES = SHARDS.map((_, i) => `shard-${String(i).padStart(6, '0')}`);
@@ -59,6 +62,7 @@ async function records(body: Buffer): Promise<PredictionRecord[]> {
 }
 
 before(async () => {
+  if (NEEDS) return; // every test below skips
   dir = mkdtempSync(join(tmpdir(), 'infer-test-'));
   root = new FileStore(dir);
   await writeUnlabeled(root.sub('data/unlabeled'), { shards: SHARDS });
@@ -71,9 +75,9 @@ before(async () => {
   for (const [k, v] of await predictionsOf(run)) reference.set(k, v);
 });
 
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(() => dir && rmSync(dir, { recursive: true, force: true }));
 
-test('reference run: one object per shard, every sample once, top-k and teacher id', async () => {
+test('reference run: one object per shard, every sample once, top-k and teacher id', { skip: NEEDS }, async () => {
   assert.deepEqual([...reference.keys()], NAMES.map((n) => `${n}.jsonl.gz`));
   for (const [i, name] of NAMES.entries()) {
     const recs = await records(reference.get(`${name}.jsonl.gz`)!);
@@ -92,7 +96,7 @@ test('reference run: one object per shard, every sample once, top-k and teacher 
   }
 });
 
-test('two worker processes give byte-identical predictions and a summary', async () => {
+test('two worker processes give byte-identical predictions and a summary', { skip: NEEDS }, async () => {
   const run = root.sub('runs/two');
   const ctx = testContext(run, root, 'infer-1/');
   // Preprocessing not given: taken from the checkpoint's metadata (as the train stage writes it).
@@ -118,7 +122,7 @@ test('two worker processes give byte-identical predictions and a summary', async
   assert.ok(sel.accuracy !== null && sel.accuracy >= 0 && sel.accuracy <= 1);
 });
 
-test('runner entries: stages/infer and stages/select runStage with the chain configs', async () => {
+test('runner entries: stages/infer and stages/select runStage with the chain configs', { skip: NEEDS }, async () => {
   const run = root.sub('runs/chain');
   await run.put('import/datasets.json', JSON.stringify({ classes: [], labeled: 'data/none', unlabeled: 'data/unlabeled', eval: 'data/none' }));
   for (const o of await root.list('teacher/model/')) await run.put(`train-teacher-1/model/${o.key.slice('teacher/model/'.length)}`, await root.get(o.key));
@@ -135,7 +139,7 @@ test('runner entries: stages/infer and stages/select runStage with the chain con
   assert.ok(sel.unique > 0);
 });
 
-test('SIGKILL of a worker mid-shard: restarted, every shard once, identical to an uninterrupted run', async () => {
+test('SIGKILL of a worker mid-shard: restarted, every shard once, identical to an uninterrupted run', { skip: NEEDS }, async () => {
   const run = root.sub('runs/killed');
   await writeJob(run, await buildInferJob(options({ config: inferConfig({ batchSize: 4 }) })));
   // Batch size changes batch composition; compare against its own uninterrupted run below.
@@ -173,7 +177,7 @@ test('SIGKILL of a worker mid-shard: restarted, every shard once, identical to a
   assert.deepEqual(files.filter((f) => f.endsWith('.jsonl.gz') && !f.includes('.selftrain-tmp-')).sort(), NAMES.map((n) => `${n}.jsonl.gz`));
 });
 
-test('S3: dataset, teacher and run in a real S3 store give the same predictions as file://, the endpoint passed explicitly', async (t) => {
+test('S3: dataset, teacher and run in a real S3 store give the same predictions as file://, the endpoint passed explicitly', { skip: NEEDS }, async (t) => {
   const s3 = await s3TestStore(t);
   if (!s3) return;
   const env = (await s3TestEnv())!;
@@ -197,7 +201,7 @@ test('S3: dataset, teacher and run in a real S3 store give the same predictions 
   assert.equal(process.env.AWS_ENDPOINT_URL, undefined, 'nothing wrote the endpoint into the environment');
 });
 
-test('bad input: corrupt images are listed with the reason, an empty shard gives an empty object', async () => {
+test('bad input: corrupt images are listed with the reason, an empty shard gives an empty object', { skip: NEEDS }, async () => {
   const data = root.sub('data/bad-images');
   await writeUnlabeled(data, { shards: [6, 0, 5], corrupt: ['u00002', 'u00007'] });
   const run = root.sub('runs/bad-images');
@@ -215,7 +219,7 @@ test('bad input: corrupt images are listed with the reason, an empty shard gives
   assert.deepEqual([summary.samples, summary.skipped], [11, 2]);
 });
 
-test('re-run: the same job skips finished shards; other teacher weights discard the old outputs', async () => {
+test('re-run: the same job skips finished shards; other teacher weights discard the old outputs', { skip: NEEDS }, async () => {
   const run = root.sub('runs/bad-images');
   const before = await run.list('infer-1/predictions/');
   await runInferStage(testContext(run, root, 'infer-1/'), options({ dataset: `${root.uri}/data/bad-images` }), 1);
@@ -231,7 +235,7 @@ test('re-run: the same job skips finished shards; other teacher weights discard 
   assert.notEqual(summary.teacher, (await records(reference.get('shard-000000.jsonl.gz')!))[0]!.teacher);
 });
 
-test('bad input: a shard listed in dataset.json but missing fails the stage naming it; the rest is kept, no summary', async () => {
+test('bad input: a shard listed in dataset.json but missing fails the stage naming it; the rest is kept, no summary', { skip: NEEDS }, async () => {
   const data = root.sub('data/missing');
   await writeUnlabeled(data, { shards: [5, 5, 5] });
   await data.delete('shard-000001.tar');
@@ -248,7 +252,7 @@ test('bad input: a shard listed in dataset.json but missing fails the stage nami
   assert.equal(await run.head('infer-1/summary.json'), undefined);
 });
 
-test('bad input: a teacher checkpoint that does not match the manifest model is refused, nothing written', async () => {
+test('bad input: a teacher checkpoint that does not match the manifest model is refused, nothing written', { skip: NEEDS }, async () => {
   await writeTeacher(root.sub('teacher/other'), teacherArch({ classes: 5, blocks: [1, 1, 1, 1] }));
   const run = root.sub('runs/mismatch');
   await assert.rejects(

@@ -27,7 +27,10 @@ import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { runStage as runImport } from '../../stages/import/index.js';
 import { runStage as runTrain } from '../../stages/train/index.js';
-import { readFashionMnist } from './fmnist.js';
+import { readFashionMnist } from '../helpers/fashion-mnist.js';
+import { needs } from '../helpers/extras.js';
+
+const NEEDS = needs('fashion-mnist');
 import { trimUri } from '../../pipeline/store/uri.js';
 import { stageContext } from '../helpers/stage-context.js';
 
@@ -89,6 +92,7 @@ let imported: { labeled: string; unlabeled: string; groundTruth: string };
 const summaries = new Map<string, Record<string, unknown>>();
 
 before(async () => {
+  if (NEEDS) return; // the tests that need these data skip
   dir = mkdtempSync(path.join(tmpdir(), 'selftrain-baseline-'));
   mkdirSync(path.join(dir, 'idx'));
   idxFiles(path.join(dir, 'idx'));
@@ -111,6 +115,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (!dir) return;
   await run.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -140,7 +145,7 @@ test('the chain gives the baseline the teacher\'s model, recipe and step budget,
   }
 });
 
-test('teacher and student never read the ground truth', { timeout: 300_000 }, async () => {
+test('teacher and student never read the ground truth', { skip: NEEDS, timeout: 300_000 }, async () => {
   reads = [];
   const teacher = await runTrain(context('train-teacher-1/'), { role: 'teacher', model: MODEL, train: TRAIN, seed: 1, inputs: { data: 'import' } });
   const student = await runTrain(context('train-student-1/'), {
@@ -160,7 +165,7 @@ test('teacher and student never read the ground truth', { timeout: 300_000 }, as
   assert.equal(s.pseudo.unique, N - 10 * PER_CLASS);
 });
 
-test('baseline: labeled + ground-truth-labeled unlabeled images, the teacher\'s steps and batch', { timeout: 300_000 }, async () => {
+test('baseline: labeled + ground-truth-labeled unlabeled images, the teacher\'s steps and batch', { skip: NEEDS, timeout: 300_000 }, async () => {
   reads = [];
   const res = await runTrain(context('train-baseline/'), { role: 'baseline', model: MODEL, train: TRAIN, budget: 'teacher-steps', seed: 1, inputs: { data: 'import' } });
   summaries.set('train-baseline', res.summary!);
@@ -189,7 +194,7 @@ test('baseline: labeled + ground-truth-labeled unlabeled images, the teacher\'s 
   assert.equal(s.stepsPerEpoch, Math.floor(s.trainImages / 8));
 });
 
-test('baseline: an unlabeled image missing from the ground truth is an error naming key, shard and URI', { timeout: 300_000 }, async () => {
+test('baseline: an unlabeled image missing from the ground truth is an error naming key, shard and URI', { skip: NEEDS, timeout: 300_000 }, async () => {
   const from = path.join(dir, 'store', imported.unlabeled);
   const to = path.join(dir, 'store', 'tampered');
   cpSync(from, to, { recursive: true });
