@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../../pipeline/data/preprocess.js';
 import { DataError } from '../../pipeline/data/types.js';
 import { openStore, parseStoreUri } from '../../pipeline/store/open.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { loadImageFile } from './folder-source.js';
 import { loadQueued, type ImportSource, type SourceEntry } from './source.js';
@@ -22,6 +23,8 @@ const URI_RE = /^[a-z][a-z0-9+.-]*:\/\//i;
 export interface ListOptions {
   concurrency?: number;
   limitInputPixels?: number;
+  /** How to reach object URIs (the list itself, and the images it names). */
+  storeSettings?: StoreSettings;
 }
 
 interface Target {
@@ -34,10 +37,10 @@ interface Target {
 }
 
 /** Reads the list from a local path or a URI; returns its text and the base relative lines resolve against. */
-async function readList(source: string): Promise<{ text: string; base: { local: string } | { uri: string } }> {
+async function readList(source: string, settings: StoreSettings): Promise<{ text: string; base: { local: string } | { uri: string } }> {
   if (URI_RE.test(source) && !source.startsWith('file://')) {
     const slash = source.lastIndexOf('/');
-    const dir = openStore(source.slice(0, slash));
+    const dir = openStore(source.slice(0, slash), settings);
     try {
       return { text: (await dir.get(source.slice(slash + 1))).toString('utf8'), base: { uri: source.slice(0, slash) } };
     } catch (err) {
@@ -71,7 +74,8 @@ function resolveLine(line: string, base: { local: string } | { uri: string }): T
 }
 
 export async function openListSource(source: string, o: ListOptions = {}): Promise<ImportSource> {
-  const { text, base } = await readList(source);
+  const settings = o.storeSettings ?? {};
+  const { text, base } = await readList(source, settings);
   const targets: Target[] = [];
   const problems: ImportSource['problems'] = [];
   text.split(/\r?\n/).forEach((raw, i) => {
@@ -87,7 +91,7 @@ export async function openListSource(source: string, o: ListOptions = {}): Promi
   const stores = new Map<string, ObjectStore>();
   const storeOf = (root: string): ObjectStore => {
     let s = stores.get(root);
-    if (!s) stores.set(root, (s = openStore(root)));
+    if (!s) stores.set(root, (s = openStore(root, settings)));
     return s;
   };
   // Local files: their sizes size the memory budget. Objects: not HEADed (100k round trips), a guess.

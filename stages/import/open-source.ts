@@ -17,6 +17,7 @@ import { openListSource } from './list-source.js';
 import type { ImportSource } from './source.js';
 import { openTreeSource, type TreeOptions } from './tree-source.js';
 import { openWebDatasetSource } from './wds-source.js';
+import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export type SourceFormat = 'auto' | 'idx' | 'folder' | 'webdataset' | 'tree' | 'list';
 
@@ -30,13 +31,15 @@ export interface SourceOptions {
   classes?: string[];
   limitInputPixels?: number;
   concurrency?: number;
+  /** How to reach a source given as a store URI (webdataset:s3://…, images:s3://…, list:s3://…). */
+  storeSettings?: StoreSettings;
   /** Object-store options of a tree source (e.g. its listing page size). */
   tree?: TreeOptions;
 }
 
 /** The first listing page of a store prefix: enough to tell tars from raw images. */
-async function firstPage(uri: string): Promise<string[]> {
-  const store = openStore(uri);
+async function firstPage(uri: string, settings: StoreSettings = {}): Promise<string[]> {
+  const store = openStore(uri, settings);
   try {
     for await (const page of listInPages(store, '')) return page.map((o) => o.key);
     return [];
@@ -45,9 +48,9 @@ async function firstPage(uri: string): Promise<string[]> {
   }
 }
 
-export async function detectFormat(source: string): Promise<Exclude<SourceFormat, 'auto'>> {
+export async function detectFormat(source: string, settings: StoreSettings = {}): Promise<Exclude<SourceFormat, 'auto'>> {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source) && !source.startsWith('file://')) {
-    const keys = await firstPage(source);
+    const keys = await firstPage(source, settings);
     return keys.some((k) => k.endsWith('.tar')) ? 'webdataset' : 'tree';
   }
   const dir = source.startsWith('file://') ? new URL(source).pathname : source;
@@ -67,7 +70,7 @@ export async function detectFormat(source: string): Promise<Exclude<SourceFormat
 }
 
 export async function openImportSource(source: string, o: SourceOptions = {}): Promise<ImportSource> {
-  const format = !o.format || o.format === 'auto' ? await detectFormat(source) : o.format;
+  const format = !o.format || o.format === 'auto' ? await detectFormat(source, o.storeSettings) : o.format;
   const local = source.startsWith('file://') ? new URL(source).pathname : source;
   switch (format) {
     case 'idx':
@@ -75,10 +78,10 @@ export async function openImportSource(source: string, o: SourceOptions = {}): P
     case 'folder':
       return openFolderSource(local, { limitInputPixels: o.limitInputPixels, concurrency: o.concurrency });
     case 'webdataset':
-      return openWebDatasetSource(source, { classes: o.classes, limitInputPixels: o.limitInputPixels, concurrency: o.concurrency });
+      return openWebDatasetSource(source, { classes: o.classes, limitInputPixels: o.limitInputPixels, concurrency: o.concurrency, storeSettings: o.storeSettings });
     case 'tree':
-      return openTreeSource(source, { ...o.tree, limitInputPixels: o.limitInputPixels, concurrency: o.concurrency });
+      return openTreeSource(source, { ...o.tree, store: { ...o.storeSettings, ...o.tree?.store }, limitInputPixels: o.limitInputPixels, concurrency: o.concurrency });
     case 'list':
-      return openListSource(source, { limitInputPixels: o.limitInputPixels, concurrency: o.concurrency });
+      return openListSource(source, { limitInputPixels: o.limitInputPixels, concurrency: o.concurrency, storeSettings: o.storeSettings });
   }
 }

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { selftrainCommand, workerArgs } from './executors/command.js';
 import type { WorkerEvent } from './worker.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 /** Exit code of a worker that finished everything it could and reported bad shards. */
 export const DATA_ERROR_EXIT = 3;
@@ -19,6 +20,8 @@ export interface ExecutorOptions {
   runUri: string;
   stage: string;
   workers: number;
+  /** How the workers reach the stores (passed as --endpoint/--region: the environment may not say). */
+  storeSettings?: StoreSettings;
   maxRestarts: number;
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
@@ -65,7 +68,7 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
   const spawnWorker = (index: number, attempt: number, onEvent: (e: WorkerEvent) => void) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderrTail: string }>((resolve, reject) => {
       const [node, ...cli] = selftrainCommand();
-      const args = [...cli, ...workerArgs(o.runUri, o.stage, o.workers, index)];
+      const args = [...cli, ...workerArgs(o.runUri, o.stage, o.workers, { index, storeSettings: o.storeSettings })];
       const child = spawn(node!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
       const tail: string[] = [];
       const onAbort = () => child.kill('SIGTERM');

@@ -23,8 +23,8 @@ import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import type { PseudoLabelRecord } from '../../pipeline/pseudo/records.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
-import { readInferSummary } from '../infer/summary.js';
-import { SELECT_SUMMARY_KEY, type SelectSummary } from './select.js';
+import { readInferSummary } from '../../pipeline/contracts/infer.js';
+import { readSelectSummary, SELECT_SUMMARY_KEY, type SelectSummary } from '../../pipeline/contracts/select.js';
 
 export interface ExportOptions {
   /** Select stage to export (default: the last round's, `select-<highest k>` with a summary). */
@@ -59,13 +59,10 @@ export async function exportPseudoLabels(runUri: string, toUri: string, o: Expor
     const stage = o.stage ?? (await lastSelectStage(run));
     const m = /^select-(\d+)$/.exec(stage);
     if (!m) throw new DataError(`--stage ${stage}: not a select stage id (select-<k>)`);
-    const summaryBody = await run.get(`${stage}/${SELECT_SUMMARY_KEY}`).catch((err: Error) => {
-      throw new DataError(`${run.uri}/${stage}/${SELECT_SUMMARY_KEY}: ${err.message} (has ${stage} finished?)`, { uri: run.uri });
-    });
-    const summary = JSON.parse(summaryBody.toString('utf8')) as SelectSummary;
-    const infer = await readInferSummary(run.sub(`infer-${m[1]}`));
+    const { summary, hash } = await readSelectSummary(run, stage);
+    const infer = await readInferSummary(run, `infer-${m[1]}`);
     const mode = o.repeats ?? 'list';
-    const plan = createHash('sha256').update(JSON.stringify({ run: run.uri, stage, summary: createHash('sha256').update(summaryBody).digest('hex'), mode })).digest('hex').slice(0, 32);
+    const plan = createHash('sha256').update(JSON.stringify({ run: run.uri, stage, summary: hash, mode })).digest('hex').slice(0, 32);
     const writer = new DatasetWriter(to, {
       classes: infer.classes,
       labeled: true,

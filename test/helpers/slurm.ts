@@ -6,11 +6,11 @@
  * 2. Else, when slurm-wlm is installed and this process runs as root: start a private cluster
  *    (infra/slurm/start.sh) in a temp dir on free ports, once per test process, stopped on exit
  *    (a detached watchdog also stops it if the process is killed).
- * 3. Else skip with a loud line; with CI=true this fails instead.
+ * 3. Else skip (reason: a missing extra, ./extras.ts); with CI=true this fails instead.
  */
-import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { freePortRange, startPrivateDaemon } from './daemons.js';
+import { hasExtra, skipReason } from './extras.js';
 import { repoRoot } from './s3.js';
 
 export interface SlurmTestEnv {
@@ -18,16 +18,7 @@ export interface SlurmTestEnv {
   conf: string;
 }
 
-export const SLURM_SKIP_REASON =
-  'Slurm tests skipped: no SELFTRAIN_TEST_SLURM_CONF and no usable Slurm. Enable them with ' +
-  '`apt-get install --no-install-recommends slurm-wlm slurmctld slurmd munge` and run as root (the tests then start ' +
-  'a private cluster), or start one with `eval "$(infra/slurm/start.sh /tmp/slurm)"`.';
-
-const BINARIES = ['/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/sbin/munged', '/usr/bin/sbatch'];
-
-export function slurmInstalled(): boolean {
-  return BINARIES.every((b) => existsSync(b)) && process.getuid?.() === 0;
-}
+export const SLURM_SKIP_REASON = skipReason('slurm');
 
 async function startPrivateCluster(): Promise<SlurmTestEnv> {
   // slurmctld and slurmd listen on all interfaces: PORT and PORT+1 must be free there.
@@ -38,7 +29,7 @@ async function startPrivateCluster(): Promise<SlurmTestEnv> {
 
 let envPromise: Promise<SlurmTestEnv | undefined> | undefined;
 
-/** The cluster, or undefined (after one loud line) when Slurm tests must skip. Throws under CI=true. */
+/** The cluster, or undefined when Slurm tests must skip. Throws under CI=true. */
 export function slurmTestEnv(): Promise<SlurmTestEnv | undefined> {
   envPromise ??= (async () => {
     const conf = process.env.SELFTRAIN_TEST_SLURM_CONF;
@@ -46,9 +37,8 @@ export function slurmTestEnv(): Promise<SlurmTestEnv | undefined> {
       process.env.SLURM_CONF = conf;
       return { conf };
     }
-    if (slurmInstalled()) return startPrivateCluster();
+    if (hasExtra('slurm')) return startPrivateCluster();
     if (process.env.CI === 'true') throw new Error(`CI=true but no Slurm cluster: set SELFTRAIN_TEST_SLURM_CONF (see infra/slurm/README.md). ${SLURM_SKIP_REASON}`);
-    console.error(`\n!!!!! ${SLURM_SKIP_REASON}\n`);
     return undefined;
   })();
   return envPromise;

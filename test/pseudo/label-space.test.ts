@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { DatasetWriter } from '../../pipeline/data/dataset-writer.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import { FileStore } from '../../pipeline/store/file-store.js';
-import { readInferSummary } from '../../stages/infer/summary.js';
+import { readInferSummary } from '../../pipeline/contracts/infer.js';
 import type { SelectSummary } from '../../stages/select/select.js';
 import { testContext } from './context.js';
 import { fashionPngs, FMNIST_CLASSES, inferConfig, TEACHER_MODEL, writeTeacher } from './fixtures.js';
@@ -57,7 +57,7 @@ test('an unlabeled pool with 2 sub-directories: import, infer and select use the
     model: { name: TEACHER_MODEL },
     inputs: { data: 'import', teacher: 'train-teacher-1' },
   });
-  const summary = await readInferSummary(run.sub('infer-1'));
+  const summary = await readInferSummary(run, 'infer-1');
   assert.equal(summary.numClasses, 10);
   assert.deepEqual(summary.classes, FMNIST_CLASSES);
 

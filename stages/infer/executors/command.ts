@@ -5,6 +5,7 @@
  * installation is on a filesystem the nodes share).
  */
 import { fileURLToPath } from 'node:url';
+import { storeSettingsArgs, type StoreSettings } from '../../../pipeline/store/settings.js';
 
 // Same extension as this file: .ts under tsx, .js from dist.
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
@@ -15,9 +16,23 @@ export function selftrainCommand(): string[] {
   return [process.execPath, ...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath];
 }
 
-/** The worker's arguments after `selftrain`; without `index`, the worker takes its orchestrator's index variable. */
-export function workerArgs(runUri: string, stage: string, count: number, index?: number): string[] {
-  return ['worker', 'infer', '--run', runUri, '--stage', stage, '--count', String(count), ...(index === undefined ? [] : ['--index', String(index)])];
+/**
+ * The worker's arguments after `selftrain`. Without `index`, the worker takes its orchestrator's
+ * index variable; the run's store settings travel as flags (the workers' environment may not say).
+ */
+export function workerArgs(runUri: string, stage: string, count: number, o: { index?: number; storeSettings?: StoreSettings } = {}): string[] {
+  return [
+    'worker',
+    'infer',
+    '--run',
+    runUri,
+    '--stage',
+    stage,
+    '--count',
+    String(count),
+    ...(o.index === undefined ? [] : ['--index', String(o.index)]),
+    ...storeSettingsArgs(o.storeSettings ?? {}),
+  ];
 }
 
 /** POSIX shell quoting of one word. */

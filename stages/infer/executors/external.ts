@@ -55,6 +55,7 @@ export function externalExecutor(cfg: ExternalConfig): InferExecutor {
         s3Secret: cfg.s3Secret,
         jobQueue: cfg.jobQueue,
         jobDefinition: cfg.jobDefinition,
+        storeSettings: ctx.storeSettings,
       };
       const what = launchInstructions(cfg, spec);
       await ctx.out.put(what.key, what.body, { contentType: 'text/plain' });

@@ -27,6 +27,7 @@ export function localExecutor(cfg: { workers: number; maxRestarts: number }): In
         maxRestarts: cfg.maxRestarts,
         signal: ctx.signal,
         env: ctx.env,
+        storeSettings: ctx.storeSettings,
         onEvent: (w, e) => {
           if (e.event === 'start') {
             ctx.log.info(`infer worker ${w}: ${e.todo}/${e.shards} shards to do on ${e.backend}`);

@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import type { StoreSettings } from '../../../pipeline/store/settings.js';
 import { shellQuote, workerArgs } from './command.js';
 
 export interface LaunchSpec {
@@ -24,6 +25,8 @@ export interface LaunchSpec {
   s3Secret: string;
   jobQueue: string;
   jobDefinition: string;
+  /** The run's store settings: the workers get them as flags (Kubernetes, commands) or environment (AWS Batch). */
+  storeSettings?: StoreSettings;
 }
 
 /** A file of the repository's infra/ directory, found from this module (sources or dist/). */
@@ -54,7 +57,7 @@ export function renderKubernetesJob(s: LaunchSpec): string {
   doc.setIn(['spec', 'completions'], s.count);
   doc.setIn(['spec', 'parallelism'], s.count);
   doc.setIn([...container, 'image'], s.image);
-  doc.setIn([...container, 'args'], doc.createNode(workerArgs(s.runUri, s.stage, s.count), { flow: true }));
+  doc.setIn([...container, 'args'], doc.createNode(workerArgs(s.runUri, s.stage, s.count, { storeSettings: s.storeSettings }), { flow: true }));
   doc.setIn([...container, 'envFrom', 0, 'secretRef', 'name'], s.s3Secret);
   doc.setIn([...container, 'resources', 'limits', 'nvidia.com/gpu'], String(s.gpus));
   return doc.toString({ lineWidth: 0 });
@@ -66,6 +69,7 @@ export interface BatchSubmission {
   jobDefinition: string;
   arrayProperties?: { size: number };
   parameters: { run: string; stage: string; count: string };
+  containerOverrides?: { environment: { name: string; value: string }[] };
 }
 
 export function renderAwsBatchSubmission(s: LaunchSpec): { input: BatchSubmission; command: string } {
@@ -79,6 +83,12 @@ export function renderAwsBatchSubmission(s: LaunchSpec): { input: BatchSubmissio
     jobDefinition: s.jobDefinition,
     parameters: { run: s.runUri, stage: s.stage, count: String(s.count) },
   };
+  // The job definition's command is fixed (Ref::run, Ref::stage, Ref::count): store settings go in as environment.
+  const environment = [
+    ...(s.storeSettings?.endpoint ? [{ name: 'AWS_ENDPOINT_URL', value: s.storeSettings.endpoint }] : []),
+    ...(s.storeSettings?.region ? [{ name: 'AWS_REGION', value: s.storeSettings.region }] : []),
+  ];
+  if (environment.length > 0) input.containerOverrides = { environment };
   // An array job has 2..10000 children; a single worker is a plain job (the worker then is index 0).
   if (s.count >= 2) input.arrayProperties = { size: s.count };
   else delete input.arrayProperties;
@@ -86,5 +96,5 @@ export function renderAwsBatchSubmission(s: LaunchSpec): { input: BatchSubmissio
 }
 
 export function renderCommands(s: LaunchSpec): string[] {
-  return Array.from({ length: s.count }, (_, i) => ['selftrain', ...workerArgs(s.runUri, s.stage, s.count, i)].map(shellQuote).join(' '));
+  return Array.from({ length: s.count }, (_, i) => ['selftrain', ...workerArgs(s.runUri, s.stage, s.count, { index: i, storeSettings: s.storeSettings })].map(shellQuote).join(' '));
 }

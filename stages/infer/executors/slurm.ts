@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { SlurmConfig } from '../../../pipeline/manifest/sections/pseudo.js';
+import type { StoreSettings } from '../../../pipeline/store/settings.js';
 import { DATA_ERROR_EXIT, SETUP_ERROR_EXIT } from '../executor.js';
 import { errorKey, EXECUTOR_DIR } from '../layout.js';
 import { selftrainCommand, shellQuote, workerArgs } from './command.js';
@@ -52,8 +53,8 @@ export function sbatchFlags(cfg: SlurmConfig): string[] {
 }
 
 /** The batch script every task runs. */
-export function slurmScript(command: string[], runUri: string, stage: string, count: number): string {
-  const argv = [...command, ...workerArgs(runUri, stage, count)].map(shellQuote).join(' ');
+export function slurmScript(command: string[], runUri: string, stage: string, count: number, storeSettings: StoreSettings = {}): string {
+  const argv = [...command, ...workerArgs(runUri, stage, count, { storeSettings })].map(shellQuote).join(' ');
   return `#!/bin/sh\n# selftrain infer worker: the index comes from SLURM_ARRAY_TASK_ID.\nexec ${argv}\n`;
 }
 
@@ -135,7 +136,7 @@ export function slurmExecutor(cfg: SlurmConfig): InferExecutor {
         // Error objects of these shards are from an earlier try: the new task retries them.
         for (const i of indices) for (const n of ownedBy(shardCount, i, count)) await ctx.out.delete(errorKey(shardName(n)));
         const flags = [...sbatchFlags(cfg), `--array=${arraySpec(indices)}`, `--job-name=${name}`, `--output=${path.join(logDir, '%x_%A_%a.log')}`];
-        const jobId = await sbatch(flags, slurmScript(command, ctx.runUri, ctx.stage, count), ctx.env);
+        const jobId = await sbatch(flags, slurmScript(command, ctx.runUri, ctx.stage, count, ctx.storeSettings), ctx.env);
         rec!.submissions.push({ jobId, indices, at: new Date().toISOString() });
         await writeRecord(ctx, rec!);
         for (const i of indices) {

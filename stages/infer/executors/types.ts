@@ -10,6 +10,7 @@
  *             hand); it prints what to launch and waits on the store
  */
 import type { Logger } from '../../../pipeline/runner/stage.js';
+import type { StoreSettings } from '../../../pipeline/store/settings.js';
 import type { ObjectStore } from '../../../pipeline/store/types.js';
 
 export interface ShardRef {
@@ -30,8 +31,10 @@ export interface ExecutorContext {
   /** Store rooted at the stage's prefix (holds predictions/ and errors/). */
   out: ObjectStore;
   signal: AbortSignal;
-  /** Environment the workers need (S3 endpoint and credentials): passed to local processes, to sbatch. */
+  /** Environment of the workers (credentials come from it): passed to local processes, to sbatch. */
   env: NodeJS.ProcessEnv;
+  /** The run's store settings (endpoint, region): passed to every worker explicitly. */
+  storeSettings: StoreSettings;
   log: Logger;
   /** Samples done so far (absolute, including shards committed before a resume). */
   progress(samples: number): void;
