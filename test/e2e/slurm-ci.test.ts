@@ -28,6 +28,7 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import { selftrainCommand } from '../../stages/infer/executors/command.js';
 import { squeueByName } from '../../stages/infer/executors/slurm-cli.js';
 import { SLURM_RECORD_KEY, slurmJobName, type SlurmRecord } from '../../stages/infer/executors/slurm.js';
+import { needs } from '../helpers/extras.js';
 import { makeGate } from '../helpers/gate.js';
 import { repoRoot, s3TestEnv, s3TestStore, S3_SKIP_REASON } from '../helpers/s3.js';
 import { slurmTestEnv, SLURM_SKIP_REASON } from '../helpers/slurm.js';
@@ -66,7 +67,7 @@ async function removeInferOutputs(run: ObjectStore): Promise<void> {
   await run.delete('infer-1/summary.json');
 }
 
-test('CI manifest, executor slurm: attach after a kill, a cancelled task resubmitted, same predictions as local; SIGINT cancels the array', { skip: !s3env ? S3_SKIP_REASON : !cluster ? SLURM_SKIP_REASON : false, timeout: 25 * 60_000 }, async (t) => {
+test('CI manifest, executor slurm: attach after a kill, a cancelled task resubmitted, same predictions as local; SIGINT cancels the array', { skip: needs('fashion-mnist') || (!s3env ? S3_SKIP_REASON : !cluster ? SLURM_SKIP_REASON : false), timeout: 25 * 60_000 }, async (t) => {
   const s3 = await s3TestStore(t);
   if (!s3) return;
   const bucket = /^s3:\/\/([^/]+)/.exec(s3.uri)![1]!;

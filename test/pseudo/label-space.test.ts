@@ -14,13 +14,14 @@ import { openDataset } from '../../pipeline/data/dataset-json.js';
 import { FileStore } from '../../pipeline/store/file-store.js';
 import { readInferSummary } from '../../pipeline/contracts/infer.js';
 import type { SelectSummary } from '../../stages/select/select.js';
+import { needs } from '../helpers/extras.js';
 import { testContext } from './context.js';
 import { fashionPngs, FMNIST_CLASSES, inferConfig, TEACHER_MODEL, writeTeacher } from './fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'label-space-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-test('an unlabeled pool with 2 sub-directories: import, infer and select use the labeled set\'s 10 classes', async () => {
+test('an unlabeled pool with 2 sub-directories: import, infer and select use the labeled set\'s 10 classes', { skip: needs('fashion-mnist') }, async () => {
   const root = new FileStore(join(dir, 'store'));
   const run = root.sub('runs/pool');
   const images = await fashionPngs(40);

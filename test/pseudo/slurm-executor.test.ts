@@ -17,13 +17,14 @@ import { arraySpec, squeueByName } from '../../stages/infer/executors/slurm-cli.
 import { sbatchFlags, SLURM_RECORD_KEY, slurmJobName, slurmScript, type SlurmRecord } from '../../stages/infer/executors/slurm.js';
 import { runInferStage, type InferStageOptions } from '../../stages/infer/stage.js';
 import { readInferSummary } from '../../pipeline/contracts/infer.js';
+import { needs } from '../helpers/extras.js';
 import { makeGate } from '../helpers/gate.js';
 import { slurmTestEnv, SLURM_SKIP_REASON } from '../helpers/slurm.js';
 import { testContext } from './context.js';
 import { inferConfig, inferOptions, predictionsOf, referencePredictions, writeTeacher, writeUnlabeled } from './fixtures.js';
 
 const cluster = await slurmTestEnv();
-const skip = cluster ? false : SLURM_SKIP_REASON;
+const skip = needs('fashion-mnist') || (cluster ? false : SLURM_SKIP_REASON);
 let dir: string;
 let root: FileStore;
 const reference = new Map<string, Buffer>();
@@ -45,7 +46,7 @@ async function waitFor(what: string, pred: () => Promise<boolean>, timeoutMs = 1
 }
 
 before(async () => {
-  if (!cluster) return;
+  if (skip) return;
   dir = mkdtempSync(join(tmpdir(), 'slurm-executor-'));
   root = new FileStore(dir);
   await writeUnlabeled(root.sub('data/unlabeled'), { shards: [24, 20, 24, 17, 9] });
