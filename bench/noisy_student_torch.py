@@ -501,7 +501,7 @@ def main():
     ap.add_argument('--targets', choices=['soft', 'hard'], default='soft')
     ap.add_argument('--temperature', type=float, default=1.0)
     # student
-    ap.add_argument('--student-steps', type=int, default=1300)
+    ap.add_argument('--student-steps', type=int, default=1300, help='0: train (and cache) the teacher only')
     ap.add_argument('--student-batch', type=int, default=128, help='labeled + pseudo images per step')
     ap.add_argument('--ratio', type=float, default=3.0)
     ap.add_argument('--student-lr', type=float, default=0.1)
@@ -573,6 +573,9 @@ def main():
     t_ok = test_correct(teacher)
     result = {'name': a.name, 'args': vars(a), 'teacherKey': thash, 'teacher': {'top1': float(t_ok.mean()), 'seconds': round(t_secs), 'curve': t_curve}}
     log(f'teacher test top-1 {t_ok.mean():.4f}')
+    if a.student_steps == 0:
+        print(f'RESULT {a.name} seed={a.seed} teacher={t_ok.mean():.4f} (teacher only, cached in {tpath})', flush=True)
+        return
 
     student_aug = Aug(a.student_crop, a.student_min_area, 2, flip, a.student_ra, a.student_ra_magnitude, a.student_ra_ops, a.student_erasing)
     B = max(1, round(a.student_batch / (1 + a.ratio)))
