@@ -5,8 +5,9 @@
  * taught it (a student's `inputs.teacher`) and its architecture (model.json metadata).
  * Anything missing gives null, never an error: the report then says what it could not check.
  */
+import { METRICS_JSON, MODEL_DIR } from '../../pipeline/contracts/train.js';
+import { MODEL_JSON_KEY } from '../../pipeline/model/layout.js';
 import { ARCH_METADATA_KEY } from '../../pipeline/model/resnet-rs.js';
-import { MODEL_JSON_KEY } from '../../pipeline/model/store-io.js';
 import type { TrainingBudget } from '../../pipeline/report/types.js';
 import { readRecord } from '../../pipeline/runner/record.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
@@ -21,6 +22,9 @@ export interface TrainingInfo {
   architecture: string | null;
   curve: { step: number; heldoutAcc: number }[];
 }
+
+/** The train stage's per-epoch log (pipeline/contracts/train.ts; written by the training loop). */
+const METRICS_JSONL_KEY = 'metrics.jsonl';
 
 const SHAPE_FIELDS = ['depth', 'blocks', 'widthMultiplier', 'imageSize', 'inputChannels', 'classes', 'smallInput', 'seRatio'] as const;
 
@@ -46,7 +50,7 @@ export function imagesPerStep(batchSize: number, trainImages: number, pseudoRati
 
 export async function readTrainingInfo(run: ObjectStore, stage: string): Promise<TrainingInfo> {
   const out = run.sub(stage);
-  const metrics = await json(out, 'metrics.json');
+  const metrics = await json(out, METRICS_JSON);
   const { record } = await readRecord(run, stage).catch(() => ({ record: undefined }));
   const config = (record?.config ?? {}) as { train?: { batchSize?: unknown }; inputs?: { teacher?: unknown } };
 
@@ -62,7 +66,7 @@ export async function readTrainingInfo(run: ObjectStore, stage: string): Promise
   }
 
   const curve: TrainingInfo['curve'] = [];
-  const lines = await out.get('metrics.jsonl').then((b) => b.toString('utf8').split('\n'), () => []);
+  const lines = await out.get(METRICS_JSONL_KEY).then((b) => b.toString('utf8').split('\n'), () => []);
   for (const line of lines) {
     if (!line.trim()) continue;
     try {
@@ -74,7 +78,7 @@ export async function readTrainingInfo(run: ObjectStore, stage: string): Promise
     }
   }
 
-  const model = await json(out.sub('model/'), MODEL_JSON_KEY);
+  const model = await json(out.sub(`${MODEL_DIR}/`), MODEL_JSON_KEY);
   const arch = (model?.['userDefinedMetadata'] as Record<string, unknown> | undefined)?.[ARCH_METADATA_KEY] as Record<string, unknown> | undefined;
   return {
     budget,

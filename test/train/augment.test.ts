@@ -15,10 +15,12 @@ import { trainSection } from '../../pipeline/manifest/sections/train.js';
 import { augmentImage, padCrop, randAugmentOptions, randomErase } from '../../pipeline/train/augment.js';
 import type { RawImage } from '../../pipeline/train/randaugment.js';
 import { Sfc32, mix } from '../../pipeline/train/rng.js';
-import { readFashionMnist } from './fmnist.js';
+import { needs } from '../helpers/extras.js';
+import { readFashionMnist } from '../helpers/fashion-mnist.js';
 
-const fm = readFashionMnist('t10k', 20);
-const image = (i: number): RawImage => ({ width: 28, height: 28, channels: 1, data: fm.images.slice(i * 784, (i + 1) * 784) });
+const NEEDS = needs('fashion-mnist');
+/** Test image i of Fashion-MNIST t10k (read on first use, inside a test: skipped without the files). */
+const image = (i: number): RawImage => ({ width: 28, height: 28, channels: 1, data: readFashionMnist('t10k', 20).images.slice(i * 784, (i + 1) * 784) });
 
 function digest(cfg: ReturnType<typeof trainSection.parse>): string {
   const ra = randAugmentOptions(cfg, 5, 28);
@@ -27,7 +29,7 @@ function digest(cfg: ReturnType<typeof trainSection.parse>): string {
   return h.digest('hex');
 }
 
-test('the default crop path (the demo teacher recipe) is unchanged: same pixels as before the new options', () => {
+test('the default crop path (the demo teacher recipe) is unchanged: same pixels as before the new options', { skip: NEEDS }, () => {
   const cfg = trainSection.parse({ randAugment: { scaleWithImage: true }, crop: { minArea: 0.35 } });
   assert.equal(digest(cfg), 'f862b8c20964195c4d2f83265f9e79ae65aec915cae53eddaa095d4ac169e0cb');
 });
@@ -50,7 +52,7 @@ test('pad crop: output (x, y) = input (x + dx − pad, y + dy − pad), padFill 
   assert.deepEqual([...padCrop(rgb, 1, 0, 1, false, 9).data], [9, 9, 9, 1, 2, 3]);
 });
 
-test('pad crop through augmentImage: shifts within ±padding, every shift reached, no mirror with flip: false', () => {
+test('pad crop through augmentImage: shifts within ±padding, every shift reached, no mirror with flip: false', { skip: NEEDS }, () => {
   const cfg = trainSection.parse({ randAugment: { enabled: false }, crop: { type: 'pad', padding: 2, flip: false } });
   const ra = randAugmentOptions(cfg, 5, 28);
   const src = image(0);
@@ -71,7 +73,7 @@ test('pad crop through augmentImage: shifts within ±padding, every shift reache
   assert.ok(mirrored > 150 && mirrored < 250, `${mirrored} of 400 mirrored`);
 });
 
-test('random erasing: one rectangle of fill within the area range; absent section = off', () => {
+test('random erasing: one rectangle of fill within the area range; absent section = off', { skip: NEEDS }, () => {
   const e = { probability: 1, area: [0.1, 0.2] as [number, number], aspect: [0.5, 2] as [number, number], fill: 250 };
   const src: RawImage = { width: 28, height: 28, channels: 1, data: new Uint8Array(784) };
   for (let s = 0; s < 100; s++) {
