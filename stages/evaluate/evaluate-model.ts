@@ -8,6 +8,7 @@ import { readDataset } from '../../pipeline/data/reader.js';
 import type { OpenDataset } from '../../pipeline/data/dataset-json.js';
 import { loadTeacher, readTeacherInfo, recordedArch } from '../../pipeline/pseudo/load-teacher.js';
 import { MetricsAccumulator } from '../../pipeline/report/metrics.js';
+import { CorrectnessRecorder } from '../../pipeline/report/per-image.js';
 import type { ModelEvaluation, ModelRole } from '../../pipeline/report/types.js';
 import type { Progress } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
@@ -32,6 +33,7 @@ export function roleOf(stage: string): { role: ModelRole; iteration: number | nu
   const m = /^train-(teacher|student)-(\d+)$/.exec(stage);
   if (m) return { role: m[1] as ModelRole, iteration: Number(m[2]) };
   if (stage === 'train-baseline') return { role: 'baseline', iteration: null };
+  if (stage === 'train-control') return { role: 'control', iteration: null };
   return { role: 'model', iteration: null };
 }
 
@@ -51,6 +53,8 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
     throw new Error(`eval set ${o.eval.uri} is not labeled (dataset.json labeled: false): nothing to measure accuracy against`);
   }
   const acc = new MetricsAccumulator(o.eval.index.classes, o.topK);
+  // Per-image correctness: what the report's paired tests (McNemar) compare between models.
+  const perImage = new CorrectnessRecorder();
   const started = performance.now();
   let skipped = 0;
   let done = 0;
@@ -74,6 +78,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
         const label = b.labels[i]!;
         if (label < 0) throw new Error(`eval set ${o.eval.uri}: sample ${b.keys[i]} (shard ${b.shards[i]}) has no label`);
         acc.add(label, top.classes.subarray(i * top.k, (i + 1) * top.k));
+        perImage.add(`${b.shards[i]}/${b.keys[i]}`, top.classes[i * top.k] === label);
       }
       done += n + b.skipped.length;
       o.progress?.update(done);
@@ -97,5 +102,6 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
     imagesPerSecond: seconds > 0 ? metrics.samples / seconds : 0,
     backend: o.backend,
     metrics,
+    perImage: perImage.result(),
   };
 }
