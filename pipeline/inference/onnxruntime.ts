@@ -10,8 +10,8 @@
  * with the reason in the description.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const ORT_PACKAGE = 'onnxruntime-node';
 
@@ -57,10 +57,10 @@ export function loadOrt(): Promise<OrtRuntime> {
 }
 
 async function load(): Promise<OrtRuntime> {
-  const require = createRequire(import.meta.url);
   let main: string;
   try {
-    main = require.resolve(ORT_PACKAGE);
+    // import.meta.resolve, not require.resolve: module hooks (a test hiding the package) apply.
+    main = fileURLToPath(import.meta.resolve(ORT_PACKAGE));
   } catch {
     throw new Error(`${ORT_PACKAGE} is not installed`);
   }
@@ -98,8 +98,14 @@ export async function ortUnavailableReason(): Promise<string | undefined> {
 export interface OrtSessionHandle {
   session: OrtSession;
   runtime: OrtRuntime;
-  /** e.g. "onnxruntime-node 1.30.0 cpu, 2 threads" (with the CUDA fallback reason when there is one). */
+  /**
+   * e.g. "onnxruntime-node 1.30.0 cpu": what computed the results, recorded with them (the thread
+   * count is left out: it does not change the results, and predictions must not depend on how the
+   * work was split).
+   */
   description: string;
+  /** For logs: threads, and why an installed CUDA provider was not used. */
+  detail: string;
   provider: 'cuda' | 'cpu';
 }
 
@@ -115,11 +121,11 @@ export async function createOrtSession(model: Uint8Array, o: { threads: number; 
   if ((o.gpu ?? true) && runtime.cudaInstalled) {
     try {
       const session = await runtime.ort.InferenceSession.create(model, { ...base, executionProviders: ['cuda', 'cpu'] });
-      return { session, runtime, provider: 'cuda', description: `${ORT_PACKAGE} ${runtime.version} cuda` };
+      return { session, runtime, provider: 'cuda', description: `${ORT_PACKAGE} ${runtime.version} cuda`, detail: 'CUDA execution provider' };
     } catch (err) {
       note = `; cuda provider installed but unusable: ${(err as Error).message.split('\n')[0]}`;
     }
   }
   const session = await runtime.ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
-  return { session, runtime, provider: 'cpu', description: `${ORT_PACKAGE} ${runtime.version} cpu, ${o.threads} thread(s)${note}` };
+  return { session, runtime, provider: 'cpu', description: `${ORT_PACKAGE} ${runtime.version} cpu`, detail: `${o.threads} thread(s)${note}` };
 }

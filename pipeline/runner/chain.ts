@@ -71,6 +71,14 @@ function pseudoPart(m: Manifest, part: 'infer' | 'select'): unknown {
   return part in p ? p[part] : p;
 }
 
+/**
+ * The inference engine choice of infer and evaluate, only when it is not the default: runs made
+ * before the setting existed keep their fingerprints (and so their finished stages).
+ */
+function engine(m: Manifest): { inferBackend?: Manifest['inferBackend'] } {
+  return m.inferBackend === 'auto' ? {} : { inferBackend: m.inferBackend };
+}
+
 export const buildChain: ChainBuilder = (m) => {
   const seed = m.seed;
   // `sizes` only feeds `plan`'s estimates: kept out of the fingerprint so editing it re-runs nothing.
@@ -85,7 +93,7 @@ export const buildChain: ChainBuilder = (m) => {
     const infer = `infer-${k}`;
     const select = `select-${k}`;
     const student = `train-student-${k}`;
-    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: pseudoPart(m, 'infer'), seed, inputs: { data: 'import', teacher } }, true));
+    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: pseudoPart(m, 'infer'), ...engine(m), seed, inputs: { data: 'import', teacher } }, true));
     stages.push(define('select', select, ['import', infer], { iteration: k, select: pseudoPart(m, 'select'), seed, inputs: { data: 'import', predictions: infer } }, false));
     stages.push(
       define(
@@ -118,7 +126,7 @@ export const buildChain: ChainBuilder = (m) => {
   }
   const pseudoStages = stages.filter((s) => s.kind === 'select').map((s) => s.id);
   stages.push(
-    define('evaluate', 'evaluate', ['import', ...trained, ...pseudoStages], { evaluate: m.evaluate, seed, inputs: { data: 'import', models: trained, pseudo: pseudoStages } }, true),
+    define('evaluate', 'evaluate', ['import', ...trained, ...pseudoStages], { evaluate: m.evaluate, ...engine(m), seed, inputs: { data: 'import', models: trained, pseudo: pseudoStages } }, true),
   );
   return stages;
 };

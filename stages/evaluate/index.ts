@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { openDataset, type OpenDataset } from '../../pipeline/data/dataset-json.js';
 import { evaluateSection } from '../../pipeline/manifest/schema.js';
+import { inferBackendChoices, resolveInferEngine, type InferEngine } from '../../pipeline/inference/engine.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import type { ModelEvaluation, PseudoEvaluation, StageTiming } from '../../pipeline/report/types.js';
@@ -29,6 +30,8 @@ import { evaluatePseudo, readSelectSummary } from './evaluate-pseudo.js';
 
 export const evaluateStageConfig = z.object({
   evaluate: evaluateSection,
+  /** The manifest's inferBackend (auto: ONNX Runtime when installed). */
+  inferBackend: z.enum(inferBackendChoices).default('auto'),
   seed: z.number().int().nonnegative().optional(),
   inputs: z.object({
     data: z.string().default('import'),
@@ -111,6 +114,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   const backend = ctx.backend ?? null;
   const { ds, close } = await openEvalSet(ctx, cfg.inputs.data);
   const models: ModelEvaluation[] = [];
+  let engine: InferEngine | undefined;
   try {
     for (const stage of cfg.inputs.models) {
       ctx.signal.throwIfAborted();
@@ -124,6 +128,11 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
         models.push(previous);
         continue;
       }
+      if (!engine) {
+        const decision = await resolveInferEngine(cfg.inferBackend);
+        if (decision.reason) ctx.log.info(`evaluate: ${decision.reason}; using tfjs`);
+        engine = decision.engine;
+      }
       const progress = ctx.progress(`evaluate ${stage}`, ds.index.samples, 'images');
       try {
         const result = await evaluateModel({
@@ -134,6 +143,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
           batchSize: cfg.evaluate.batchSize,
           concurrency: cfg.evaluate.concurrency,
           backend,
+          engine,
           signal: ctx.signal,
           progress,
         });

@@ -23,6 +23,8 @@ export interface ExecutorOptions {
   runUri: string;
   stage: string;
   workers: number;
+  /** ONNX Runtime intra-op threads per worker (`--threads`); absent for tfjs. */
+  threads?: number;
   maxRestarts: number;
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
@@ -68,7 +70,7 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
 
   const spawnWorker = (index: number, attempt: number, onEvent: (e: WorkerEvent) => void) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderrTail: string }>((resolve, reject) => {
-      const args = [...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath, 'worker', 'infer', '--run', o.runUri, '--stage', o.stage, '--index', String(index), '--count', String(o.workers)];
+      const args = [...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath, 'worker', 'infer', '--run', o.runUri, '--stage', o.stage, '--index', String(index), '--count', String(o.workers), ...(o.threads ? ['--threads', String(o.threads)] : [])];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
       const tail: string[] = [];
       const onAbort = () => child.kill('SIGTERM');

@@ -8,8 +8,8 @@
  * model). With `model`, a checkpoint of another architecture is refused; preprocessing is what the
  * train stage recorded in the checkpoint.
  */
-import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { inferBackendChoices } from '../../pipeline/inference/engine.js';
 import { inferSection } from '../../pipeline/manifest/sections/pseudo.js';
 import { modelSection } from '../../pipeline/manifest/sections/model.js';
 import { resolveModel } from '../../pipeline/model/family.js';
@@ -25,6 +25,8 @@ export const inferStageConfig = z.object({
   infer: inferSection,
   seed: z.number().int().nonnegative().optional(),
   model: modelSection.optional(),
+  /** The manifest's inferBackend (auto: ONNX Runtime when installed). */
+  inferBackend: z.enum(inferBackendChoices).default('auto'),
   inputs: z.object({
     data: z.string().optional(),
     teacher: z.string(),
@@ -79,7 +81,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   const backend = (BACKENDS as readonly string[]).includes(ctx.backend ?? '') ? (ctx.backend as (typeof BACKENDS)[number]) : 'auto';
   return runInferStage(
     ctx,
-    { id, deps: [], dataset: refToUri(ctx.root, unlabeled), teacher, expectedArch, config: cfg.infer, backend },
-    cfg.infer.workers ?? availableParallelism(),
+    { id, deps: [], dataset: refToUri(ctx.root, unlabeled), teacher, expectedArch, config: cfg.infer, backend, inferBackend: cfg.inferBackend },
+    cfg.infer.workers,
   );
 }

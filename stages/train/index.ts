@@ -11,7 +11,8 @@
  *   ckpt/step-N/{tensors.bin,COMMIT.json}   resumable checkpoints (last `checkpoint.keep`)
  *   metrics.jsonl                           one line per epoch (loss/acc, held-out loss/acc, img/s)
  *   metrics.json                            the final record (also the stage summary)
- *   model/model.json + weights               the EMA model in tfjs format (written last: the commit)
+ *   model/model.json + weights               the EMA model in tfjs format (the commit)
+ *   model/model.onnx                         the same model as ONNX (opset 13), written after it
  */
 import { z } from 'zod';
 import { initBackend, currentBackend } from '../../pipeline/backend/select.js';
@@ -20,6 +21,7 @@ import { trainSection } from '../../pipeline/manifest/sections/train.js';
 import { resolveModel } from '../../pipeline/model/family.js';
 import { buildResNetRS, ARCH_METADATA_KEY } from '../../pipeline/model/resnet-rs.js';
 import { loadModel, storeModelIO } from '../../pipeline/model/store-io.js';
+import { ensureOnnx, ONNX_KEY } from '../../pipeline/model/onnx-file.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
@@ -198,6 +200,10 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
       classes: data.classes,
     });
     await model.save(storeModelIO(out.sub(MODEL_DIR)));
+    // The ONNX export beside it, for ONNX Runtime inference. After model.json (the commit): a crash
+    // in between leaves no or a stale model.onnx, which infer/evaluate detect and export again.
+    const onnx = await ensureOnnx(out.sub(MODEL_DIR), model);
+    ctx.log.info(`train ${ctx.outPrefix}: wrote ${MODEL_DIR}model.json and ${MODEL_DIR}${ONNX_KEY} (${(onnx.bytes.length / 1e6).toFixed(1)} MB)`);
     return { summary };
   } finally {
     model.dispose();

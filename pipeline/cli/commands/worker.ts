@@ -41,7 +41,8 @@ export function registerWorkerCommands(program: Command): void {
     .option('--stage <id>', 'infer stage id (default: the only infer stage with a job in the run)')
     .option('--index <i>', 'this worker\'s index (default: JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX)', nonNegativeInt('--index'))
     .option('--count <n>', 'number of workers', nonNegativeInt('--count'), 1)
-    .action(async (opts: { run: string; stage?: string; index?: number; count: number }) => {
+    .option('--threads <n>', 'ONNX Runtime threads (default: the cores of this machine)', nonNegativeInt('--threads'))
+    .action(async (opts: { run: string; stage?: string; index?: number; count: number; threads?: number }) => {
       // Loaded here, not at the top: every `selftrain` command would otherwise pay for tfjs and sharp.
       const { openStore } = await import('../../store/open.js');
       const { DATA_ERROR_EXIT, SETUP_ERROR_EXIT } = await import('../../../stages/infer/executor.js');
@@ -81,6 +82,7 @@ export function registerWorkerCommands(program: Command): void {
           stage,
           index,
           count: opts.count,
+          threads: opts.threads || undefined,
           signal: controller.signal,
           emit: (e) => process.stdout.write(JSON.stringify(e) + '\n'),
         });
