@@ -91,8 +91,8 @@ async function timeRunsAsync(runs: number, images: number, once: () => Promise<v
  * RS-50 @160 batch 8 on ONNX Runtime with `threads` intra-op threads, on the ONNX export of a
  * freshly built RS-50. Each timed run is 4 batches, so a run lasts long enough to time well.
  */
-async function rs50Onnx(onnx: Uint8Array, threads: number, runs: number, warmup = 3): Promise<{ rate: Rate; description: string }> {
-  const h = await createOrtSession(onnx, { threads, gpu: false });
+async function rs50Onnx(onnx: Uint8Array, threads: number, spin: boolean, runs: number, warmup = 3): Promise<{ rate: Rate; description: string }> {
+  const h = await createOrtSession(onnx, { threads, gpu: false, spin });
   const x = new Float32Array(INFER_BATCH * 160 * 160 * 3).map((_, i) => Math.sin(i * 0.37));
   const feed = { image: new h.runtime.ort.Tensor('float32', x, [INFER_BATCH, 160, 160, 3]) };
   const once = async () => {
@@ -245,11 +245,15 @@ async function main(): Promise<void> {
     const rs50 = buildModel({ name: 'resnet-rs-50' });
     const onnx = onnxFromLayersModel(rs50, 'bench');
     rs50.dispose();
+    // Spinning (ONNX Runtime's default) and not (what the infer pipeline uses, see onnxruntime.ts).
     for (const threads of [...new Set([1, cpus().length])]) {
-      const { rate, description } = await rs50Onnx(onnx, threads, repeats);
-      ortRates.push({ threads, rate });
-      show(`RS-50@160 inference b${INFER_BATCH}, onnx ${threads} thread(s)`, rate);
-      if (threads === 1) console.log(`  (${description})`);
+      for (const spin of [true, false]) {
+        if (threads === 1 && !spin) continue; // one thread has no pool to spin
+        const { rate, description } = await rs50Onnx(onnx, threads, spin, repeats);
+        if (spin) ortRates.push({ threads, rate });
+        show(`RS-50@160 inference b${INFER_BATCH}, onnx ${threads} thread(s)${spin ? '' : ', no spin'}`, rate);
+        if (threads === 1) console.log(`  (${description})`);
+      }
     }
   }
 

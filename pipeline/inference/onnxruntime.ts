@@ -33,6 +33,8 @@ export interface OrtSessionOptions {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'layout' | 'all';
   executionMode?: 'sequential' | 'parallel';
   executionProviders?: string[];
+  /** Session config entries, nested by dots: { session: { intra_op: { allow_spinning: '0' } } }. */
+  extra?: Record<string, unknown>;
 }
 export interface OrtModule {
   InferenceSession: { create(model: Uint8Array, options?: OrtSessionOptions): Promise<OrtSession> };
@@ -113,10 +115,15 @@ export interface OrtSessionHandle {
  * A session for `model` (ONNX bytes) with `threads` intra-op threads. Graph optimisation 'all'
  * (constant folding, Conv+BN fusion, layout transforms); sequential execution, since this
  * network is a chain and the parallelism is inside each op.
+ *
+ * `spin` (ONNX Runtime's default) keeps idle pool threads busy-waiting between ops: a little
+ * faster on an otherwise idle machine, but the waiting burns the CPU that image decoding in the
+ * same process, other workers or other jobs need — so the pipeline turns it off (spin: false).
  */
-export async function createOrtSession(model: Uint8Array, o: { threads: number; gpu?: boolean }): Promise<OrtSessionHandle> {
+export async function createOrtSession(model: Uint8Array, o: { threads: number; gpu?: boolean; spin?: boolean }): Promise<OrtSessionHandle> {
   const runtime = await loadOrt();
   const base: OrtSessionOptions = { intraOpNumThreads: o.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential' };
+  if (o.spin === false) base.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
   let note = '';
   if ((o.gpu ?? true) && runtime.cudaInstalled) {
     try {
@@ -127,5 +134,5 @@ export async function createOrtSession(model: Uint8Array, o: { threads: number; 
     }
   }
   const session = await runtime.ort.InferenceSession.create(model, { ...base, executionProviders: ['cpu'] });
-  return { session, runtime, provider: 'cpu', description: `${ORT_PACKAGE} ${runtime.version} cpu`, detail: `${o.threads} thread(s)${note}` };
+  return { session, runtime, provider: 'cpu', description: `${ORT_PACKAGE} ${runtime.version} cpu`, detail: `${o.threads} thread(s)${o.spin === false ? ', no spinning' : ''}${note}` };
 }

@@ -61,7 +61,7 @@ export async function loadOnnxTeacher(store: ObjectStore, expected: ExpectedArch
   if (preprocessing.imageSize !== arch!.imageSize || preprocessing.channels !== arch!.inputChannels) {
     throw new Error(`teacher checkpoint ${uri}: preprocessing ${preprocessing.imageSize}px x${preprocessing.channels} does not fit the model input ${arch!.imageSize}px x${arch!.inputChannels}`);
   }
-  const handle = await createOrtSession(bytes, { threads: o.threads, gpu: o.gpu });
+  const handle = await createOrtSession(bytes, { threads: o.threads, gpu: o.gpu, spin: false });
   const { session, runtime } = handle;
   const S = arch!.imageSize;
   const C = arch!.inputChannels;
