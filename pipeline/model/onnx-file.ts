@@ -17,6 +17,7 @@ import type { ResNetRSArch } from './family.js';
 import { exportResNetRSToOnnx, onnxMetadata, type WeightLookup } from './onnx-export.js';
 import { archOf, ARCH_METADATA_KEY } from './resnet-rs.js';
 import { loadModel, modelIdOf, MODEL_JSON_KEY } from './store-io.js';
+import { trimUri } from '../store/uri.js';
 
 export const ONNX_KEY = 'model.onnx';
 /** metadata_props keys written into every exported file. */
@@ -93,7 +94,7 @@ async function getIfAny(store: ObjectStore, key: string): Promise<Buffer | undef
  * with tfjs — the backend must be initialised) and written beside model.json.
  */
 export async function ensureOnnx(store: ObjectStore, model?: TfNamespace.LayersModel): Promise<OnnxFile> {
-  const where = store.uri.replace(/\/+$/, '');
+  const where = trimUri(store.uri);
   const json = await store.get(MODEL_JSON_KEY).catch((err: Error) => {
     throw new Error(`model ${where}: ${err.message}`, { cause: err });
   });

@@ -16,6 +16,7 @@ import type { ObjectStore } from '../store/types.js';
 import { NotFoundError } from '../store/types.js';
 import { archMismatches, type ExpectedArch } from './load-teacher.js';
 import type { Teacher, TeacherPreprocessing } from './teacher.js';
+import { trimUri } from '../store/uri.js';
 
 export function onnxTeacherId(modelId: string, onnxSha256: string): string {
   return `${modelId}+onnx@${onnxSha256.slice(0, 16)}`;
@@ -30,7 +31,7 @@ export interface OnnxTeacherOptions {
 }
 
 export async function loadOnnxTeacher(store: ObjectStore, expected: ExpectedArch, preprocessing: TeacherPreprocessing, o: OnnxTeacherOptions): Promise<Teacher> {
-  const uri = store.uri.replace(/\/+$/, '');
+  const uri = trimUri(store.uri);
   const json = await store.get(MODEL_JSON_KEY).catch((err: Error) => {
     throw new Error(`teacher checkpoint ${uri}: ${err.message}`, { cause: err });
   });

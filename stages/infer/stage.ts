@@ -8,7 +8,7 @@ import { availableParallelism } from 'node:os';
 import { resolveInferEngine, type InferBackendChoice, type InferEngine } from '../../pipeline/inference/engine.js';
 import { ensureOnnx, ONNX_KEY } from '../../pipeline/model/onnx-file.js';
 import { onnxTeacherId } from '../../pipeline/pseudo/onnx-teacher.js';
-import type { StageContext, StageDefinition } from '../../pipeline/runner/stage.js';
+import type { StageContext } from '../../pipeline/runner/stage.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import type { InferConfig } from '../../pipeline/manifest/sections/pseudo.js';
 import type { ExpectedArch } from '../../pipeline/pseudo/load-teacher.js';
@@ -19,10 +19,11 @@ import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { readJobIfAny, writeJob, type InferJob } from './job.js';
 import { INFER_SUMMARY_KEY, predictionKey, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
 import { summarise } from './summary.js';
+import { trimUri } from '../../pipeline/store/uri.js';
+import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface InferStageOptions {
   id: string;
-  deps: string[];
   /** URI of the unlabeled dataset prefix. */
   dataset: string;
   /** URI of the teacher checkpoint directory (model.json + weights; the EMA weights). */
@@ -38,27 +39,15 @@ export interface InferStageOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export function makeInferStage(o: InferStageOptions): StageDefinition {
-  return {
-    id: o.id,
-    kind: 'infer',
-    deps: o.deps,
-    // Worker count is left out: the result is the same whatever N is.
-    config: { dataset: o.dataset, teacher: o.teacher, expectedArch: o.expectedArch, preprocessing: o.preprocessing ?? 'from checkpoint', topK: o.config.topK, batchSize: o.config.batchSize },
-    outputs: [`${o.id}/${INFER_SUMMARY_KEY}`],
-    run: (ctx) => runInferStage(ctx, o, o.config.workers),
-  };
-}
-
 /**
  * The job workers run for these options (reads the teacher checkpoint's id, not its weights). With
  * ONNX Runtime the teacher's model.onnx is made current first (exported from the weights when it
  * is missing or stale) and pinned by its hash; `log` hears why ONNX Runtime is not used.
  */
-export async function buildInferJob(o: InferStageOptions, log?: (line: string) => void): Promise<InferJob> {
+export async function buildInferJob(o: InferStageOptions, settings: StoreSettings = {}, log?: (line: string) => void): Promise<InferJob> {
   const decision = await resolveInferEngine(o.inferBackend ?? 'auto');
   if (decision.reason) log?.(`infer: ${decision.reason}; using tfjs (${o.backend ?? 'auto'})`);
-  const teacherStore = openStore(o.teacher);
+  const teacherStore = openStore(o.teacher, settings);
   try {
     const info = await readTeacherInfo(teacherStore);
     const preprocessing = o.preprocessing ?? info.preprocessing;
@@ -69,7 +58,7 @@ export async function buildInferJob(o: InferStageOptions, log?: (line: string) =
     let onnx: InferJob['onnx'];
     if (decision.engine === 'onnx') {
       const file = await ensureOnnx(teacherStore);
-      if (file.exported) log?.(`infer: exported ${o.teacher.replace(/\/+$/, '')}/${ONNX_KEY} from ${file.source}`);
+      if (file.exported) log?.(`infer: exported ${trimUri(o.teacher)}/${ONNX_KEY} from ${file.source}`);
       onnx = { key: ONNX_KEY, sha256: file.sha256 };
       teacherId = onnxTeacherId(info.id, file.sha256);
     }
@@ -109,9 +98,9 @@ export function planWorkers(engine: InferEngine, cores: number, workers?: number
 }
 
 export async function runInferStage(ctx: StageContext, o: InferStageOptions, workers?: number): Promise<{ summary: Record<string, unknown> }> {
-  const job = await buildInferJob(o, (line) => ctx.log.info(line));
+  const job = await buildInferJob(o, ctx.storeSettings, (line) => ctx.log.info(line));
   const plan = planWorkers(job.engine, availableParallelism(), workers, o.config.threads);
-  const ds = await openDataset(o.dataset);
+  const ds = await openDataset(o.dataset, ctx.storeSettings);
   try {
     const out = ctx.run.sub(o.id);
     // Shards done under another job (other teacher weights, topK, preprocessing...) must not be
@@ -142,6 +131,7 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
       runUri: ctx.run.uri,
       stage: o.id,
       workers: processes,
+      storeSettings: ctx.storeSettings,
       threads: job.engine === 'onnx' ? plan.threads : undefined,
       maxRestarts: o.config.maxRestarts,
       signal: ctx.signal,

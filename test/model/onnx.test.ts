@@ -12,7 +12,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -25,22 +25,15 @@ import { exportResNetRSToOnnx } from '../../pipeline/model/onnx-export.js';
 import { ensureOnnx, layersModelWeights, onnxFromLayersModel, onnxInfo, ONNX_KEY } from '../../pipeline/model/onnx-file.js';
 import { buildResNetRS } from '../../pipeline/model/resnet-rs.js';
 import { loadModel, modelIdOf, MODEL_JSON_KEY } from '../../pipeline/model/store-io.js';
-import { ortUnavailableReason } from '../../pipeline/inference/onnxruntime.js';
 import { FileStore } from '../../pipeline/store/file-store.js';
 import { writeTrainedModel } from '../evaluate/fixtures.js';
 import { PREPROCESSING } from '../pseudo/fixtures.js';
 import { cliArgv } from '../helpers/cli.js';
-import { readFashionMnist } from './fashion-mnist.js';
+import { needs, testPython } from '../helpers/extras.js';
+import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
 import { randomizeWeights } from './random-weights.js';
 
 const run = promisify(execFile);
-const PYTHON = '/usr/bin/python3';
-const hasOnnx = spawnSync(PYTHON, ['-c', 'import onnx'], { stdio: 'ignore' }).status === 0;
-const noOnnx = hasOnnx ? false : `${PYTHON} with onnx not available (Debian python3-onnx)`;
-const ortMissing = await ortUnavailableReason();
-// CI installs both: there a missing one is a failure, not a skip.
-const inCi = process.env['CI'] === 'true';
-if (inCi && (ortMissing || !hasOnnx)) throw new Error(`CI=true but ${ortMissing ?? noOnnx}`);
 
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const ortChild = fileURLToPath(new URL(`./fixtures/ort-logits${ext}`, import.meta.url));
@@ -66,7 +59,7 @@ onnx.checker.check_model(m, full_check=True)
 dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
 print(json.dumps({"ir": m.ir_version, "opset": m.opset_import[0].version, "input": dims(m.graph.input[0]), "output": dims(m.graph.output[0]), "meta": {p.key: p.value for p in m.metadata_props}, "onnx": onnx.__version__}))
 `;
-  const { stdout } = await run(PYTHON, ['-c', script, file], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const { stdout } = await run(testPython(), ['-c', script, file], { encoding: 'utf8', maxBuffer: 1 << 24 });
   return JSON.parse(stdout.trim().split('\n').pop()!) as Awaited<ReturnType<typeof checkWithPython>>;
 }
 
@@ -118,7 +111,7 @@ function compare(tfjs: Float32Array, ort: Float32Array, n: number, K: number): {
   return { maxRel, top1Diff, minScale };
 }
 
-test('selftrain model export: the onnx checker accepts the file, which records its source and shapes', { skip: noOnnx }, async (t) => {
+test('selftrain model export: the onnx checker accepts the file, which records its source and shapes', { skip: needs('onnx', 'fashion-mnist') }, async (t) => {
   const dir = tmp(t);
   const store = new FileStore(path.join(dir, 'model'));
   await writeTrainedModel(store, 2);
@@ -147,7 +140,7 @@ test('selftrain model export: the onnx checker accepts the file, which records i
   await assert.rejects(run(c4, a4, { encoding: 'utf8' }), (err: { code: number; stderr: string }) => err.code === 2 && /--format tflite is not supported/.test(err.stderr));
 });
 
-test('demo model, trained weights: ONNX Runtime (other process) matches tfjs on 1,000 eval images', { skip: ortMissing ?? noOnnx }, async (t) => {
+test('demo model, trained weights: ONNX Runtime (other process) matches tfjs on 1,000 eval images', { skip: needs('onnx', 'onnxruntime-node', 'fashion-mnist') }, async (t) => {
   const dir = tmp(t);
   const store = new FileStore(path.join(dir, 'model'));
   await writeTrainedModel(store, 30);
@@ -156,7 +149,7 @@ test('demo model, trained weights: ONNX Runtime (other process) matches tfjs on 
   await checkWithPython(file);
   const model = await loadModel(store);
   t.after(() => model.dispose());
-  const images = readFashionMnist(PARITY_IMAGES, 't10k');
+  const images = fashionMnistFloats('t10k', PARITY_IMAGES);
   const m = PREPROCESSING.mean[0]!, sd = PREPROCESSING.std[0]!;
   const input = images.images.map((v) => (v * 255 - m) / sd);
   const ref = tfjsLogits(model, input, PARITY_IMAGES, 28, 1, 250);
@@ -171,7 +164,7 @@ test('demo model, trained weights: ONNX Runtime (other process) matches tfjs on 
   assert.deepEqual(r.top1Diff, []);
 });
 
-test(`RS-50 @160: ONNX Runtime (other process) matches tfjs on ${RS50_IMAGES} images`, { skip: ortMissing ?? noOnnx }, async (t) => {
+test(`RS-50 @160: ONNX Runtime (other process) matches tfjs on ${RS50_IMAGES} images`, { skip: needs('onnx', 'onnxruntime-node', 'fashion-mnist') }, async (t) => {
   await initBackend('wasm');
   const tf = getTf();
   const dir = tmp(t);
@@ -185,7 +178,7 @@ test(`RS-50 @160: ONNX Runtime (other process) matches tfjs on ${RS50_IMAGES} im
   // Real images: Fashion-MNIST test images, bilinear to 160x160, grey to RGB, normalised.
   const n = RS50_IMAGES;
   const S = 160;
-  const fm = readFashionMnist(n, 't10k');
+  const fm = fashionMnistFloats('t10k', n);
   const input = new Float32Array(n * S * S * 3);
   for (let i = 0; i < n; i += 100) {
     const m = Math.min(100, n - i);
@@ -208,7 +201,7 @@ test(`RS-50 @160: ONNX Runtime (other process) matches tfjs on ${RS50_IMAGES} im
   assert.deepEqual(r.top1Diff, []);
 });
 
-test('odd feature sizes (ResNet-D pool padding) export exactly; wrong weights fail with the variable named', { skip: ortMissing }, async (t) => {
+test('odd feature sizes (ResNet-D pool padding) export exactly; wrong weights fail with the variable named', { skip: needs('onnxruntime-node') }, async (t) => {
   await initBackend('wasm');
   const tf = getTf();
   const dir = tmp(t);
@@ -229,7 +222,7 @@ test('odd feature sizes (ResNet-D pool padding) export exactly; wrong weights fa
   assert.throws(() => exportResNetRSToOnnx(arch, layersModelWeights(other)), /onnx export: stem_conv1\/kernel has shape \[3, 3, 3, 16\], the architecture needs \[3, 3, 3, 8\]/);
 });
 
-test('ensureOnnx: exports when absent, reuses a current file, re-exports a stale one', async (t) => {
+test('ensureOnnx: exports when absent, reuses a current file, re-exports a stale one', { skip: needs('fashion-mnist') }, async (t) => {
   const dir = tmp(t);
   const store = new FileStore(path.join(dir, 'model'));
   await writeTrainedModel(store, 1);

@@ -8,6 +8,7 @@ import { ONNX_OPSET } from '../../model/onnx-export.js';
 import { loadModel, modelIdOf, MODEL_JSON_KEY } from '../../model/store-io.js';
 import { openStore } from '../../store/open.js';
 import type { ObjectStore } from '../../store/types.js';
+import { objectUri, trimUri } from '../../store/uri.js';
 
 export interface ExportResult {
   out: string;
@@ -35,7 +36,7 @@ export async function exportModelCommand(modelUri: string, out: string | undefin
   try {
     const model = openStore(modelUri);
     opened.push(model);
-    const where = model.uri.replace(/\/+$/, '');
+    const where = trimUri(model.uri);
     const json = await model.get(MODEL_JSON_KEY).catch((err: Error) => {
       throw new Error(`no model at ${where} (${MODEL_JSON_KEY}): ${err.message}`, { cause: err });
     });
@@ -56,7 +57,7 @@ export async function exportModelCommand(modelUri: string, out: string | undefin
       key = target.key;
     }
     await dest.put(key, bytes, { contentType: 'application/octet-stream' });
-    return { out: `${dest.uri.replace(/\/+$/, '')}/${key}`, bytes: bytes.length, sha256: sha256Hex(bytes), source, opset: ONNX_OPSET };
+    return { out: objectUri(dest, key), bytes: bytes.length, sha256: sha256Hex(bytes), source, opset: ONNX_OPSET };
   } finally {
     await Promise.all(opened.map((s) => s.close()));
   }
