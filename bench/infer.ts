@@ -9,8 +9,8 @@
  *     throughput of the same model, batch size and threads, measured in the same process
  *     (median of 5 one-second runs before and after; target >= 0.9);
  *  2. peak RSS of a worker process over 1x and 4x the number of shards (target: flat);
- *  3. the local executor's plan (workers x threads) on the 4x set against 1 worker: wall time
- *     and images/s.
+ *  3. the local executor's plan (workers x threads; for ONNX Runtime one single-threaded worker per
+ *     core on small machines) on the 4x set against 1 worker using every core: wall time, images/s.
  *
  *   npx tsx bench/infer.ts [--engines onnx,tfjs] [--shards 8] [--per-shard 128] [--batch 32] [--concurrency 32]
  */
@@ -143,12 +143,6 @@ try {
     line(`4x set, 1 worker${engine === 'onnx' ? ` x ${cores} threads` : ''}: wall s / img/s`, `${one4x.wall.toFixed(2)} / ${(images / one4x.wall).toFixed(1)}`);
     line(`4x set, plan ${plan.workers} worker(s) x ${plan.threads} thread(s): wall s / img/s`, `${planned.wall.toFixed(2)} / ${(images / planned.wall).toFixed(1)}`);
     line('peak RSS per worker of the plan, MB', planned.done.map((d) => d.maxRssMB.toFixed(0)).join(' / '));
-    if (engine === 'onnx' && plan.workers !== cores) {
-      // The alternative split: one single-threaded worker per core (decoding overlaps across processes).
-      const perCore = await viaExecutor('per-core-4x', 'data/4x', cores, 1);
-      line(`4x set, ${cores} worker(s) x 1 thread: wall s / img/s`, `${perCore.wall.toFixed(2)} / ${(images / perCore.wall).toFixed(1)}`);
-      results['onnx per-core'] = images / perCore.wall;
-    }
     line('forward busy share: 1 worker 4x / plan', [one4x, planned].map((r) => r.done.map((d) => (d.forwardSeconds / d.seconds).toFixed(3)).join(', ')).join(' / '));
     results[`${engine} e2e`] = e2eRate;
     results[`${engine} plan`] = images / planned.wall;

@@ -84,16 +84,18 @@ export async function buildInferJob(o: InferStageOptions, settings: StoreSetting
 
 /**
  * Local worker processes × ONNX Runtime threads per worker. tfjs-wasm is single-threaded, so one
- * process per core. ONNX Runtime scales within a process: by default up to 4 threads per worker
- * (intra-op scaling flattens beyond that for inference batches) and as many workers as fill the
- * cores; given one of the two, the other fills the cores.
+ * process per core. ONNX Runtime could fill the cores from one process, but a worker's forward pass
+ * blocks its event loop, and small images decode on that same thread: with one single-threaded
+ * worker per core one process decodes while another computes. Only on larger machines are a few
+ * threads per worker used, to bound the number of model copies in memory (2 from 8 cores, 4 from
+ * 16). Given one of the two, the other fills the cores.
  */
 export function planWorkers(engine: InferEngine, cores: number, workers?: number, threads?: number): { workers: number; threads: number } {
   if (engine === 'tfjs') return { workers: workers ?? cores, threads: 1 };
   if (workers !== undefined && threads !== undefined) return { workers, threads };
   if (threads !== undefined) return { workers: Math.max(1, Math.floor(cores / threads)), threads };
   if (workers !== undefined) return { workers, threads: Math.max(1, Math.floor(cores / workers)) };
-  const t = Math.min(cores, 4);
+  const t = cores >= 16 ? 4 : cores >= 8 ? 2 : 1;
   return { workers: Math.max(1, Math.floor(cores / t)), threads: t };
 }
 

