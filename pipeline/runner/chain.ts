@@ -81,6 +81,14 @@ function define<K extends Kind>(kind: K, id: string, deps: string[], config: Sta
   };
 }
 
+/**
+ * The inference engine choice of infer and evaluate, only when it is not the default: runs made
+ * before the setting existed keep their fingerprints (and so their finished stages).
+ */
+function engine(m: Manifest): { inferBackend?: Manifest['inferBackend'] } {
+  return m.inferBackend === 'auto' ? {} : { inferBackend: m.inferBackend };
+}
+
 export const buildChain: ChainBuilder = (m) => {
   const seed = m.seed;
   // `sizes` only feeds `plan`'s estimates: kept out of the fingerprint so editing it re-runs nothing.
@@ -97,7 +105,7 @@ export const buildChain: ChainBuilder = (m) => {
     const infer = `infer-${k}`;
     const select = `select-${k}`;
     const student = `train-student-${k}`;
-    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: m.pseudo.infer, seed, inputs: { data: 'import', teacher } }, true));
+    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: m.pseudo.infer, ...engine(m), seed, inputs: { data: 'import', teacher } }, true));
     stages.push(define('select', select, ['import', infer], { iteration: k, select: m.pseudo.select, seed, inputs: { data: 'import', predictions: infer } }, false));
     stages.push(
       define(
@@ -134,7 +142,7 @@ export const buildChain: ChainBuilder = (m) => {
       'evaluate',
       'evaluate',
       ['import', ...trained, ...rounds.map((r) => r.select)],
-      { evaluate: m.evaluate, seed, inputs: { data: 'import', models: trained, pseudo: rounds } },
+      { evaluate: m.evaluate, ...engine(m), seed, inputs: { data: 'import', models: trained, pseudo: rounds } },
       true,
     ),
   );

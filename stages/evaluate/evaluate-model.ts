@@ -3,7 +3,12 @@
  * predict() (BN moving statistics, no dropout / stochastic depth) on the eval preprocessing the
  * train stage recorded in the checkpoint — the same loading path infer uses for its teacher.
  */
+import { availableParallelism } from 'node:os';
 import { batches } from '../../pipeline/data/batches.js';
+import type { InferEngine } from '../../pipeline/inference/engine.js';
+import { ensureOnnx } from '../../pipeline/model/onnx-file.js';
+import { loadOnnxTeacher } from '../../pipeline/pseudo/onnx-teacher.js';
+import type { Teacher } from '../../pipeline/pseudo/teacher.js';
 import { readDataset } from '../../pipeline/data/reader.js';
 import type { OpenDataset } from '../../pipeline/data/dataset-json.js';
 import { loadTeacher, readTeacherInfo, recordedArch } from '../../pipeline/pseudo/load-teacher.js';
@@ -24,6 +29,10 @@ export interface EvaluateModelOptions {
   batchSize: number;
   concurrency: number;
   backend: string | null;
+  /** Inference engine (resolved by the stage from inferBackend); default tfjs. */
+  engine?: InferEngine;
+  /** ONNX Runtime threads (default: all cores). */
+  threads?: number;
   signal?: AbortSignal;
   progress?: Progress;
 }
@@ -42,7 +51,14 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
   const info = await readTeacherInfo(o.model);
   if (!info.preprocessing) throw new Error(`model ${uri} (${o.stage}) records no eval preprocessing (userDefinedMetadata.preprocessing): cannot prepare its inputs`);
   const pre = info.preprocessing;
-  const net = await loadTeacher(o.model, await recordedArch(o.model), pre);
+  const arch = await recordedArch(o.model);
+  let net: Teacher;
+  if (o.engine === 'onnx') {
+    await ensureOnnx(o.model);
+    net = await loadOnnxTeacher(o.model, arch, pre, { threads: o.threads ?? availableParallelism() });
+  } else {
+    net = await loadTeacher(o.model, arch, pre);
+  }
   const numClasses = o.eval.index.classes.length;
   if (net.arch.classes !== numClasses) {
     net.dispose();
@@ -73,7 +89,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
       o.signal?.throwIfAborted();
       skipped += b.skipped.length;
       const n = b.keys.length;
-      const top = net.predictTopK(b.pixels as Float32Array, n, acc.maxK);
+      const top = await net.predictTopK(b.pixels as Float32Array, n, acc.maxK);
       for (let i = 0; i < n; i++) {
         const label = b.labels[i]!;
         if (label < 0) throw new Error(`eval set ${o.eval.uri}: sample ${b.keys[i]} (shard ${b.shards[i]}) has no label`);
@@ -100,7 +116,7 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
     skipped,
     seconds,
     imagesPerSecond: seconds > 0 ? metrics.samples / seconds : 0,
-    backend: o.backend,
+    backend: net.backend,
     metrics,
     perImage: perImage.result(),
   };

@@ -19,6 +19,7 @@ import { readSelectSummary } from '../../pipeline/contracts/select.js';
 import { modelDir } from '../../pipeline/contracts/train.js';
 import { openDataset, type OpenDataset } from '../../pipeline/data/dataset-json.js';
 import { openObjectRef, openRef } from '../../pipeline/data/dataset-ref.js';
+import { resolveInferEngine, type InferEngine } from '../../pipeline/inference/engine.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { buildSummary, type EvaluatedModel } from '../../pipeline/report/summary.js';
@@ -90,6 +91,7 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
   const backend = ctx.backend ?? null;
   const { ds, close } = await openEvalSet(ctx, cfg.inputs.data);
   const models: ModelEvaluation[] = [];
+  let engine: InferEngine | undefined;
   try {
     for (const stage of cfg.inputs.models) {
       ctx.signal.throwIfAborted();
@@ -104,6 +106,11 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
         models.push(previous);
         continue;
       }
+      if (!engine) {
+        const decision = await resolveInferEngine(cfg.inferBackend);
+        if (decision.reason) ctx.log.info(`evaluate: ${decision.reason}; using tfjs`);
+        engine = decision.engine;
+      }
       const progress = ctx.progress(`evaluate ${stage}`, ds.index.samples, 'images');
       try {
         const result = await evaluateModel({
@@ -114,6 +121,7 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
           batchSize: cfg.evaluate.batchSize,
           concurrency: cfg.evaluate.concurrency,
           backend,
+          engine,
           signal: ctx.signal,
           progress,
         });

@@ -26,6 +26,8 @@ export interface ExecutorOptions {
   workers: number;
   /** How the workers reach the stores (passed as --endpoint/--region: the environment may not say). */
   storeSettings?: StoreSettings;
+  /** ONNX Runtime intra-op threads per worker (`--threads`); absent for tfjs. */
+  threads?: number;
   maxRestarts: number;
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
@@ -71,7 +73,7 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
 
   const spawnWorker = (index: number, attempt: number, onEvent: (e: WorkerEvent) => void) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderrTail: string }>((resolve, reject) => {
-      const args = [...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath, 'worker', 'infer', '--run', o.runUri, '--stage', o.stage, '--index', String(index), '--count', String(o.workers), ...storeSettingsArgs(o.storeSettings ?? {})];
+      const args = [...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath, 'worker', 'infer', '--run', o.runUri, '--stage', o.stage, '--index', String(index), '--count', String(o.workers), ...storeSettingsArgs(o.storeSettings ?? {}), ...(o.threads ? ['--threads', String(o.threads)] : [])];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
       const tail: string[] = [];
       const onAbort = () => child.kill('SIGTERM');

@@ -4,6 +4,10 @@
  * fail the stage with every bad shard named; finished shards stay, so after fixing the data a
  * re-run only does the rest.
  */
+import { availableParallelism } from 'node:os';
+import { resolveInferEngine, type InferBackendChoice, type InferEngine } from '../../pipeline/inference/engine.js';
+import { ensureOnnx, ONNX_KEY } from '../../pipeline/model/onnx-file.js';
+import { onnxTeacherId } from '../../pipeline/pseudo/onnx-teacher.js';
 import type { StageContext } from '../../pipeline/runner/stage.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import type { InferConfig } from '../../pipeline/manifest/sections/pseudo.js';
@@ -15,6 +19,7 @@ import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { readJobIfAny, writeJob, type InferJob } from './job.js';
 import { INFER_SUMMARY_KEY, predictionKey, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
 import { summarise } from './summary.js';
+import { trimUri } from '../../pipeline/store/uri.js';
 import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface InferStageOptions {
@@ -28,35 +33,75 @@ export interface InferStageOptions {
   preprocessing?: TeacherPreprocessing;
   config: InferConfig;
   backend?: InferJob['backend'];
+  /** The manifest's inferBackend: auto (ONNX Runtime when installed), onnx or tfjs. Default auto. */
+  inferBackend?: InferBackendChoice;
   /** Environment of the worker processes (default process.env): S3 endpoint/credentials they need. */
   env?: NodeJS.ProcessEnv;
 }
 
-/** The job workers run for these options (reads the teacher checkpoint's id, not its weights). */
-export async function buildInferJob(o: InferStageOptions, settings: StoreSettings = {}): Promise<InferJob> {
+/**
+ * The job workers run for these options (reads the teacher checkpoint's id, not its weights). With
+ * ONNX Runtime the teacher's model.onnx is made current first (exported from the weights when it
+ * is missing or stale) and pinned by its hash; `log` hears why ONNX Runtime is not used.
+ */
+export async function buildInferJob(o: InferStageOptions, settings: StoreSettings = {}, log?: (line: string) => void): Promise<InferJob> {
+  const decision = await resolveInferEngine(o.inferBackend ?? 'auto');
+  if (decision.reason) log?.(`infer: ${decision.reason}; using tfjs (${o.backend ?? 'auto'})`);
   const teacherStore = openStore(o.teacher, settings);
-  const info = await readTeacherInfo(teacherStore).finally(() => teacherStore.close());
-  const preprocessing = o.preprocessing ?? info.preprocessing;
-  if (!preprocessing) {
-    throw new Error(`teacher checkpoint ${o.teacher} records no preprocessing (userDefinedMetadata.preprocessing) and none was given: cannot prepare its inputs`);
+  try {
+    const info = await readTeacherInfo(teacherStore);
+    const preprocessing = o.preprocessing ?? info.preprocessing;
+    if (!preprocessing) {
+      throw new Error(`teacher checkpoint ${o.teacher} records no preprocessing (userDefinedMetadata.preprocessing) and none was given: cannot prepare its inputs`);
+    }
+    let teacherId = info.id;
+    let onnx: InferJob['onnx'];
+    if (decision.engine === 'onnx') {
+      const file = await ensureOnnx(teacherStore);
+      if (file.exported) log?.(`infer: exported ${trimUri(o.teacher)}/${ONNX_KEY} from ${file.source}`);
+      onnx = { key: ONNX_KEY, sha256: file.sha256 };
+      teacherId = onnxTeacherId(info.id, file.sha256);
+    }
+    return {
+      version: 1,
+      stage: o.id,
+      dataset: o.dataset,
+      teacher: o.teacher,
+      teacherId,
+      expectedArch: { ...o.expectedArch, blocks: [...o.expectedArch.blocks] },
+      preprocessing,
+      topK: o.config.topK,
+      batchSize: o.config.batchSize,
+      concurrency: o.config.concurrency,
+      backend: o.backend ?? 'auto',
+      engine: decision.engine,
+      ...(onnx ? { onnx } : {}),
+    };
+  } finally {
+    await teacherStore.close();
   }
-  return {
-    version: 1,
-    stage: o.id,
-    dataset: o.dataset,
-    teacher: o.teacher,
-    teacherId: info.id,
-    expectedArch: { ...o.expectedArch, blocks: [...o.expectedArch.blocks] },
-    preprocessing,
-    topK: o.config.topK,
-    batchSize: o.config.batchSize,
-    concurrency: o.config.concurrency,
-    backend: o.backend ?? 'auto',
-  };
 }
 
-export async function runInferStage(ctx: StageContext, o: InferStageOptions, workers: number): Promise<{ summary: Record<string, unknown> }> {
-  const job = await buildInferJob(o, ctx.storeSettings);
+/**
+ * Local worker processes × ONNX Runtime threads per worker. tfjs-wasm is single-threaded, so one
+ * process per core. ONNX Runtime could fill the cores from one process, but a worker's forward pass
+ * blocks its event loop, and small images decode on that same thread: with one single-threaded
+ * worker per core one process decodes while another computes. Only on larger machines are a few
+ * threads per worker used, to bound the number of model copies in memory (2 from 8 cores, 4 from
+ * 16). Given one of the two, the other fills the cores.
+ */
+export function planWorkers(engine: InferEngine, cores: number, workers?: number, threads?: number): { workers: number; threads: number } {
+  if (engine === 'tfjs') return { workers: workers ?? cores, threads: 1 };
+  if (workers !== undefined && threads !== undefined) return { workers, threads };
+  if (threads !== undefined) return { workers: Math.max(1, Math.floor(cores / threads)), threads };
+  if (workers !== undefined) return { workers, threads: Math.max(1, Math.floor(cores / workers)) };
+  const t = cores >= 16 ? 4 : cores >= 8 ? 2 : 1;
+  return { workers: Math.max(1, Math.floor(cores / t)), threads: t };
+}
+
+export async function runInferStage(ctx: StageContext, o: InferStageOptions, workers?: number): Promise<{ summary: Record<string, unknown> }> {
+  const job = await buildInferJob(o, ctx.storeSettings, (line) => ctx.log.info(line));
+  const plan = planWorkers(job.engine, availableParallelism(), workers, o.config.threads);
   const ds = await openDataset(o.dataset, ctx.storeSettings);
   try {
     const out = ctx.run.sub(o.id);
@@ -73,10 +118,12 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
     const present = new Set((await out.list(PREDICTIONS_DIR)).map((x) => x.key));
     const already = ds.index.shards.filter((s) => present.has(predictionKey(shardBase(s.name)))).length;
     const remaining = ds.index.shards.length - already;
-    const processes = Math.max(1, Math.min(workers, remaining));
+    const processes = Math.max(1, Math.min(plan.workers, remaining));
     const progress = ctx.progress(`infer ${o.id}`, total, 'img');
-    ctx.log.info(`infer: ${ds.index.shards.length} shards (${already} already done), ${total} samples, ${remaining > 0 ? processes : 0} worker process(es)`, { dataset: o.dataset, teacher: o.teacher });
+    const engine = job.engine === 'onnx' ? `ONNX Runtime, ${plan.threads} thread(s) each` : `tfjs ${job.backend}`;
+    ctx.log.info(`infer: ${ds.index.shards.length} shards (${already} already done), ${total} samples, ${remaining > 0 ? processes : 0} worker process(es), ${engine}`, { dataset: o.dataset, teacher: o.teacher });
     const doneByShard = new Map<string, number>();
+    const backends = new Set<string>();
     let processed = 0;
     // Progress is absolute: samples of shards finished by an earlier (interrupted) run count.
     const base = ds.index.shards.filter((s) => present.has(predictionKey(shardBase(s.name)))).reduce((a, s) => a + s.samples, 0);
@@ -87,11 +134,13 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
       stage: o.id,
       workers: processes,
       storeSettings: ctx.storeSettings,
+      threads: job.engine === 'onnx' ? plan.threads : undefined,
       maxRestarts: o.config.maxRestarts,
       signal: ctx.signal,
       env: o.env,
       onEvent: (w, e) => {
         if (e.event === 'start') {
+          backends.add(e.backend);
           ctx.log.info(`infer worker ${w}: ${e.todo}/${e.shards} shards to do on ${e.backend}`);
         } else if (e.event === 'batch') {
           doneByShard.set(e.shard, e.done);
@@ -120,7 +169,7 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
       workers: remaining > 0 ? processes : 0,
       restarts: result.restarts,
     });
-    return { summary: { samples: summary.samples, skipped: summary.skipped, imagesPerSecond: summary.imagesPerSecond, restarts: summary.restarts, teacher: summary.teacher } };
+    return { summary: { samples: summary.samples, skipped: summary.skipped, imagesPerSecond: summary.imagesPerSecond, restarts: summary.restarts, teacher: summary.teacher, engine: job.engine, backend: backends.size > 0 ? [...backends].join('; ') : null } };
   } finally {
     await ds.close();
   }

@@ -135,10 +135,13 @@ test('fashion-mnist-ci on S3: SIGKILL mid-stage, resume, every unit once, report
   assert.deepEqual(await listRelative(s3Run, 'infer-1/stats/'), shardBases.map((b) => `${b}.json`));
   const seen = new Set<string>();
   for (const shard of datasets.unlabeled!.shards) {
-    const lines = await readJsonlGz<{ key: string; shard: string; error?: string }>(s3Run, `infer-1/predictions/${shard.name.replace(/\.tar$/, '')}.jsonl.gz`);
+    const lines = await readJsonlGz<{ key: string; shard: string; error?: string; backend?: string; teacher: string }>(s3Run, `infer-1/predictions/${shard.name.replace(/\.tar$/, '')}.jsonl.gz`);
     assert.equal(lines.length, shard.samples, `${shard.name}: predicted samples`);
     for (const l of lines) {
       assert.equal(l.error, undefined, `${l.key}: ${l.error}`);
+      // CI installs onnxruntime-node (inferBackend auto): the teacher ran on ONNX Runtime.
+      assert.match(l.backend ?? '', /^onnxruntime-node /, `${l.key}: backend`);
+      assert.match(l.teacher, /\+onnx@[0-9a-f]{16}$/, `${l.key}: teacher id covers model.onnx`);
       assert.ok(!seen.has(l.key), `${l.key} predicted twice`);
       seen.add(l.key);
     }
@@ -148,6 +151,7 @@ test('fashion-mnist-ci on S3: SIGKILL mid-stage, resume, every unit once, report
   // Train: the final model, at most `keep` checkpoints, each complete, the newest at the last step.
   for (const id of TRAIN_STAGES) {
     assert.ok(await s3Run.head(`${id}/model/model.json`), `${id}: model.json`);
+    assert.ok(await s3Run.head(`${id}/model/model.onnx`), `${id}: model.onnx`);
     const metrics = await readJson<{ steps: number }>(s3Run, `${id}/metrics.json`);
     const ckpt = await listRelative(s3Run, `${id}/ckpt/`);
     const steps = [...new Set(ckpt.map((k) => k.split('/')[0]!))].sort();

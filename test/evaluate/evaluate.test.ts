@@ -30,7 +30,7 @@ import { testContext } from '../pseudo/context.js';
 import { PREPROCESSING, fashionPngs } from '../pseudo/fixtures.js';
 import { evaluateConfig, EVAL_SHARDS, makeRun, UNLABELED_SHARDS } from './fixtures.js';
 import { trimUri } from '../../pipeline/store/uri.js';
-import { needs } from '../helpers/extras.js';
+import { hasExtra, needs } from '../helpers/extras.js';
 
 const NEEDS = needs('fashion-mnist');
 
@@ -175,6 +175,8 @@ test('report: report.md with the tables and chart links, SVG charts that parse',
   assert.match(md, /\| Pseudo-label precision \(last round\) \| \d+\.\d\d % \|/);
   assert.match(md, /## Stage wall times/);
   assert.match(md, /on backend \*\*wasm\*\*/);
+  // The models ran on the inference engine (ONNX Runtime when installed), and the report says so.
+  assert.match(md, new RegExp(`models evaluated with \\*\\*${hasExtra('onnxruntime-node') ? 'onnxruntime-node [0-9.]+ cpu' : 'tfjs wasm'}\\*\\*`));
   assert.equal(report.backend, 'wasm');
   // The confusion chart is of the final student and draws one cell per (true, predicted) pair.
   const confusion = (await run.get('evaluate/charts/confusion.svg')).toString('utf8');
