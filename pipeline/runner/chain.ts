@@ -92,6 +92,14 @@ function define<K extends Kind>(
   };
 }
 
+/**
+ * The inference engine choice of infer and evaluate, only when it is not the default: runs made
+ * before the setting existed keep their fingerprints (and so their finished stages).
+ */
+function engine(m: Manifest): { inferBackend?: Manifest['inferBackend'] } {
+  return m.inferBackend === 'auto' ? {} : { inferBackend: m.inferBackend };
+}
+
 export const buildChain: ChainBuilder = (m) => {
   const seed = m.seed;
   // `sizes` only feeds `plan`'s estimates: kept out of the fingerprint so editing it re-runs nothing.
@@ -112,7 +120,9 @@ export const buildChain: ChainBuilder = (m) => {
     // beside the config, so switching executor re-runs nothing.
     const { executor, slurm, external, ...inferSettings } = m.pseudo.infer;
     const runtime = executor || slurm || external ? { runtime: { executor, slurm, external } } : undefined;
-    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: inferSettings, seed, inputs: { data: 'import', teacher } }, true, runtime));
+    stages.push(
+      define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: inferSettings, ...engine(m), seed, inputs: { data: 'import', teacher } }, true, runtime),
+    );
     stages.push(define('select', select, ['import', infer], { iteration: k, select: m.pseudo.select, seed, inputs: { data: 'import', predictions: infer } }, false));
     stages.push(
       define(
@@ -149,7 +159,7 @@ export const buildChain: ChainBuilder = (m) => {
       'evaluate',
       'evaluate',
       ['import', ...trained, ...rounds.map((r) => r.select)],
-      { evaluate: m.evaluate, seed, inputs: { data: 'import', models: trained, pseudo: rounds } },
+      { evaluate: m.evaluate, ...engine(m), seed, inputs: { data: 'import', models: trained, pseudo: rounds } },
       true,
     ),
   );

@@ -22,6 +22,8 @@ export interface ExecutorOptions {
   workers: number;
   /** How the workers reach the stores (passed as --endpoint/--region: the environment may not say). */
   storeSettings?: StoreSettings;
+  /** ONNX Runtime intra-op threads per worker (`--threads`); absent for tfjs. */
+  threads?: number;
   maxRestarts: number;
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
@@ -68,7 +70,7 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
   const spawnWorker = (index: number, attempt: number, onEvent: (e: WorkerEvent) => void) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderrTail: string }>((resolve, reject) => {
       const [node, ...cli] = selftrainCommand();
-      const args = [...cli, ...workerArgs(o.runUri, o.stage, o.workers, { index, storeSettings: o.storeSettings })];
+      const args = [...cli, ...workerArgs(o.runUri, o.stage, o.workers, { index, storeSettings: o.storeSettings, threads: o.threads })];
       const child = spawn(node!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
       const tail: string[] = [];
       const onAbort = () => child.kill('SIGTERM');

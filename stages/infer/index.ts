@@ -5,7 +5,6 @@
  * model (pipeline/contracts/train.ts). With `model`, a checkpoint of another architecture is
  * refused; preprocessing is what the train stage recorded in the checkpoint.
  */
-import { availableParallelism } from 'node:os';
 import { readDatasetsList } from '../../pipeline/contracts/import.js';
 import { inferStageConfig, type InferStageConfigInput } from '../../pipeline/contracts/infer.js';
 import { parseStageConfig } from '../../pipeline/contracts/json.js';
@@ -37,7 +36,7 @@ export async function runStage(ctx: StageContext, raw: InferStageConfigInput): P
   const backend = (BACKENDS as readonly string[]).includes(ctx.backend ?? '') ? (ctx.backend as (typeof BACKENDS)[number]) : 'auto';
   return runInferStage(
     ctx,
-    { id: ctx.stageId, dataset: refUri(ctx.root, unlabeled), teacher, expectedArch, config: { ...cfg.infer, ...cfg.runtime }, backend, ...(list ? { classes: list.classes } : {}) },
-    cfg.infer.workers ?? availableParallelism(),
+    { id: ctx.stageId, dataset: refUri(ctx.root, unlabeled), teacher, expectedArch, config: { ...cfg.infer, ...cfg.runtime }, backend, inferBackend: cfg.inferBackend, ...(list ? { classes: list.classes } : {}) },
+    cfg.infer.workers,
   );
 }

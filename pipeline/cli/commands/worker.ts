@@ -49,7 +49,8 @@ export function registerWorkerCommands(program: Command): void {
     .option('--count <n>', 'number of workers', nonNegativeInt('--count'), 1)
     .option('--endpoint <url>', 'S3 endpoint of the run, its datasets and teacher (else AWS_ENDPOINT_URL)')
     .option('--region <region>', 'S3 region (else AWS_REGION)')
-    .action(async (opts: { run: string; stage?: string; index?: number; count: number; endpoint?: string; region?: string }) => {
+    .option('--threads <n>', 'ONNX Runtime threads (default: the cores of this machine)', nonNegativeInt('--threads'))
+    .action(async (opts: { run: string; stage?: string; index?: number; count: number; endpoint?: string; region?: string; threads?: number }) => {
       // Loaded here, not at the top: every `selftrain` command would otherwise pay for tfjs and sharp.
       const { openStore } = await import('../../store/open.js');
       const { DATA_ERROR_EXIT, SETUP_ERROR_EXIT } = await import('../../../stages/infer/executor.js');
@@ -91,6 +92,7 @@ export function registerWorkerCommands(program: Command): void {
           stage,
           index,
           count: opts.count,
+          threads: opts.threads || undefined,
           signal: controller.signal,
           emit: (e) => process.stdout.write(JSON.stringify(e) + '\n'),
         });

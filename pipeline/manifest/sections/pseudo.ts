@@ -46,7 +46,14 @@ export const inferSection = z
       .positive()
       .max(1024)
       .optional()
-      .describe('Worker processes of the local executor; default one per core (the wasm backend uses one core per process)'),
+      .describe('Worker processes of the local executor; default one per core with tfjs (wasm uses one core per process), with ONNX Runtime as many as fill the cores at `threads` each'),
+    threads: z
+      .number()
+      .int()
+      .positive()
+      .max(256)
+      .optional()
+      .describe('ONNX Runtime threads per worker process; default 1 below 8 cores, 2 below 16, else 4 (or cores / workers when workers is set)'),
     concurrency: z
       .number()
       .int()

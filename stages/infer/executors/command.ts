@@ -20,7 +20,7 @@ export function selftrainCommand(): string[] {
  * The worker's arguments after `selftrain`. Without `index`, the worker takes its orchestrator's
  * index variable; the run's store settings travel as flags (the workers' environment may not say).
  */
-export function workerArgs(runUri: string, stage: string, count: number, o: { index?: number; storeSettings?: StoreSettings } = {}): string[] {
+export function workerArgs(runUri: string, stage: string, count: number, o: { index?: number; storeSettings?: StoreSettings; threads?: number } = {}): string[] {
   return [
     'worker',
     'infer',
@@ -32,6 +32,8 @@ export function workerArgs(runUri: string, stage: string, count: number, o: { in
     String(count),
     ...(o.index === undefined ? [] : ['--index', String(o.index)]),
     ...storeSettingsArgs(o.storeSettings ?? {}),
+    // ONNX Runtime threads per worker (absent: the worker's default, or tfjs).
+    ...(o.threads ? ['--threads', String(o.threads)] : []),
   ];
 }
 

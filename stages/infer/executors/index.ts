@@ -1,17 +1,17 @@
 /** The executor `pseudo.infer.executor` names (default local), with its settings. */
-import { availableParallelism } from 'node:os';
 import { externalSection, slurmSection, type InferConfig } from '../../../pipeline/manifest/sections/pseudo.js';
 import { externalExecutor } from './external.js';
-import { localExecutor } from './local.js';
+import { localExecutor, type LocalSettings } from './local.js';
 import { slurmExecutor } from './slurm.js';
 import type { InferExecutor } from './types.js';
 
 export type { ExecutorContext, ExecutorResult, InferExecutor, ShardRef } from './types.js';
 
-export function makeExecutor(cfg: InferConfig): InferExecutor {
+/** The executor for a cluster setting; `local` is built by the stage (it plans workers and threads). */
+export function makeExecutor(cfg: InferConfig, local: LocalSettings): InferExecutor {
   switch (cfg.executor ?? 'local') {
     case 'local':
-      return localExecutor({ workers: cfg.workers ?? availableParallelism(), maxRestarts: cfg.maxRestarts });
+      return localExecutor(local);
     case 'slurm':
       return slurmExecutor(cfg.slurm ?? slurmSection.parse({}));
     case 'external':

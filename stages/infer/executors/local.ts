@@ -8,7 +8,16 @@ import { ERRORS_DIR } from '../layout.js';
 import { samplesIn } from './store-state.js';
 import type { InferExecutor } from './types.js';
 
-export function localExecutor(cfg: { workers: number; maxRestarts: number }): InferExecutor {
+export interface LocalSettings {
+  workers: number;
+  maxRestarts: number;
+  /** ONNX Runtime threads per worker (absent for tfjs). */
+  threads?: number;
+  /** Each worker's compute backend, as it reports it when it starts. */
+  onBackend?: (backend: string) => void;
+}
+
+export function localExecutor(cfg: LocalSettings): InferExecutor {
   return {
     name: 'local',
     async run(ctx) {
@@ -28,8 +37,10 @@ export function localExecutor(cfg: { workers: number; maxRestarts: number }): In
         signal: ctx.signal,
         env: ctx.env,
         storeSettings: ctx.storeSettings,
+        threads: cfg.threads,
         onEvent: (w, e) => {
           if (e.event === 'start') {
+            cfg.onBackend?.(e.backend);
             ctx.log.info(`infer worker ${w}: ${e.todo}/${e.shards} shards to do on ${e.backend}`);
           } else if (e.event === 'batch') {
             inShard.set(e.shard, e.done);

@@ -13,6 +13,7 @@
  * found too), and `<stage>/executor/slurm.json` records the array size and the job ids. A re-run
  * that finds tasks still queued attaches to them instead of submitting a second array. SIGINT or
  * SIGTERM to the runner cancels every task of the stage (scancel) and waits until Slurm lists none.
+ * With ONNX Runtime each task runs `cpusPerTask` threads (Slurm's default allocation is 1 CPU).
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -53,8 +54,8 @@ export function sbatchFlags(cfg: SlurmConfig): string[] {
 }
 
 /** The batch script every task runs. */
-export function slurmScript(command: string[], runUri: string, stage: string, count: number, storeSettings: StoreSettings = {}): string {
-  const argv = [...command, ...workerArgs(runUri, stage, count, { storeSettings })].map(shellQuote).join(' ');
+export function slurmScript(command: string[], runUri: string, stage: string, count: number, storeSettings: StoreSettings = {}, threads?: number): string {
+  const argv = [...command, ...workerArgs(runUri, stage, count, { storeSettings, threads })].map(shellQuote).join(' ');
   return `#!/bin/sh\n# selftrain infer worker: the index comes from SLURM_ARRAY_TASK_ID.\nexec ${argv}\n`;
 }
 
@@ -136,7 +137,7 @@ export function slurmExecutor(cfg: SlurmConfig): InferExecutor {
         // Error objects of these shards are from an earlier try: the new task retries them.
         for (const i of indices) for (const n of ownedBy(shardCount, i, count)) await ctx.out.delete(errorKey(shardName(n)));
         const flags = [...sbatchFlags(cfg), `--array=${arraySpec(indices)}`, `--job-name=${name}`, `--output=${path.join(logDir, '%x_%A_%a.log')}`];
-        const jobId = await sbatch(flags, slurmScript(command, ctx.runUri, ctx.stage, count, ctx.storeSettings), ctx.env);
+        const jobId = await sbatch(flags, slurmScript(command, ctx.runUri, ctx.stage, count, ctx.storeSettings, ctx.onnx ? (cfg.cpusPerTask ?? 1) : undefined), ctx.env);
         rec!.submissions.push({ jobId, indices, at: new Date().toISOString() });
         await writeRecord(ctx, rec!);
         for (const i of indices) {

@@ -30,6 +30,8 @@ export interface ExecutorContext {
   done: ReadonlySet<string>;
   /** Store rooted at the stage's prefix (holds predictions/ and errors/). */
   out: ObjectStore;
+  /** The workers run ONNX Runtime (they take --threads), not tfjs. */
+  onnx: boolean;
   signal: AbortSignal;
   /** Environment of the workers (credentials come from it): passed to local processes, to sbatch. */
   env: NodeJS.ProcessEnv;
