@@ -1,0 +1,222 @@
+;; WebAssembly SIMD kernels for training on the tfjs wasm backend (see simd-kernels.ts).
+;;
+;; They run on the tfjs wasm module's own memory, imported here, so tensors are read and written in
+;; place: every pointer is a byte offset into that heap, every count is in elements. Float tensors
+;; are NHWC float32 viewed as [rows, c] with the channel innermost.
+;;
+;; Numerics: element-wise arithmetic is float32 in the order the tfjs kernels they replace use;
+;; per-channel sums accumulate in float64, one row after another (a fixed order, so the same inputs
+;; always give the same bytes). Functions taking `c` need c % 4 == 0 (the callers check).
+;;
+;; Assembled with wabt (npm run build:wasm writes kernels-wasm.ts); test/backend/simd-kernels.test.ts
+;; checks that the committed bytes are this file's.
+(module
+  (import "env" "memory" (memory 0))
+
+  ;; acc[0..n) = 0.0 (float64)
+  (func $zero_f64 (param $acc i32) (param $n i32)
+    (memory.fill (local.get $acc) (i32.const 0) (i32.shl (local.get $n) (i32.const 3))))
+
+  ;; acc[j..j+4) += float64(v[0..4)), acc at byte address $a
+  (func $acc4 (param $a i32) (param $v v128)
+    (v128.store (local.get $a)
+      (f64x2.add (v128.load (local.get $a)) (f64x2.promote_low_f32x4 (local.get $v))))
+    (v128.store offset=16 (local.get $a)
+      (f64x2.add (v128.load offset=16 (local.get $a))
+        (f64x2.promote_low_f32x4
+          (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v))))))
+
+  ;; out[j] = float32(acc[j] / d) for j < c
+  (func $div_out (param $acc i32) (param $c i32) (param $d f64) (param $out i32)
+    (local $j i32)
+    (loop $l
+      (f32.store
+        (i32.add (local.get $out) (i32.shl (local.get $j) (i32.const 2)))
+        (f32.demote_f64
+          (f64.div (f64.load (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3)))) (local.get $d))))
+      (br_if $l (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 1))) (local.get $c)))))
+
+  ;; Batch-norm moments over rows: mean[j] = Σ_r x[r,j] / rows, then
+  ;; var[j] = Σ_r (x[r,j] - mean[j])² / rows (two passes, as tf.moments: the subtraction and the
+  ;; square in float32, the sums in float64). acc: scratch of c float64.
+  (func (export "bn_moments") (param $x i32) (param $rows i32) (param $c i32) (param $mean i32) (param $var i32) (param $acc i32)
+    (local $p i32) (local $end i32) (local $j i32) (local $d v128)
+    (local.set $end (i32.add (local.get $x) (i32.shl (i32.mul (local.get $rows) (local.get $c)) (i32.const 2))))
+    (call $zero_f64 (local.get $acc) (local.get $c))
+    (local.set $p (local.get $x))
+    (loop $rows1
+      (local.set $j (i32.const 0))
+      (loop $ch1
+        (call $acc4
+          (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3)))
+          (v128.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2)))))
+        (br_if $ch1 (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $c))))
+      (br_if $rows1 (i32.lt_u
+        (local.tee $p (i32.add (local.get $p) (i32.shl (local.get $c) (i32.const 2))))
+        (local.get $end))))
+    (call $div_out (local.get $acc) (local.get $c) (f64.convert_i32_u (local.get $rows)) (local.get $mean))
+
+    (call $zero_f64 (local.get $acc) (local.get $c))
+    (local.set $p (local.get $x))
+    (loop $rows2
+      (local.set $j (i32.const 0))
+      (loop $ch2
+        (local.set $d (f32x4.sub
+          (v128.load (i32.add (local.get $p) (i32.shl (local.get $j) (i32.const 2))))
+          (v128.load (i32.add (local.get $mean) (i32.shl (local.get $j) (i32.const 2))))))
+        (call $acc4
+          (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3)))
+          (f32x4.mul (local.get $d) (local.get $d)))
+        (br_if $ch2 (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $c))))
+      (br_if $rows2 (i32.lt_u
+        (local.tee $p (i32.add (local.get $p) (i32.shl (local.get $c) (i32.const 2))))
+        (local.get $end))))
+    (call $div_out (local.get $acc) (local.get $c) (f64.convert_i32_u (local.get $rows)) (local.get $var)))
+
+  ;; y[r,j] = (x[r,j] - mean[j]) · a[j] + b[j]   (a = γ·rsqrt(var + ε), b = β)
+  (func (export "bn_apply") (param $x i32) (param $rows i32) (param $c i32) (param $mean i32) (param $a i32) (param $b i32) (param $y i32)
+    (local $end i32) (local $j i32) (local $jb i32)
+    (local.set $end (i32.add (local.get $x) (i32.shl (i32.mul (local.get $rows) (local.get $c)) (i32.const 2))))
+    (loop $rows
+      (local.set $j (i32.const 0))
+      (loop $ch
+        (local.set $jb (i32.shl (local.get $j) (i32.const 2)))
+        (v128.store (i32.add (local.get $y) (local.get $jb))
+          (f32x4.add
+            (f32x4.mul
+              (f32x4.sub (v128.load (i32.add (local.get $x) (local.get $jb))) (v128.load (i32.add (local.get $mean) (local.get $jb))))
+              (v128.load (i32.add (local.get $a) (local.get $jb))))
+            (v128.load (i32.add (local.get $b) (local.get $jb)))))
+        (br_if $ch (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $c))))
+      (local.set $y (i32.add (local.get $y) (i32.shl (local.get $c) (i32.const 2))))
+      (br_if $rows (i32.lt_u
+        (local.tee $x (i32.add (local.get $x) (i32.shl (local.get $c) (i32.const 2))))
+        (local.get $end)))))
+
+  ;; Batch-norm gradient sums: acc[j] = Σ_r dy[r,j], acc[c+j] = Σ_r dy[r,j]·(x[r,j] - mean[j])
+  ;; (products in float32, sums in float64). acc: scratch of 2c float64.
+  (func (export "bn_grad_sums") (param $dy i32) (param $x i32) (param $rows i32) (param $c i32) (param $mean i32) (param $acc i32)
+    (local $end i32) (local $j i32) (local $jb i32) (local $g v128) (local $acc2 i32)
+    (local.set $end (i32.add (local.get $dy) (i32.shl (i32.mul (local.get $rows) (local.get $c)) (i32.const 2))))
+    (local.set $acc2 (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3))))
+    (call $zero_f64 (local.get $acc) (i32.shl (local.get $c) (i32.const 1)))
+    (loop $rows
+      (local.set $j (i32.const 0))
+      (loop $ch
+        (local.set $jb (i32.shl (local.get $j) (i32.const 2)))
+        (local.set $g (v128.load (i32.add (local.get $dy) (local.get $jb))))
+        (call $acc4 (i32.add (local.get $acc) (i32.shl (local.get $j) (i32.const 3))) (local.get $g))
+        (call $acc4 (i32.add (local.get $acc2) (i32.shl (local.get $j) (i32.const 3)))
+          (f32x4.mul (local.get $g)
+            (f32x4.sub (v128.load (i32.add (local.get $x) (local.get $jb))) (v128.load (i32.add (local.get $mean) (local.get $jb))))))
+        (br_if $ch (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $c))))
+      (local.set $x (i32.add (local.get $x) (i32.shl (local.get $c) (i32.const 2))))
+      (br_if $rows (i32.lt_u
+        (local.tee $dy (i32.add (local.get $dy) (i32.shl (local.get $c) (i32.const 2))))
+        (local.get $end)))))
+
+  ;; Batch-norm input gradient: dx[r,j] = dy[r,j]·a[j] - b[j] - k[j]·(x[r,j] - mean[j])
+  (func (export "bn_grad_dx") (param $dy i32) (param $x i32) (param $rows i32) (param $c i32) (param $mean i32)
+        (param $a i32) (param $b i32) (param $k i32) (param $dx i32)
+    (local $end i32) (local $j i32) (local $jb i32)
+    (local.set $end (i32.add (local.get $dy) (i32.shl (i32.mul (local.get $rows) (local.get $c)) (i32.const 2))))
+    (loop $rows
+      (local.set $j (i32.const 0))
+      (loop $ch
+        (local.set $jb (i32.shl (local.get $j) (i32.const 2)))
+        (v128.store (i32.add (local.get $dx) (local.get $jb))
+          (f32x4.sub
+            (f32x4.sub
+              (f32x4.mul (v128.load (i32.add (local.get $dy) (local.get $jb))) (v128.load (i32.add (local.get $a) (local.get $jb))))
+              (v128.load (i32.add (local.get $b) (local.get $jb))))
+            (f32x4.mul
+              (v128.load (i32.add (local.get $k) (local.get $jb)))
+              (f32x4.sub (v128.load (i32.add (local.get $x) (local.get $jb))) (v128.load (i32.add (local.get $mean) (local.get $jb)))))))
+        (br_if $ch (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 4))) (local.get $c))))
+      (local.set $x (i32.add (local.get $x) (i32.shl (local.get $c) (i32.const 2))))
+      (local.set $dx (i32.add (local.get $dx) (i32.shl (local.get $c) (i32.const 2))))
+      (br_if $rows (i32.lt_u
+        (local.tee $dy (i32.add (local.get $dy) (i32.shl (local.get $c) (i32.const 2))))
+        (local.get $end)))))
+
+  ;; ReLU gradient, as tfjs's dy · step(x): dy·1 where x > 0, dy·0 elsewhere (a signed zero) and
+  ;; dy·NaN where x is NaN. step is built as (x > 0 ? 1 : 0) + (x - x), the last term 0 or NaN.
+  (func (export "relu_grad") (param $dy i32) (param $x i32) (param $n i32) (param $dx i32)
+    (local $end i32) (local $v v128) (local $one v128) (local $s f32)
+    (local.set $one (f32x4.splat (f32.const 1)))
+    (local.set $end (i32.add (local.get $dy) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (if (i32.lt_u (local.get $dy) (local.get $end))
+      (then
+        (loop $l
+          (local.set $v (v128.load (local.get $x)))
+          (v128.store (local.get $dx)
+            (f32x4.mul (v128.load (local.get $dy))
+              (f32x4.add
+                (v128.and (local.get $one) (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0)))
+                (f32x4.sub (local.get $v) (local.get $v)))))
+          (local.set $x (i32.add (local.get $x) (i32.const 16)))
+          (local.set $dx (i32.add (local.get $dx) (i32.const 16)))
+          (br_if $l (i32.lt_u (local.tee $dy (i32.add (local.get $dy) (i32.const 16))) (local.get $end))))))
+    ;; tail: n % 4 elements
+    (local.set $end (i32.add (local.get $end) (i32.shl (i32.and (local.get $n) (i32.const 3)) (i32.const 2))))
+    (block $done
+      (loop $t
+        (br_if $done (i32.ge_u (local.get $dy) (local.get $end)))
+        (local.set $s (f32.load (local.get $x)))
+        (f32.store (local.get $dx)
+          (f32.mul (f32.load (local.get $dy))
+            (f32.add (select (f32.const 1) (f32.const 0) (f32.gt (local.get $s) (f32.const 0)))
+              (f32.sub (local.get $s) (local.get $s)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
+        (local.set $dx (i32.add (local.get $dx) (i32.const 4)))
+        (local.set $dy (i32.add (local.get $dy) (i32.const 4)))
+        (br $t))))
+
+  ;; dst[0..n) = src[0..n) · m   (n any; 4 at a time, then the rest)
+  (func $scale_row (param $dst i32) (param $src i32) (param $n i32) (param $m f32)
+    (local $end i32) (local $mv v128)
+    (local.set $mv (f32x4.splat (local.get $m)))
+    (local.set $end (i32.add (local.get $src) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $vdone
+      (loop $v
+        (br_if $vdone (i32.ge_u (local.get $src) (local.get $end)))
+        (v128.store (local.get $dst) (f32x4.mul (v128.load (local.get $src)) (local.get $mv)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+        (local.set $src (i32.add (local.get $src) (i32.const 16)))
+        (br $v)))
+    (local.set $end (i32.add (local.get $end) (i32.shl (i32.and (local.get $n) (i32.const 3)) (i32.const 2))))
+    (block $done
+      (loop $t
+        (br_if $done (i32.ge_u (local.get $src) (local.get $end)))
+        (f32.store (local.get $dst) (f32.mul (f32.load (local.get $src)) (local.get $m)))
+        (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+        (local.set $src (i32.add (local.get $src) (i32.const 4)))
+        (br $t))))
+
+  ;; Average-pool gradient for windows that do not overlap (filter = stride = s, no dilation):
+  ;; every input pixel lies in exactly one window, oy = (iy + top) / s, so
+  ;; dx[b,iy,ix,:] = dy[b,oy,ox,:] · m, or 0 where that window is past the output (valid padding).
+  ;; m = 1/(fh·fw) as tfjs's cpu and wasm AvgPoolGrad (the padded part of a window counts).
+  (func (export "avg_pool_grad_tiled") (param $dy i32) (param $dx i32) (param $n i32) (param $h i32) (param $w i32) (param $c i32)
+        (param $ho i32) (param $wo i32) (param $sh i32) (param $sw i32) (param $top i32) (param $left i32) (param $m f32)
+    (local $b i32) (local $iy i32) (local $ix i32) (local $oy i32) (local $ox i32) (local $row i32) (local $dyrow i32)
+    (local.set $row (i32.shl (local.get $c) (i32.const 2)))
+    (loop $batch
+      (local.set $iy (i32.const 0))
+      (loop $ys
+        (local.set $oy (i32.div_u (i32.add (local.get $iy) (local.get $top)) (local.get $sh)))
+        (local.set $ix (i32.const 0))
+        (loop $xs
+          (local.set $ox (i32.div_u (i32.add (local.get $ix) (local.get $left)) (local.get $sw)))
+          (if (i32.and (i32.lt_u (local.get $oy) (local.get $ho)) (i32.lt_u (local.get $ox) (local.get $wo)))
+            (then
+              (local.set $dyrow (i32.add (local.get $dy)
+                (i32.mul (local.get $row)
+                  (i32.add (i32.mul (i32.add (i32.mul (local.get $b) (local.get $ho)) (local.get $oy)) (local.get $wo)) (local.get $ox)))))
+              (call $scale_row (local.get $dx) (local.get $dyrow) (local.get $c) (local.get $m)))
+            (else (memory.fill (local.get $dx) (i32.const 0) (local.get $row))))
+          (local.set $dx (i32.add (local.get $dx) (local.get $row)))
+          (br_if $xs (i32.lt_u (local.tee $ix (i32.add (local.get $ix) (i32.const 1))) (local.get $w))))
+        (br_if $ys (i32.lt_u (local.tee $iy (i32.add (local.get $iy) (i32.const 1))) (local.get $h))))
+      (br_if $batch (i32.lt_u (local.tee $b (i32.add (local.get $b) (i32.const 1))) (local.get $n)))))
+)

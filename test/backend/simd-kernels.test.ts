@@ -1,0 +1,80 @@
+/**
+ * The SIMD kernels (pipeline/backend/simd-kernels.ts): the committed wasm bytes are kernels.wat's,
+ * and each kernel gives the cpu backend's results at the ResNet-RS shapes without leaking tensors.
+ */
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import type * as TfNamespace from '@tensorflow/tfjs';
+import type { Tensor } from '@tensorflow/tfjs';
+import { initBackend, type Tf } from '../../pipeline/backend/select.js';
+import { assembleKernels, generatedPath, generatedSource } from '../../pipeline/backend/simd/assemble.js';
+import { gradsOn, randomData, relativeError } from './grad-check.js';
+
+let tf: Tf;
+before(async () => {
+  tf = (await initBackend('wasm')).tf;
+});
+
+test('the committed kernels-wasm.ts is kernels.wat assembled (npm run build:wasm)', async () => {
+  const bytes = await assembleKernels();
+  assert.equal(readFileSync(generatedPath, 'utf8'), generatedSource(bytes));
+});
+
+// [input shape, pool size, strides, padding]: the ResNet-D shortcut pools (2x2/2 'same' at 14, 7
+// and 4 px, the odd one with a padded last window), a valid pool with a remainder, a channel count
+// that is not a multiple of 4, and overlapping windows (wasm's own kernel).
+const pools: [number[], number, number, 'same' | 'valid'][] = [
+  [[4, 14, 14, 64], 2, 2, 'same'],
+  [[4, 7, 7, 128], 2, 2, 'same'],
+  [[4, 4, 4, 256], 2, 2, 'same'],
+  [[3, 5, 5, 8], 2, 2, 'valid'],
+  [[2, 7, 7, 3], 2, 2, 'same'],
+  [[2, 9, 9, 4], 3, 3, 'same'],
+  [[2, 9, 9, 4], 3, 2, 'same'],
+];
+for (const [shape, size, stride, pad] of pools) {
+  test(`AvgPoolGrad ${size}x${size}/${stride} ${pad} on [${shape}] matches cpu`, async () => {
+    const x = randomData(shape, 7);
+    // A weighted sum, so every output pixel sends a different gradient back.
+    const loss = (t: Tensor) => {
+      const p = tf.avgPool(t as TfNamespace.Tensor4D, size, stride, pad);
+      return tf.sum(tf.mul(p, tf.reshape(tf.range(1, 1 + p.size), p.shape)));
+    };
+    const w = await gradsOn(tf, 'wasm', [x], loss);
+    const c = await gradsOn(tf, 'cpu', [x], loss);
+    assert.ok(relativeError(w.grads[0]!, c.grads[0]!) <= 1e-6, `relative error ${relativeError(w.grads[0]!, c.grads[0]!)}`);
+    assert.equal(w.leaked, 0);
+  });
+}
+
+test('ReLU gradient is dy·step(x) bit for bit (signed zeros, NaN, odd sizes)', async () => {
+  for (const n of [1, 3, 4, 5, 64 * 7 * 7 + 3]) {
+    const x = randomData([n], 11 + n).values;
+    const dy = randomData([n], 13 + n).values;
+    if (n >= 4) {
+      x[0] = NaN;
+      x[1] = 0;
+      x[2] = -0;
+      dy[3] = -dy[3]!;
+    }
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      try {
+        const before = tf.memory().numTensors;
+        const xt = tf.tensor(x);
+        const dyt = tf.tensor(dy);
+        const g = tf.grad((t: Tensor) => tf.relu(t))(xt, dyt);
+        const v = (await g.data()) as Float32Array;
+        tf.dispose([xt, dyt, g]);
+        assert.equal(tf.memory().numTensors, before, `${backend} leaked tensors`);
+        return v;
+      } finally {
+        await tf.setBackend('wasm');
+      }
+    };
+    const w = await run('wasm');
+    const c = await run('cpu');
+    assert.deepEqual(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), new Uint8Array(c.buffer, c.byteOffset, c.byteLength), `n=${n}`);
+  }
+});
