@@ -5,10 +5,12 @@
  *   npx tsx bench/step-profile.ts [--model resnet-rs-26-w0.25-small] [--batch 128] [--steps 5]
  *                                 [--backend wasm] [--baseline] [--disable a,b] [--detail <Kernel>]...
  *
- * --baseline measures "before": tfjs's own batch-norm/mean/ReLU gradients and wasm's own
+ * --baseline measures "before": tf.layers' composite training-mode batch norm, tfjs's own
+ * batch-norm/mean/ReLU gradients and wasm's own
  * Conv2DBackpropInput, MaxPoolGrad, AvgPoolGrad, Identity, Cast, Sum and Mean (the project's
  * Conv2DBackpropFilter stays: without it nothing trains on wasm at all). --disable switches off
- * single improvements: bn-grad, relu-grad, input-grad, maxpool-grad, avgpool-grad, fast-kernels.
+ * single improvements: bn-train (the fused training-mode batch norm), bn-grad, relu-grad,
+ * input-grad, maxpool-grad, avgpool-grad, fast-kernels.
  */
 import { parseArgs } from 'node:util';
 import type { Tensor } from '@tensorflow/tfjs';
@@ -17,6 +19,7 @@ import { restoreDefaultGradients } from '../pipeline/backend/gradients.js';
 import { useNativeWasmKernel } from '../pipeline/backend/wasm-kernels.js';
 import { useNativeWasmFastKernels } from '../pipeline/backend/wasm-fast-kernels.js';
 import { useNativeAvgPoolGrad } from '../pipeline/backend/simd-kernels.js';
+import { setFastTrainingBatchNorm } from '../pipeline/backend/batch-norm-training.js';
 import { buildModel } from '../pipeline/model/resnet-rs.js';
 import { registerModelLayers } from '../pipeline/model/layers.js';
 import { FASHION_MNIST_MODEL, resolveModel } from '../pipeline/model/family.js';
@@ -36,11 +39,12 @@ const { values: opts } = parseArgs({
 
 const sel = await initBackend(opts.backend as BackendPreference);
 const tf = sel.tf;
-const improvements = ['bn-grad', 'relu-grad', 'input-grad', 'maxpool-grad', 'avgpool-grad', 'fast-kernels'];
+const improvements = ['bn-train', 'bn-grad', 'relu-grad', 'input-grad', 'maxpool-grad', 'avgpool-grad', 'fast-kernels'];
 const disabled = new Set(opts.baseline ? improvements : opts.disable!.split(',').filter(Boolean));
 for (const d of disabled) if (!improvements.includes(d)) throw new Error(`--disable: unknown '${d}' (known: ${improvements.join(', ')})`);
 if (disabled.has('bn-grad')) restoreDefaultGradients(tf, ['FusedBatchNorm', 'Mean', 'Sum']);
 if (disabled.has('relu-grad')) restoreDefaultGradients(tf, ['Relu']);
+if (disabled.has('bn-train')) setFastTrainingBatchNorm(false);
 if (sel.name === 'wasm') {
   if (disabled.has('avgpool-grad')) useNativeAvgPoolGrad(tf);
   if (disabled.has('input-grad')) useNativeWasmKernel(tf, 'Conv2DBackpropInput');

@@ -76,7 +76,7 @@ interface KernelArgs {
   backend: unknown;
 }
 
-export const simdKernelNames = ['AvgPoolGrad', 'SelftrainReluGrad'] as const;
+export const simdKernelNames = ['AvgPoolGrad', 'SelftrainReluGrad', 'SelftrainBatchNormTrain', 'SelftrainBatchNormTrainGrad'] as const;
 
 const natives = new Map<string, KernelConfig>();
 let registered = false;
@@ -105,6 +105,83 @@ export function registerWasmSimdKernels(tf: Tf): void {
     disposeFunc: native.disposeFunc,
   });
   tf.registerKernel({ kernelName: 'SelftrainReluGrad', backendName: 'wasm', kernelFunc: reluGrad as unknown as KernelFunc });
+  tf.registerKernel({ kernelName: 'SelftrainBatchNormTrain', backendName: 'wasm', kernelFunc: batchNormTrain as unknown as KernelFunc });
+  tf.registerKernel({ kernelName: 'SelftrainBatchNormTrainGrad', backendName: 'wasm', kernelFunc: batchNormTrainGrad as unknown as KernelFunc });
+}
+
+/** A float32 view of the whole heap, taken after the call's last allocation (growth moves it). */
+const heapF32 = (b: WasmHeapBackend) => new Float32Array(b.wasm.asm.memory.buffer);
+const heapF64 = (b: WasmHeapBackend) => new Float64Array(b.wasm.asm.memory.buffer);
+
+/** [rows, channels] of a channels-last tensor. */
+function rowsAndChannels(x: TensorInfo): [number, number] {
+  const c = x.shape[x.shape.length - 1]!;
+  return [x.shape.reduce((a, d) => a * d, 1) / c, c];
+}
+
+/** The outputs of the batch-norm kernels: one shaped like x, two per-channel [c]. */
+function fullAndTwoPerChannel(b: WasmHeapBackend, shape: number[], c: number): [TensorInfo, TensorInfo, TensorInfo] {
+  return [b.makeOutput(shape, 'float32'), b.makeOutput([c], 'float32'), b.makeOutput([c], 'float32')];
+}
+
+/**
+ * Training-mode batch norm over every axis but the last: mean and (biased) variance of the batch,
+ * y = (x - mean) · scale · rsqrt(variance + ε) + offset. Outputs [y, mean, variance].
+ * Needs float32, channels % 4 == 0 and a non-empty x (batch-norm-training.ts checks).
+ */
+function batchNormTrain({ inputs, attrs = {}, backend }: KernelArgs): TensorInfo[] {
+  const { x, scale, offset } = inputs as { x: TensorInfo; scale: TensorInfo; offset: TensorInfo };
+  const b = backend as WasmHeapBackend;
+  const [rows, c] = rowsAndChannels(x);
+  const [y, mean, variance] = fullAndTwoPerChannel(b, x.shape, c);
+  const eps = attrs.varianceEpsilon as number;
+  const k = simdKernels(b);
+  withScratch(b, 8 * c, (acc) => {
+    k.bn_moments(ptr(b, x), rows, c, ptr(b, mean), ptr(b, variance), acc);
+    // The float64 scratch is free again: reuse it for the per-channel factor a = γ·rsqrt(var + ε).
+    const f32 = heapF32(b);
+    const [g, v] = [ptr(b, scale) >> 2, ptr(b, variance) >> 2];
+    for (let j = 0; j < c; j++) f32[(acc >> 2) + j] = f32[g + j]! / Math.sqrt(f32[v + j]! + eps);
+    k.bn_apply(ptr(b, x), rows, c, ptr(b, mean), acc, ptr(b, offset), ptr(b, y));
+  });
+  return [y, mean, variance];
+}
+
+/**
+ * Gradient of batchNormTrain with the statistics as functions of x. With M rows, r = rsqrt(var + ε),
+ * x̂ = (x - mean)·r and the sums over rows: doffset = Σdy, dscale = Σdy·x̂ and
+ * dx = scale·r·(dy - Σdy/M - x̂·Σ(dy·x̂)/M), computed as dy·a - b - k·(x - mean).
+ * Outputs [dx, dscale, doffset].
+ */
+function batchNormTrainGrad({ inputs, attrs = {}, backend }: KernelArgs): TensorInfo[] {
+  const { dy, x, mean, variance, scale } = inputs as Record<'dy' | 'x' | 'mean' | 'variance' | 'scale', TensorInfo>;
+  const b = backend as WasmHeapBackend;
+  const [rows, c] = rowsAndChannels(x);
+  const [dx, dscale, doffset] = fullAndTwoPerChannel(b, x.shape, c);
+  const eps = attrs.varianceEpsilon as number;
+  const k = simdKernels(b);
+  // Scratch: Σdy and Σdy·(x - mean) as float64 [2c], then the factors a, b, k as float32 [3c].
+  withScratch(b, 16 * c + 12 * c, (acc) => {
+    k.bn_grad_sums(ptr(b, dy), ptr(b, x), rows, c, ptr(b, mean), acc);
+    const f32 = heapF32(b);
+    const f64 = heapF64(b);
+    const fa = (acc + 16 * c) >> 2;
+    const [g, v, ds, dof] = [scale, variance, dscale, doffset].map((t) => ptr(b, t) >> 2) as [number, number, number, number];
+    for (let j = 0; j < c; j++) {
+      const sumDy = f64[(acc >> 3) + j]!;
+      const sumDyXmu = f64[(acc >> 3) + c + j]!;
+      const r = 1 / Math.sqrt(f32[v + j]! + eps);
+      const gr = f32[g + j]! * r;
+      f32[dof + j] = sumDy;
+      f32[ds + j] = sumDyXmu * r;
+      f32[fa + j] = gr;
+      f32[fa + c + j] = (gr * sumDy) / rows;
+      f32[fa + 2 * c + j] = (gr * r * r * sumDyXmu) / rows;
+    }
+    const at = fa << 2;
+    k.bn_grad_dx(ptr(b, dy), ptr(b, x), rows, c, ptr(b, mean), at, at + 4 * c, at + 8 * c, ptr(b, dx));
+  });
+  return [dx, dscale, doffset];
 }
 
 /** dy · step(x), float32 only (the gradient that calls it checks). */
