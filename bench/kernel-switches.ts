@@ -1,0 +1,39 @@
+/**
+ * Switches the project's kernel and gradient improvements off again, for before/after benchmarks
+ * (bench/step-profile.ts, bench/step-callgrind.ts, bench/model.ts). Call right after initBackend.
+ *
+ * - `baseline`: every improvement off: tf.layers' composite batch norm, tfjs's own gradients and
+ *   wasm's own kernels (the project's Conv2DBackpropFilter stays: without it nothing trains on wasm).
+ * - `before-simd`: the state before the SIMD kernels (simd-kernels.ts, batch-norm-training.ts):
+ *   the fused training-mode batch norm, the one-pass ReLU gradient and the tiled AvgPoolGrad off.
+ */
+import type { BackendSelection } from '../pipeline/backend/select.js';
+import { restoreDefaultGradients } from '../pipeline/backend/gradients.js';
+import { useNativeWasmKernel } from '../pipeline/backend/wasm-kernels.js';
+import { useNativeWasmFastKernels } from '../pipeline/backend/wasm-fast-kernels.js';
+import { useNativeAvgPoolGrad } from '../pipeline/backend/simd-kernels.js';
+import { setFastTrainingBatchNorm } from '../pipeline/backend/batch-norm-training.js';
+
+export const improvements = ['bn-train', 'bn-grad', 'relu-grad', 'input-grad', 'maxpool-grad', 'avgpool-grad', 'fast-kernels'] as const;
+export const simdImprovements = ['bn-train', 'relu-grad', 'avgpool-grad'] as const;
+
+/** The improvements named by a preset ('baseline', 'before-simd') or a comma-separated list. */
+export function parseDisabled(spec: string): Set<string> {
+  const names = spec === 'baseline' ? [...improvements] : spec === 'before-simd' ? [...simdImprovements] : spec.split(',').filter(Boolean);
+  for (const d of names) {
+    if (!(improvements as readonly string[]).includes(d)) throw new Error(`unknown improvement '${d}' (known: ${improvements.join(', ')}; presets baseline, before-simd)`);
+  }
+  return new Set(names);
+}
+
+export function disableImprovements(sel: BackendSelection, disabled: Set<string>): void {
+  const tf = sel.tf;
+  if (disabled.has('bn-grad')) restoreDefaultGradients(tf, ['FusedBatchNorm', 'Mean', 'Sum']);
+  if (disabled.has('relu-grad')) restoreDefaultGradients(tf, ['Relu']);
+  if (disabled.has('bn-train')) setFastTrainingBatchNorm(false);
+  if (sel.name !== 'wasm') return;
+  if (disabled.has('avgpool-grad')) useNativeAvgPoolGrad(tf);
+  if (disabled.has('input-grad')) useNativeWasmKernel(tf, 'Conv2DBackpropInput');
+  if (disabled.has('maxpool-grad')) useNativeWasmKernel(tf, 'MaxPoolGrad');
+  if (disabled.has('fast-kernels')) useNativeWasmFastKernels(tf);
+}
