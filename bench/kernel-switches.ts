@@ -17,9 +17,10 @@ import { setFastTrainingBatchNorm } from '../pipeline/backend/batch-norm-trainin
 export const improvements = ['bn-train', 'bn-grad', 'relu-grad', 'input-grad', 'maxpool-grad', 'avgpool-grad', 'fast-kernels'] as const;
 export const simdImprovements = ['bn-train', 'relu-grad', 'avgpool-grad'] as const;
 
-/** The improvements named by a preset ('baseline', 'before-simd') or a comma-separated list. */
+/** The improvements named by a preset ('baseline', 'before-simd', 'none') or a comma-separated list. */
 export function parseDisabled(spec: string): Set<string> {
-  const names = spec === 'baseline' ? [...improvements] : spec === 'before-simd' ? [...simdImprovements] : spec.split(',').filter(Boolean);
+  const presets: Record<string, readonly string[]> = { baseline: improvements, 'before-simd': simdImprovements, none: [] };
+  const names = [...(presets[spec] ?? spec.split(',').filter(Boolean))];
   for (const d of names) {
     if (!(improvements as readonly string[]).includes(d)) throw new Error(`unknown improvement '${d}' (known: ${improvements.join(', ')}; presets baseline, before-simd)`);
   }

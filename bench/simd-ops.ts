@@ -1,0 +1,138 @@
+/**
+ * Forward + backward of the ops the SIMD kernels replaced, at the Fashion-MNIST ResNet-RS shapes,
+ * with the kernels on and off in the same run: training-mode batch norm (+ReLU), the shortcut's
+ * 2x2 average pool. Prints per op the median milliseconds (CPU time of this process) and, with
+ * --callgrind, instructions (valgrind's callgrind, repeatable on a loaded machine). Asserts nothing.
+ *
+ *   npx tsx bench/simd-ops.ts [--batch 64] [--repeats 7] [--callgrind]
+ *
+ * --callgrind re-runs this file under valgrind once per configuration and counts instructions of
+ * each op's measured repetitions only (callgrind_control zeroes and dumps around them).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, rmSync, mkdtempSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
+import type * as TfNamespace from '@tensorflow/tfjs';
+import { initBackend } from '../pipeline/backend/select.js';
+import { useFastTrainingBatchNorm } from '../pipeline/backend/batch-norm-training.js';
+import { disableImprovements, parseDisabled } from './kernel-switches.js';
+
+const { values: opts } = parseArgs({
+  options: {
+    batch: { type: 'string', default: '64' },
+    repeats: { type: 'string', default: '7' },
+    callgrind: { type: 'boolean', default: false },
+    // Internal: set when running under valgrind.
+    'under-valgrind': { type: 'boolean', default: false },
+    disable: { type: 'string', default: '' },
+  },
+});
+const batch = Number(opts.batch);
+const repeats = Number(opts.repeats);
+const configs = [['before', 'before-simd'], ['after', '']] as const;
+
+type Op = { name: string; run: () => void };
+
+async function ops(tf: typeof TfNamespace): Promise<Op[]> {
+  const list: Op[] = [];
+  for (const [h, c] of [[28, 16], [14, 64], [7, 128], [4, 256], [2, 512]] as const) {
+    const shape = [batch, h, h, c];
+    const layer = useFastTrainingBatchNorm(tf, tf.layers.batchNormalization({ axis: -1, momentum: 0, epsilon: 1e-5 }));
+    const x = tf.variable(tf.randomNormal(shape, 0, 1, 'float32', 1));
+    const w = tf.randomNormal(shape, 0, 1, 'float32', 2);
+    layer.build(shape);
+    list.push({
+      name: `BN(train)+ReLU fwd+bwd [${shape}]`,
+      run: () => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(tf.relu(layer.apply(x, { training: true }) as TfNamespace.Tensor), w)) as TfNamespace.Scalar);
+        tf.dispose([value, ...Object.values(grads)]);
+      },
+    });
+  }
+  for (const [h, c] of [[14, 64], [7, 128], [4, 256]] as const) {
+    const x = tf.variable(tf.randomNormal([batch, h, h, c], 0, 1, 'float32', 3));
+    list.push({
+      name: `AvgPool 2x2/2 fwd+bwd [${batch},${h},${h},${c}]`,
+      run: () => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.avgPool(x as TfNamespace.Tensor4D, 2, 2, 'same')) as TfNamespace.Scalar);
+        tf.dispose([value, ...Object.values(grads)]);
+      },
+    });
+  }
+  return list;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Child mode: measure every op in one configuration; print one JSON line. */
+async function measure(): Promise<void> {
+  const sel = await initBackend('wasm');
+  disableImprovements(sel, parseDisabled(opts.disable!));
+  const control = (...a: string[]) => execFileSync('callgrind_control', [...a, String(process.pid)], { stdio: 'ignore' });
+  const result: Record<string, number> = {};
+  for (const op of await ops(sel.tf)) {
+    op.run(); // warm-up
+    op.run();
+    if (opts['under-valgrind']) {
+      control('--zero');
+      for (let i = 0; i < repeats; i++) op.run();
+      control('--dump', op.name.replace(/[^A-Za-z0-9]+/g, '_'));
+    } else {
+      const ms: number[] = [];
+      for (let i = 0; i < repeats; i++) {
+        const c = process.cpuUsage();
+        op.run();
+        const u = process.cpuUsage(c);
+        ms.push((u.user + u.system) / 1000);
+      }
+      result[op.name] = median(ms);
+    }
+  }
+  console.log(JSON.stringify(result));
+}
+
+/** Instructions per repetition of each op, from the dumps of a valgrind run. */
+async function instructions(disable: string): Promise<Record<string, number>> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'simd-ops-cg-'));
+  try {
+    const self = fileURLToPath(import.meta.url);
+    await promisify(execFile)('valgrind', [
+      '--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${dir}/cg.out`,
+      process.execPath, ...process.execArgv, self, '--under-valgrind', '--batch', String(batch), '--repeats', String(repeats), '--disable', disable,
+    ], { maxBuffer: 64 << 20 });
+    const out: Record<string, number> = {};
+    for (const f of readdirSync(dir)) {
+      const text = readFileSync(path.join(dir, f), 'utf8');
+      const label = /^desc: Trigger: Client Request: (.*)$|^desc: Trigger: dump (.*)$/m.exec(text);
+      const totals = /^totals: (\d+)/m.exec(text) ?? /^summary: (\d+)/m.exec(text);
+      if (label && totals) out[(label[1] ?? label[2])!.trim()] = Number(totals[1]) / repeats;
+    }
+    return out;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  if (opts['under-valgrind'] || opts.disable) return measure();
+  console.log(`CPU ${cpus()[0]?.model ?? 'unknown'}; wasm, 1 thread; batch ${batch}, ${repeats} repetitions per op (medians)`);
+  const self = fileURLToPath(import.meta.url);
+  const ms: Record<string, number>[] = [];
+  for (const [, disable] of configs) {
+    const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, self, '--batch', String(batch), '--repeats', String(repeats), '--disable', disable || 'none'], { maxBuffer: 1 << 20 });
+    ms.push(JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, number>);
+  }
+  const instr = opts.callgrind ? await Promise.all(configs.map(([, d]) => instructions(d || 'none'))) : undefined;
+  const names = Object.keys(ms[0]!);
+  console.log(`${'op'.padEnd(44)} ${'ms before'.padStart(10)} ${'ms after'.padStart(10)}${instr ? `${'Minstr before'.padStart(15)}${'Minstr after'.padStart(14)}  ratio` : ''}`);
+  for (const n of names) {
+    const key = n.replace(/[^A-Za-z0-9]+/g, '_');
+    const cols = instr ? `${(instr[0]![key]! / 1e6).toFixed(1).padStart(15)}${(instr[1]![key]! / 1e6).toFixed(1).padStart(14)}  ${(instr[0]![key]! / instr[1]![key]!).toFixed(2)}x` : '';
+    console.log(`${n.padEnd(44)} ${ms[0]![n]!.toFixed(2).padStart(10)} ${ms[1]![n]!.toFixed(2).padStart(10)}${cols}`);
+  }
+}
+
+await main();
