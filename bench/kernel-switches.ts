@@ -3,19 +3,20 @@
  * (bench/step-profile.ts, bench/step-callgrind.ts, bench/model.ts). Call right after initBackend.
  *
  * - `baseline`: every improvement off: tf.layers' composite batch norm, tfjs's own gradients and
- *   wasm's own kernels (the project's Conv2DBackpropFilter stays: without it nothing trains on wasm).
+ *   wasm's own kernels (the project's composite Conv2DBackpropFilter stays: wasm has none).
  * - `before-simd`: the state before the SIMD kernels (simd-kernels.ts, batch-norm-training.ts):
- *   the fused training-mode batch norm, the one-pass ReLU gradient and the tiled AvgPoolGrad off.
+ *   the fused training-mode batch norm, the one-pass ReLU gradient, the tiled AvgPoolGrad and the
+ *   direct Conv2DBackpropFilter off.
  */
 import type { BackendSelection } from '../pipeline/backend/select.js';
 import { restoreDefaultGradients } from '../pipeline/backend/gradients.js';
 import { useNativeWasmKernel } from '../pipeline/backend/wasm-kernels.js';
 import { useNativeWasmFastKernels } from '../pipeline/backend/wasm-fast-kernels.js';
-import { useNativeAvgPoolGrad } from '../pipeline/backend/simd-kernels.js';
+import { useFallbackKernel } from '../pipeline/backend/simd-kernels.js';
 import { setFastTrainingBatchNorm } from '../pipeline/backend/batch-norm-training.js';
 
-export const improvements = ['bn-train', 'bn-grad', 'relu-grad', 'input-grad', 'maxpool-grad', 'avgpool-grad', 'fast-kernels'] as const;
-export const simdImprovements = ['bn-train', 'relu-grad', 'avgpool-grad'] as const;
+export const improvements = ['bn-train', 'bn-grad', 'relu-grad', 'filter-grad', 'input-grad', 'maxpool-grad', 'avgpool-grad', 'fast-kernels'] as const;
+export const simdImprovements = ['bn-train', 'relu-grad', 'avgpool-grad', 'filter-grad'] as const;
 
 /** The improvements named by a preset ('baseline', 'before-simd', 'none') or a comma-separated list. */
 export function parseDisabled(spec: string): Set<string> {
@@ -33,7 +34,8 @@ export function disableImprovements(sel: BackendSelection, disabled: Set<string>
   if (disabled.has('relu-grad')) restoreDefaultGradients(tf, ['Relu']);
   if (disabled.has('bn-train')) setFastTrainingBatchNorm(false);
   if (sel.name !== 'wasm') return;
-  if (disabled.has('avgpool-grad')) useNativeAvgPoolGrad(tf);
+  if (disabled.has('avgpool-grad')) useFallbackKernel(tf, 'AvgPoolGrad');
+  if (disabled.has('filter-grad')) useFallbackKernel(tf, 'Conv2DBackpropFilter');
   if (disabled.has('input-grad')) useNativeWasmKernel(tf, 'Conv2DBackpropInput');
   if (disabled.has('maxpool-grad')) useNativeWasmKernel(tf, 'MaxPoolGrad');
   if (disabled.has('fast-kernels')) useNativeWasmFastKernels(tf);

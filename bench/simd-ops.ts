@@ -1,7 +1,7 @@
 /**
  * Forward + backward of the ops the SIMD kernels replaced, at the Fashion-MNIST ResNet-RS shapes,
  * with the kernels on and off in the same run: training-mode batch norm (+ReLU), the shortcut's
- * 2x2 average pool. Prints per op the median milliseconds (CPU time of this process) and, with
+ * 2x2 average pool, and the conv filter gradient alone (the model's conv layers). Prints per op the median milliseconds (CPU time of this process) and, with
  * --callgrind, instructions (valgrind's callgrind, repeatable on a loaded machine). Asserts nothing.
  *
  *   npx tsx bench/simd-ops.ts [--batch 64] [--repeats 7] [--callgrind]
@@ -59,6 +59,33 @@ async function ops(tf: typeof TfNamespace): Promise<Op[]> {
       run: () => {
         const { value, grads } = tf.variableGrads(() => tf.sum(tf.avgPool(x as TfNamespace.Tensor4D, 2, 2, 'same')) as TfNamespace.Scalar);
         tf.dispose([value, ...Object.values(grads)]);
+      },
+    });
+  }
+  // [x shape, filter size, stride, padding, out channels]: the model's conv layers.
+  const convs: [number[], number, number, 'same' | 'valid', number][] = [
+    [[batch, 28, 28, 8], 3, 1, 'same', 16],
+    [[batch, 30, 30, 16], 3, 2, 'valid', 16],
+    [[batch, 14, 14, 16], 3, 1, 'same', 16],
+    [[batch, 14, 14, 16], 1, 1, 'same', 64],
+    [[batch, 14, 14, 64], 1, 1, 'same', 16],
+    [[batch, 16, 16, 32], 3, 2, 'valid', 32],
+    [[batch, 7, 7, 128], 1, 1, 'same', 32],
+    [[batch, 4, 4, 64], 3, 1, 'same', 64],
+    [[batch, 2, 2, 128], 3, 1, 'same', 128],
+    [[batch, 2, 2, 128], 1, 1, 'same', 512],
+  ];
+  for (const [shape, k, stride, pad, co] of convs) {
+    const x = tf.randomNormal(shape, 0, 1, 'float32', 4);
+    const conv = tf.conv2d(x as TfNamespace.Tensor4D, tf.zeros([k, k, shape[3]!, co]) as TfNamespace.Tensor4D, stride, pad);
+    const dy = tf.randomNormal(conv.shape, 0, 1, 'float32', 5);
+    conv.dispose();
+    list.push({
+      name: `Conv2DBackpropFilter ${k}x${k}/${stride} [${shape}]->${co}`,
+      run: () => {
+        const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: stride, pad, dataFormat: 'NHWC', filterShape: [k, k, shape[3]!, co] }) as TfNamespace.Tensor;
+        dw.dataSync();
+        dw.dispose();
       },
     });
   }
@@ -127,11 +154,11 @@ async function main(): Promise<void> {
   }
   const instr = opts.callgrind ? await Promise.all(configs.map(([, d]) => instructions(d || 'none'))) : undefined;
   const names = Object.keys(ms[0]!);
-  console.log(`${'op'.padEnd(44)} ${'ms before'.padStart(10)} ${'ms after'.padStart(10)}${instr ? `${'Minstr before'.padStart(15)}${'Minstr after'.padStart(14)}  ratio` : ''}`);
+  console.log(`${'op'.padEnd(50)} ${'ms before'.padStart(10)} ${'ms after'.padStart(10)}${instr ? `${'Minstr before'.padStart(15)}${'Minstr after'.padStart(14)}  ratio` : ''}`);
   for (const n of names) {
     const key = n.replace(/[^A-Za-z0-9]+/g, '_');
     const cols = instr ? `${(instr[0]![key]! / 1e6).toFixed(1).padStart(15)}${(instr[1]![key]! / 1e6).toFixed(1).padStart(14)}  ${(instr[0]![key]! / instr[1]![key]!).toFixed(2)}x` : '';
-    console.log(`${n.padEnd(44)} ${ms[0]![n]!.toFixed(2).padStart(10)} ${ms[1]![n]!.toFixed(2).padStart(10)}${cols}`);
+    console.log(`${n.padEnd(50)} ${ms[0]![n]!.toFixed(2).padStart(10)} ${ms[1]![n]!.toFixed(2).padStart(10)}${cols}`);
   }
 }
 

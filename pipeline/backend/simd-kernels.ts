@@ -17,7 +17,7 @@
 import type * as TfNamespace from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs';
 import { kernelsWasmBase64 } from './simd/kernels-wasm.js';
-import { poolInfoOf } from './wasm-kernels.js';
+import { convInfoFor, poolInfoOf } from './wasm-kernels.js';
 
 type Tf = typeof TfNamespace;
 
@@ -34,6 +34,11 @@ interface SimdExports {
   bn_grad_sums(dy: number, x: number, rows: number, c: number, mean: number, acc: number): void;
   bn_grad_dx(dy: number, x: number, rows: number, c: number, mean: number, a: number, b: number, k: number, dx: number): void;
   relu_grad(dy: number, x: number, n: number, dx: number): void;
+  conv_bpf_tap(
+    x: number, dy: number, cn: number, cy: number, cx: number,
+    xn: number, xy: number, xx: number, dyn: number, dyy: number, dyx: number,
+    ci: number, co: number, dw: number,
+  ): void;
   avg_pool_grad_tiled(
     dy: number, dx: number, n: number, h: number, w: number, c: number,
     ho: number, wo: number, sh: number, sw: number, top: number, left: number, m: number,
@@ -76,37 +81,50 @@ interface KernelArgs {
   backend: unknown;
 }
 
-export const simdKernelNames = ['AvgPoolGrad', 'SelftrainReluGrad', 'SelftrainBatchNormTrain', 'SelftrainBatchNormTrainGrad'] as const;
+export const simdKernelNames = ['AvgPoolGrad', 'Conv2DBackpropFilter', 'SelftrainReluGrad', 'SelftrainBatchNormTrain', 'SelftrainBatchNormTrainGrad'] as const;
 
-const natives = new Map<string, KernelConfig>();
+/** The kernels these replace, which still serve the cases the SIMD versions do not handle. */
+const fallbacks = new Map<string, KernelConfig>();
 let registered = false;
 
-/** For benchmarks only (bench/step-profile.ts --baseline): wasm's own AvgPoolGrad again. */
-export function useNativeAvgPoolGrad(tf: Tf): void {
-  const native = natives.get('AvgPoolGrad');
-  if (!native) return;
-  tf.unregisterKernel('AvgPoolGrad', 'wasm');
-  tf.registerKernel(native);
+/**
+ * For benchmarks only (bench/kernel-switches.ts): the replaced kernel alone again (wasm's own
+ * AvgPoolGrad; the project's composite Conv2DBackpropFilter from wasm-kernels.ts).
+ */
+export function useFallbackKernel(tf: Tf, name: 'AvgPoolGrad' | 'Conv2DBackpropFilter'): void {
+  const fallback = fallbacks.get(name);
+  if (!fallback) return;
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel(fallback);
 }
 
-/** Registers the SIMD kernels for 'wasm'. Call before the wasm backend is first used. */
+/**
+ * Registers the SIMD kernels for 'wasm'. Call before the wasm backend is first used, after
+ * registerWasmTrainingKernels (whose Conv2DBackpropFilter becomes the fallback here).
+ */
 export function registerWasmSimdKernels(tf: Tf): void {
   if (registered) return;
   registered = true;
-  const native = tf.getKernel('AvgPoolGrad', 'wasm');
-  if (!native) throw new Error("wasm backend has no 'AvgPoolGrad' kernel to replace");
-  natives.set('AvgPoolGrad', native);
-  tf.unregisterKernel('AvgPoolGrad', 'wasm');
-  tf.registerKernel({
-    kernelName: 'AvgPoolGrad',
-    backendName: 'wasm',
-    kernelFunc: ((args: KernelArgs) => avgPoolGrad(tf, args) ?? native.kernelFunc(args as never)) as KernelFunc,
-    setupFunc: native.setupFunc,
-    disposeFunc: native.disposeFunc,
-  });
+  replaceWithFallback(tf, 'AvgPoolGrad', (args) => avgPoolGrad(tf, args));
+  replaceWithFallback(tf, 'Conv2DBackpropFilter', (args) => convBackpropFilter(tf, args));
   tf.registerKernel({ kernelName: 'SelftrainReluGrad', backendName: 'wasm', kernelFunc: reluGrad as unknown as KernelFunc });
   tf.registerKernel({ kernelName: 'SelftrainBatchNormTrain', backendName: 'wasm', kernelFunc: batchNormTrain as unknown as KernelFunc });
   tf.registerKernel({ kernelName: 'SelftrainBatchNormTrainGrad', backendName: 'wasm', kernelFunc: batchNormTrainGrad as unknown as KernelFunc });
+}
+
+/** Registers `fast` for `name` on wasm; where it returns undefined the previous kernel runs. */
+function replaceWithFallback(tf: Tf, name: string, fast: (args: KernelArgs) => TensorInfo | undefined): void {
+  const previous = tf.getKernel(name, 'wasm');
+  if (!previous) throw new Error(`wasm backend has no '${name}' kernel to replace`);
+  fallbacks.set(name, previous);
+  tf.unregisterKernel(name, 'wasm');
+  tf.registerKernel({
+    kernelName: name,
+    backendName: 'wasm',
+    kernelFunc: ((args: KernelArgs) => fast(args) ?? previous.kernelFunc(args as never)) as KernelFunc,
+    setupFunc: previous.setupFunc,
+    disposeFunc: previous.disposeFunc,
+  });
 }
 
 /** A float32 view of the whole heap, taken after the call's last allocation (growth moves it). */
@@ -211,5 +229,71 @@ function avgPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
     ptr(b, dy), ptr(b, out), info.batchSize, info.inHeight, info.inWidth, info.inChannels,
     info.outHeight, info.outWidth, sh, sw, info.padInfo.top, info.padInfo.left, 1 / (fh * fw),
   );
+  return out;
+}
+
+/** Bytes of x and dy one filter-gradient pass works on at a time: fits in L2 with room to spare. */
+const CHUNK_BYTES = 256 * 1024;
+
+/**
+ * Conv2D filter gradient dW[a,b,i,o] = Σ_(n,y,x) xpad[n, y·s+a, x·s+b, i] · dy[n,y,x,o], straight
+ * from x and dy on the heap (the composite in wasm-kernels.ts transposes both and has XNNPACK pack
+ * dy as a filter; for 1x1 convs it transposes x and packs dy for a matmul, ~1 GMAC/s). For each
+ * tap, the output positions that read inside the image form a rectangle; conv_bpf_tap sums over
+ * it, a few images at a time, 4x8 blocks of dW held in registers. Per tap and block the images
+ * are summed in a fixed order (deterministic). Needs float32, in channels % 4 == 0, out channels
+ * % 8 == 0 and no dilation; undefined (the composite) otherwise.
+ */
+function convBackpropFilter(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
+  const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
+  if (x.dtype !== 'float32' || dy.dtype !== 'float32') return undefined;
+  const info = convInfoFor(tf, x.shape, attrs.filterShape as number[], attrs, 'Conv2DBackpropFilter');
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co, outHeight: ho, outWidth: wo } = info;
+  const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  if (ci % 4 !== 0 || co % 8 !== 0 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
+  const b = backend as WasmHeapBackend;
+  const out = b.makeOutput([fh, fw, ci, co], 'float32');
+  const pdw = ptr(b, out);
+  heapF32(b).fill(0, pdw >> 2, (pdw >> 2) + fh * fw * ci * co);
+  if (n * ho * wo === 0 || ci === 0 || co === 0) return out;
+  const k = simdKernels(b);
+  const [px, pdy] = [ptr(b, x), ptr(b, dy)];
+  const [xRow, dyRow] = [ci * 4, co * 4];
+
+  if (fh === 1 && fw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && ho === h && wo === w) {
+    // 1x1: dW = xᵀ·dy over all N·H·W positions, one contiguous run; chunks of it.
+    const rows = n * h * w;
+    const chunk = Math.max(1, Math.floor(CHUNK_BYTES / (xRow + dyRow)));
+    for (let r = 0; r < rows; r += chunk) {
+      k.conv_bpf_tap(px + r * xRow, pdy + r * dyRow, 1, 1, Math.min(chunk, rows - r), 0, 0, xRow, 0, 0, dyRow, ci, co, pdw);
+    }
+    return out;
+  }
+  const images = Math.max(1, Math.floor(CHUNK_BYTES / ((h * w * ci + ho * wo * co) * 4)));
+  for (let n0 = 0; n0 < n; n0 += images) {
+    const cn = Math.min(images, n - n0);
+    for (let a = 0; a < fh; a++) {
+      // Rows y whose input row y·sh + a - top lies in [0, h).
+      const y0 = Math.max(0, Math.ceil((top - a) / sh));
+      const y1 = Math.min(ho - 1, Math.floor((h - 1 + top - a) / sh));
+      if (y1 < y0) continue;
+      for (let c = 0; c < fw; c++) {
+        const x0 = Math.max(0, Math.ceil((left - c) / sw));
+        const x1 = Math.min(wo - 1, Math.floor((w - 1 + left - c) / sw));
+        if (x1 < x0) continue;
+        const iy = y0 * sh + a - top;
+        const ix = x0 * sw + c - left;
+        k.conv_bpf_tap(
+          px + ((n0 * h + iy) * w + ix) * xRow,
+          pdy + ((n0 * ho + y0) * wo + x0) * dyRow,
+          cn, y1 - y0 + 1, x1 - x0 + 1,
+          h * w * xRow, sh * w * xRow, sw * xRow,
+          ho * wo * dyRow, wo * dyRow, dyRow,
+          ci, co, pdw + (a * fw + c) * ci * co * 4,
+        );
+      }
+    }
+  }
   return out;
 }

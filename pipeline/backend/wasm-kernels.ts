@@ -142,7 +142,7 @@ function kernelCaller(tf: Tf): Caller {
   };
 }
 
-function convInfoFor(tf: Tf, xShape: number[], filterShape: number[], attrs: NamedAttrMap, kernel: string): Conv2DInfo {
+export function convInfoFor(tf: Tf, xShape: number[], filterShape: number[], attrs: NamedAttrMap, kernel: string): Conv2DInfo {
   const { strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as {
     strides: number | [number, number];
     pad: ConvPad;

@@ -219,4 +219,82 @@
           (br_if $xs (i32.lt_u (local.tee $ix (i32.add (local.get $ix) (i32.const 1))) (local.get $w))))
         (br_if $ys (i32.lt_u (local.tee $iy (i32.add (local.get $iy) (i32.const 1))) (local.get $h))))
       (br_if $batch (i32.lt_u (local.tee $b (i32.add (local.get $b) (i32.const 1))) (local.get $n)))))
+
+  ;; Conv filter-gradient micro-kernel: a 4 (input channels) × 8 (output channels) block of
+  ;;   dw[i, o] += Σ_(n,y,x) xs[n,y,x][i] · dys[n,y,x][o],   i < 4, o < 8
+  ;; over a cn × cy × cx grid of positions; each level has its own byte strides into x and dy, so
+  ;; one call covers a tap of a strided, padded conv over several images. The block is summed
+  ;; from zero in registers (eight f32x4: rows i, columns o..o+3 and o+4..o+7), position after
+  ;; position, then added to dw (rows `dwrow` bytes apart).
+  (func $bpf_block (param $x i32) (param $dy i32) (param $cn i32) (param $cy i32) (param $cx i32)
+        (param $xn i32) (param $xy i32) (param $xx i32) (param $dyn i32) (param $dyy i32) (param $dyx i32)
+        (param $dw i32) (param $dwrow i32)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
+    (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    (local $xv v128) (local $d0 v128) (local $d1 v128) (local $s v128)
+    (local $n i32) (local $y i32) (local $i i32) (local $xp i32) (local $dp i32) (local $xr i32) (local $dr i32)
+    (loop $images
+      (local.set $xr (local.get $x))
+      (local.set $dr (local.get $dy))
+      (local.set $y (i32.const 0))
+      (loop $rows
+        (local.set $xp (local.get $xr))
+        (local.set $dp (local.get $dr))
+        (local.set $i (local.get $cx))
+        (loop $cols
+          (local.set $xv (v128.load (local.get $xp)))
+          (local.set $d0 (v128.load (local.get $dp)))
+          (local.set $d1 (v128.load offset=16 (local.get $dp)))
+          (local.set $s (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $xv) (local.get $xv)))
+          (local.set $a0 (f32x4.add (local.get $a0) (f32x4.mul (local.get $s) (local.get $d0))))
+          (local.set $a1 (f32x4.add (local.get $a1) (f32x4.mul (local.get $s) (local.get $d1))))
+          (local.set $s (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $xv) (local.get $xv)))
+          (local.set $a2 (f32x4.add (local.get $a2) (f32x4.mul (local.get $s) (local.get $d0))))
+          (local.set $a3 (f32x4.add (local.get $a3) (f32x4.mul (local.get $s) (local.get $d1))))
+          (local.set $s (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $xv) (local.get $xv)))
+          (local.set $a4 (f32x4.add (local.get $a4) (f32x4.mul (local.get $s) (local.get $d0))))
+          (local.set $a5 (f32x4.add (local.get $a5) (f32x4.mul (local.get $s) (local.get $d1))))
+          (local.set $s (i8x16.shuffle 12 13 14 15 12 13 14 15 12 13 14 15 12 13 14 15 (local.get $xv) (local.get $xv)))
+          (local.set $a6 (f32x4.add (local.get $a6) (f32x4.mul (local.get $s) (local.get $d0))))
+          (local.set $a7 (f32x4.add (local.get $a7) (f32x4.mul (local.get $s) (local.get $d1))))
+          (local.set $xp (i32.add (local.get $xp) (local.get $xx)))
+          (local.set $dp (i32.add (local.get $dp) (local.get $dyx)))
+          (br_if $cols (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
+        (local.set $xr (i32.add (local.get $xr) (local.get $xy)))
+        (local.set $dr (i32.add (local.get $dr) (local.get $dyy)))
+        (br_if $rows (i32.lt_u (local.tee $y (i32.add (local.get $y) (i32.const 1))) (local.get $cy))))
+      (local.set $x (i32.add (local.get $x) (local.get $xn)))
+      (local.set $dy (i32.add (local.get $dy) (local.get $dyn)))
+      (br_if $images (i32.lt_u (local.tee $n (i32.add (local.get $n) (i32.const 1))) (local.get $cn))))
+    (v128.store (local.get $dw) (f32x4.add (v128.load (local.get $dw)) (local.get $a0)))
+    (v128.store offset=16 (local.get $dw) (f32x4.add (v128.load offset=16 (local.get $dw)) (local.get $a1)))
+    (local.set $dw (i32.add (local.get $dw) (local.get $dwrow)))
+    (v128.store (local.get $dw) (f32x4.add (v128.load (local.get $dw)) (local.get $a2)))
+    (v128.store offset=16 (local.get $dw) (f32x4.add (v128.load offset=16 (local.get $dw)) (local.get $a3)))
+    (local.set $dw (i32.add (local.get $dw) (local.get $dwrow)))
+    (v128.store (local.get $dw) (f32x4.add (v128.load (local.get $dw)) (local.get $a4)))
+    (v128.store offset=16 (local.get $dw) (f32x4.add (v128.load offset=16 (local.get $dw)) (local.get $a5)))
+    (local.set $dw (i32.add (local.get $dw) (local.get $dwrow)))
+    (v128.store (local.get $dw) (f32x4.add (v128.load (local.get $dw)) (local.get $a6)))
+    (v128.store offset=16 (local.get $dw) (f32x4.add (v128.load offset=16 (local.get $dw)) (local.get $a7))))
+
+  ;; One filter tap's contribution over a grid, for every 4×8 block of dw[ci, co] (ci % 4 == 0,
+  ;; co % 8 == 0): x, dy point at the grid's first position; dw at the tap's [ci, co] slice.
+  (func (export "conv_bpf_tap") (param $x i32) (param $dy i32) (param $cn i32) (param $cy i32) (param $cx i32)
+        (param $xn i32) (param $xy i32) (param $xx i32) (param $dyn i32) (param $dyy i32) (param $dyx i32)
+        (param $ci i32) (param $co i32) (param $dw i32)
+    (local $i i32) (local $o i32) (local $dwrow i32)
+    (local.set $dwrow (i32.shl (local.get $co) (i32.const 2)))
+    (loop $ib
+      (local.set $o (i32.const 0))
+      (loop $ob
+        (call $bpf_block
+          (i32.add (local.get $x) (i32.shl (local.get $i) (i32.const 2)))
+          (i32.add (local.get $dy) (i32.shl (local.get $o) (i32.const 2)))
+          (local.get $cn) (local.get $cy) (local.get $cx)
+          (local.get $xn) (local.get $xy) (local.get $xx) (local.get $dyn) (local.get $dyy) (local.get $dyx)
+          (i32.add (local.get $dw) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $co)) (local.get $o)) (i32.const 2)))
+          (local.get $dwrow))
+        (br_if $ob (i32.lt_u (local.tee $o (i32.add (local.get $o) (i32.const 8))) (local.get $co))))
+      (br_if $ib (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 4))) (local.get $ci)))))
 )
