@@ -1,7 +1,7 @@
 /**
  * Forward + backward of the ops the SIMD kernels replaced, at the Fashion-MNIST ResNet-RS shapes,
  * with the kernels on and off in the same run: training-mode batch norm (+ReLU), the shortcut's
- * 2x2 average pool, and the conv filter gradient alone (the model's conv layers). Prints per op the median milliseconds (CPU time of this process) and, with
+ * 2x2 average pool, and the conv gradients alone (the model's conv layers). Prints per op the median milliseconds (CPU time of this process) and, with
  * --callgrind, instructions (valgrind's callgrind, repeatable on a loaded machine). Asserts nothing.
  *
  *   npx tsx bench/simd-ops.ts [--batch 64] [--repeats 7] [--callgrind]
@@ -86,6 +86,15 @@ async function ops(tf: typeof TfNamespace): Promise<Op[]> {
         const dw = tf.engine().runKernel('Conv2DBackpropFilter', { x, dy }, { strides: stride, pad, dataFormat: 'NHWC', filterShape: [k, k, shape[3]!, co] }) as TfNamespace.Tensor;
         dw.dataSync();
         dw.dispose();
+      },
+    });
+    const filter = tf.randomNormal([k, k, shape[3]!, co], 0, 1, 'float32', 6);
+    list.push({
+      name: `Conv2DBackpropInput ${k}x${k}/${stride} [${shape}]->${co}`,
+      run: () => {
+        const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, { strides: stride, pad, dataFormat: 'NHWC', inputShape: shape }) as TfNamespace.Tensor;
+        dx.dataSync();
+        dx.dispose();
       },
     });
   }

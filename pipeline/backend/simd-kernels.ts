@@ -34,6 +34,7 @@ interface SimdExports {
   bn_grad_sums(dy: number, x: number, rows: number, c: number, mean: number, acc: number): void;
   bn_grad_dx(dy: number, x: number, rows: number, c: number, mean: number, a: number, b: number, k: number, dx: number): void;
   relu_grad(dy: number, x: number, n: number, dx: number): void;
+  gemm_nn(a: number, lda: number, b: number, ldb: number, c: number, ldc: number, m: number, n: number, k: number): void;
   conv_bpf_tap(
     x: number, dy: number, cn: number, cy: number, cx: number,
     xn: number, xy: number, xx: number, dyn: number, dyy: number, dyx: number,
@@ -81,7 +82,7 @@ interface KernelArgs {
   backend: unknown;
 }
 
-export const simdKernelNames = ['AvgPoolGrad', 'Conv2DBackpropFilter', 'SelftrainReluGrad', 'SelftrainBatchNormTrain', 'SelftrainBatchNormTrainGrad'] as const;
+export const simdKernelNames = ['AvgPoolGrad', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'SelftrainReluGrad', 'SelftrainBatchNormTrain', 'SelftrainBatchNormTrainGrad'] as const;
 
 /** The kernels these replace, which still serve the cases the SIMD versions do not handle. */
 const fallbacks = new Map<string, KernelConfig>();
@@ -89,9 +90,9 @@ let registered = false;
 
 /**
  * For benchmarks only (bench/kernel-switches.ts): the replaced kernel alone again (wasm's own
- * AvgPoolGrad; the project's composite Conv2DBackpropFilter from wasm-kernels.ts).
+ * AvgPoolGrad; the project's composite conv gradients from wasm-kernels.ts).
  */
-export function useFallbackKernel(tf: Tf, name: 'AvgPoolGrad' | 'Conv2DBackpropFilter'): void {
+export function useFallbackKernel(tf: Tf, name: 'AvgPoolGrad' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput'): void {
   const fallback = fallbacks.get(name);
   if (!fallback) return;
   tf.unregisterKernel(name, 'wasm');
@@ -107,6 +108,7 @@ export function registerWasmSimdKernels(tf: Tf): void {
   registered = true;
   replaceWithFallback(tf, 'AvgPoolGrad', (args) => avgPoolGrad(tf, args));
   replaceWithFallback(tf, 'Conv2DBackpropFilter', (args) => convBackpropFilter(tf, args));
+  replaceWithFallback(tf, 'Conv2DBackpropInput', (args) => convBackpropInput1x1(tf, args));
   tf.registerKernel({ kernelName: 'SelftrainReluGrad', backendName: 'wasm', kernelFunc: reluGrad as unknown as KernelFunc });
   tf.registerKernel({ kernelName: 'SelftrainBatchNormTrain', backendName: 'wasm', kernelFunc: batchNormTrain as unknown as KernelFunc });
   tf.registerKernel({ kernelName: 'SelftrainBatchNormTrainGrad', backendName: 'wasm', kernelFunc: batchNormTrainGrad as unknown as KernelFunc });
@@ -295,5 +297,38 @@ function convBackpropFilter(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs)
       }
     }
   }
+  return out;
+}
+
+/**
+ * Input gradient of a 1x1, stride-1, unpadded conv: dx = dy · Wᵀ over all N·H·W positions, one
+ * SIMD matmul straight from the heap (the composite flips and transposes the filter and has
+ * XNNPACK build and pack a new convolution for it on every call). Needs float32 and in channels
+ * % 8 == 0; undefined (the composite in wasm-kernels.ts) otherwise.
+ */
+function convBackpropInput1x1(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
+  const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
+  if (dy.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
+  const inputShape = attrs.inputShape as number[];
+  const info = convInfoFor(tf, inputShape, filter.shape, attrs, 'Conv2DBackpropInput');
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co, outHeight: ho, outWidth: wo } = info;
+  const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  if (fh !== 1 || fw !== 1 || sh !== 1 || sw !== 1 || top !== 0 || left !== 0 || ho !== h || wo !== w || ci % 8 !== 0) return undefined;
+  const b = backend as WasmHeapBackend;
+  const out = b.makeOutput(inputShape, 'float32');
+  const rows = n * h * w;
+  if (rows === 0 || ci === 0) return out;
+  if (co === 0) {
+    heapF32(b).fill(0, ptr(b, out) >> 2, (ptr(b, out) >> 2) + rows * ci);
+    return out;
+  }
+  withScratch(b, ci * co * 4, (wt) => {
+    // Wᵀ [co, ci] from W [ci, co] (small: at most a few hundred KB).
+    const f32 = heapF32(b);
+    const [src, dst] = [ptr(b, filter) >> 2, wt >> 2];
+    for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) f32[dst + o * ci + i] = f32[src + i * co + o]!;
+    simdKernels(b).gemm_nn(ptr(b, dy), co * 4, wt, ci * 4, ptr(b, out), ci * 4, rows, ci, co);
+  });
   return out;
 }

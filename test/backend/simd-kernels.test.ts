@@ -81,9 +81,10 @@ test('ReLU gradient is dy·step(x) bit for bit (signed zeros, NaN, odd sizes)', 
 
 type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
-// The direct Conv2DBackpropFilter (in channels % 4 == 0, out channels % 8 == 0): the ResNet-RS
-// layer shapes (stem, the padded stride-2 convs, 1x1 expand/reduce, SE on 1x1 maps, stage 4 at
-// 2x2), then strides, paddings and filters a ResNet does not use.
+// The direct Conv2DBackpropFilter (in channels % 4 == 0, out channels % 8 == 0) and the 1x1
+// Conv2DBackpropInput matmul (in channels % 8 == 0): the ResNet-RS layer shapes (stem, the padded
+// stride-2 convs, 1x1 expand/reduce, SE on 1x1 maps, stage 4 at 2x2), then strides, paddings,
+// filters and sizes a ResNet does not use.
 const filterGradCases: [string, Shape4, Shape4, number | [number, number], Pad][] = [
   ['stem 3x3/1 same', [2, 28, 28, 8], [3, 3, 8, 16], 1, 'same'],
   ['stem pool conv 3x3/2 valid on the padded input', [2, 30, 30, 16], [3, 3, 16, 16], 2, 'valid'],
@@ -93,6 +94,7 @@ const filterGradCases: [string, Shape4, Shape4, number | [number, number], Pad][
   ['3x3/1 at 4x4', [4, 4, 4, 64], [3, 3, 64, 64], 1, 'same'],
   ['3x3/1 at 2x2', [3, 2, 2, 128], [3, 3, 128, 128], 1, 'same'],
   ['SE 1x1 on 1x1 maps', [8, 1, 1, 64], [1, 1, 64, 16], 1, 'same'],
+  ['1x1 with N·H·W not a multiple of 4', [1, 3, 3, 8], [1, 1, 8, 16], 1, 'same'],
   ['3x3/2 same, odd input', [2, 9, 7, 4], [3, 3, 4, 8], 2, 'same'],
   ['3x3 strides [1,2] same', [2, 8, 10, 4], [3, 3, 4, 8], [1, 2], 'same'],
   ['1x1/2 valid, odd input', [2, 9, 7, 4], [1, 1, 4, 8], 2, 'valid'],
@@ -101,7 +103,7 @@ const filterGradCases: [string, Shape4, Shape4, number | [number, number], Pad][
   ['explicit padding wider than the filter', [1, 5, 5, 4], [3, 3, 4, 8], 2, [[0, 0], [3, 0], [0, 3], [0, 0]]],
 ];
 for (const [name, xShape, fShape, strides, pad] of filterGradCases) {
-  test(`Conv2DBackpropFilter ${name}: x [${xShape}], filter [${fShape}] matches cpu`, async () => {
+  test(`conv gradients, ${name}: x [${xShape}], filter [${fShape}] match cpu`, async () => {
     const loss = (x: Tensor, f: Tensor) => {
       const y = tf.conv2d(x as TfNamespace.Tensor4D, f as TfNamespace.Tensor4D, strides, pad as never);
       return tf.sum(tf.mul(y, tf.reshape(tf.sin(tf.range(0, y.size)), y.shape)));
