@@ -34,7 +34,11 @@ interface SimdExports {
   bn_grad_sums(dy: number, x: number, rows: number, c: number, mean: number, acc: number): void;
   bn_grad_dx(dy: number, x: number, rows: number, c: number, mean: number, a: number, b: number, k: number, dx: number): void;
   relu_grad(dy: number, x: number, n: number, dx: number): void;
-  gemm_nn(a: number, lda: number, b: number, ldb: number, c: number, ldc: number, m: number, n: number, k: number): void;
+  gemm_nn(a: number, lda: number, b: number, ldb: number, c: number, ldc: number, m: number, n: number, k: number, acc: 0 | 1): void;
+  conv_bpi(
+    dy: number, wt: number, dx: number, n: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
+    fh: number, fw: number, sh: number, sw: number, top: number, left: number,
+  ): void;
   conv_bpf_tap(
     x: number, dy: number, cn: number, cy: number, cx: number,
     xn: number, xy: number, xx: number, dyn: number, dyy: number, dyx: number,
@@ -108,7 +112,7 @@ export function registerWasmSimdKernels(tf: Tf): void {
   registered = true;
   replaceWithFallback(tf, 'AvgPoolGrad', (args) => avgPoolGrad(tf, args));
   replaceWithFallback(tf, 'Conv2DBackpropFilter', (args) => convBackpropFilter(tf, args));
-  replaceWithFallback(tf, 'Conv2DBackpropInput', (args) => convBackpropInput1x1(tf, args));
+  replaceWithFallback(tf, 'Conv2DBackpropInput', (args) => convBackpropInput(tf, args));
   tf.registerKernel({ kernelName: 'SelftrainReluGrad', backendName: 'wasm', kernelFunc: reluGrad as unknown as KernelFunc });
   tf.registerKernel({ kernelName: 'SelftrainBatchNormTrain', backendName: 'wasm', kernelFunc: batchNormTrain as unknown as KernelFunc });
   tf.registerKernel({ kernelName: 'SelftrainBatchNormTrainGrad', backendName: 'wasm', kernelFunc: batchNormTrainGrad as unknown as KernelFunc });
@@ -301,12 +305,15 @@ function convBackpropFilter(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs)
 }
 
 /**
- * Input gradient of a 1x1, stride-1, unpadded conv: dx = dy · Wᵀ over all N·H·W positions, one
- * SIMD matmul straight from the heap (the composite flips and transposes the filter and has
- * XNNPACK build and pack a new convolution for it on every call). Needs float32 and in channels
- * % 8 == 0; undefined (the composite in wasm-kernels.ts) otherwise.
+ * Conv2D input gradient straight from the heap, as a sum of matmuls: each filter tap (a, b) sends
+ * dy[n, y, x, :] · W[a, b]ᵀ to dx[n, y·s + a - top, x·s + b - left, :]. Per output row and tap the
+ * positions that land inside the image are a run of dy rows and a run of dx rows s·ci apart, so
+ * gemm_nn adds the run's products into dx (conv_bpi walks images, rows and taps in wasm). Every multiply is a real one: no zero-dilated dy for
+ * strides, no padding taps, no flipped copy for XNNPACK to pack. A 1x1, stride-1, unpadded conv
+ * is one matmul over all positions. Taps are summed in a fixed order (deterministic).
+ * Needs float32, in channels % 8 == 0 and no dilation; undefined (the composite) otherwise.
  */
-function convBackpropInput1x1(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
+function convBackpropInput(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
   if (dy.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
   const inputShape = attrs.inputShape as number[];
@@ -314,21 +321,30 @@ function convBackpropInput1x1(tf: Tf, { inputs, attrs = {}, backend }: KernelArg
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co, outHeight: ho, outWidth: wo } = info;
   const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw } = info;
   const { top, left } = info.padInfo;
-  if (fh !== 1 || fw !== 1 || sh !== 1 || sw !== 1 || top !== 0 || left !== 0 || ho !== h || wo !== w || ci % 8 !== 0) return undefined;
+  if (ci % 8 !== 0 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
   const b = backend as WasmHeapBackend;
   const out = b.makeOutput(inputShape, 'float32');
   const rows = n * h * w;
   if (rows === 0 || ci === 0) return out;
-  if (co === 0) {
-    heapF32(b).fill(0, ptr(b, out) >> 2, (ptr(b, out) >> 2) + rows * ci);
-    return out;
-  }
-  withScratch(b, ci * co * 4, (wt) => {
-    // Wᵀ [co, ci] from W [ci, co] (small: at most a few hundred KB).
+  const pdx = ptr(b, out);
+  const contiguous = fh === 1 && fw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && ho === h && wo === w;
+  if (!contiguous || co === 0) heapF32(b).fill(0, pdx >> 2, (pdx >> 2) + rows * ci);
+  if (co === 0 || n * ho * wo === 0) return out;
+  const k = simdKernels(b);
+  withScratch(b, fh * fw * ci * co * 4, (wt) => {
+    // Wᵀ per tap: [fh, fw, co, ci] from W [fh, fw, ci, co] (small: at most a few MB).
     const f32 = heapF32(b);
     const [src, dst] = [ptr(b, filter) >> 2, wt >> 2];
-    for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) f32[dst + o * ci + i] = f32[src + i * co + o]!;
-    simdKernels(b).gemm_nn(ptr(b, dy), co * 4, wt, ci * 4, ptr(b, out), ci * 4, rows, ci, co);
+    for (let t = 0; t < fh * fw; t++) {
+      const o0 = t * ci * co;
+      for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) f32[dst + o0 + o * ci + i] = f32[src + o0 + i * co + o]!;
+    }
+    const pdy = ptr(b, dy);
+    if (contiguous) {
+      k.gemm_nn(pdy, co * 4, wt, ci * 4, pdx, ci * 4, rows, ci, co, 0);
+      return;
+    }
+    k.conv_bpi(pdy, wt, pdx, n, h, w, ci, ho, wo, co, fh, fw, sh, sw, top, left);
   });
   return out;
 }

@@ -81,8 +81,8 @@ test('ReLU gradient is dy·step(x) bit for bit (signed zeros, NaN, odd sizes)', 
 
 type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
-// The direct Conv2DBackpropFilter (in channels % 4 == 0, out channels % 8 == 0) and the 1x1
-// Conv2DBackpropInput matmul (in channels % 8 == 0): the ResNet-RS layer shapes (stem, the padded
+// The direct Conv2DBackpropFilter (in channels % 4 == 0, out channels % 8 == 0) and
+// Conv2DBackpropInput (in channels % 8 == 0): the ResNet-RS layer shapes (stem, the padded
 // stride-2 convs, 1x1 expand/reduce, SE on 1x1 maps, stage 4 at 2x2), then strides, paddings,
 // filters and sizes a ResNet does not use.
 const filterGradCases: [string, Shape4, Shape4, number | [number, number], Pad][] = [
@@ -95,12 +95,13 @@ const filterGradCases: [string, Shape4, Shape4, number | [number, number], Pad][
   ['3x3/1 at 2x2', [3, 2, 2, 128], [3, 3, 128, 128], 1, 'same'],
   ['SE 1x1 on 1x1 maps', [8, 1, 1, 64], [1, 1, 64, 16], 1, 'same'],
   ['1x1 with N·H·W not a multiple of 4', [1, 3, 3, 8], [1, 1, 8, 16], 1, 'same'],
-  ['3x3/2 same, odd input', [2, 9, 7, 4], [3, 3, 4, 8], 2, 'same'],
-  ['3x3 strides [1,2] same', [2, 8, 10, 4], [3, 3, 4, 8], [1, 2], 'same'],
-  ['1x1/2 valid, odd input', [2, 9, 7, 4], [1, 1, 4, 8], 2, 'valid'],
-  ['7x7/2 same', [2, 11, 10, 4], [7, 7, 4, 8], 2, 'same'],
-  ['explicit padding', [1, 6, 6, 4], [3, 3, 4, 8], 1, [[0, 0], [1, 2], [0, 1], [0, 0]]],
-  ['explicit padding wider than the filter', [1, 5, 5, 4], [3, 3, 4, 8], 2, [[0, 0], [3, 0], [0, 3], [0, 0]]],
+  ['3x3/2 valid, even input (unused last row)', [2, 8, 10, 8], [3, 3, 8, 16], 2, 'valid'],
+  ['3x3/2 same, odd input', [2, 9, 7, 8], [3, 3, 8, 8], 2, 'same'],
+  ['3x3 strides [1,2] same', [2, 8, 10, 8], [3, 3, 8, 8], [1, 2], 'same'],
+  ['1x1/2 valid, odd input', [2, 9, 7, 8], [1, 1, 8, 8], 2, 'valid'],
+  ['7x7/2 same', [2, 11, 10, 8], [7, 7, 8, 8], 2, 'same'],
+  ['explicit padding', [1, 6, 6, 8], [3, 3, 8, 8], 1, [[0, 0], [1, 2], [0, 1], [0, 0]]],
+  ['explicit padding wider than the filter', [1, 5, 5, 8], [3, 3, 8, 8], 2, [[0, 0], [3, 0], [0, 3], [0, 0]]],
 ];
 for (const [name, xShape, fShape, strides, pad] of filterGradCases) {
   test(`conv gradients, ${name}: x [${xShape}], filter [${fShape}] match cpu`, async () => {

@@ -298,11 +298,21 @@
         (br_if $ob (i32.lt_u (local.tee $o (i32.add (local.get $o) (i32.const 8))) (local.get $co))))
       (br_if $ib (i32.lt_u (local.tee $i (i32.add (local.get $i) (i32.const 4))) (local.get $ci)))))
 
-  ;; C[m, n] = A[m, k] · B[k, n] (row strides lda, ldb, ldc in bytes; n % 8 == 0, k >= 1): blocks of
-  ;; 4 rows × 8 columns summed from zero in registers over k in order, rows past the last multiple
-  ;; of 4 one at a time. The 1x1 conv input gradient (A = dy, B = the filter transposed).
-  (func (export "gemm_nn") (param $a i32) (param $lda i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32)
-        (param $m i32) (param $n i32) (param $k i32)
+;; p[0..8) = v0, v1 (acc = 0) or p[0..8) += v0, v1 (acc = 1)
+  (func $put8 (param $p i32) (param $v0 v128) (param $v1 v128) (param $acc i32)
+    (if (local.get $acc)
+      (then
+        (local.set $v0 (f32x4.add (v128.load (local.get $p)) (local.get $v0)))
+        (local.set $v1 (f32x4.add (v128.load offset=16 (local.get $p)) (local.get $v1)))))
+    (v128.store (local.get $p) (local.get $v0))
+    (v128.store offset=16 (local.get $p) (local.get $v1)))
+
+  ;; C[m, n] = A[m, k] · B[k, n], or C += A·B when $acc is 1 (row strides lda, ldb, ldc in bytes;
+  ;; n % 8 == 0, k >= 1): blocks of 4 rows × 8 columns summed from zero in registers over k in
+  ;; order, then stored (or added to C), rows past the last multiple of 4 one at a time. The conv
+  ;; input gradient: A = dy rows, B = a filter tap transposed, C = dx rows (ldc = stride · ci).
+  (func $gemm_nn (export "gemm_nn") (param $a i32) (param $lda i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32)
+        (param $m i32) (param $n i32) (param $k i32) (param $acc i32)
     (local $r i32) (local $j i32) (local $t i32) (local $pa i32) (local $pb i32) (local $pc i32)
     (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128)
     (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
@@ -338,17 +348,13 @@
             (local.set $pb (i32.add (local.get $pb) (local.get $ldb)))
             (br_if $inner (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
           (local.set $pc (i32.add (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $ldc))) (i32.shl (local.get $j) (i32.const 2))))
-          (v128.store (local.get $pc) (local.get $a0))
-          (v128.store offset=16 (local.get $pc) (local.get $a1))
+          (call $put8 (local.get $pc) (local.get $a0) (local.get $a1) (local.get $acc))
           (local.set $pc (i32.add (local.get $pc) (local.get $ldc)))
-          (v128.store (local.get $pc) (local.get $a2))
-          (v128.store offset=16 (local.get $pc) (local.get $a3))
+          (call $put8 (local.get $pc) (local.get $a2) (local.get $a3) (local.get $acc))
           (local.set $pc (i32.add (local.get $pc) (local.get $ldc)))
-          (v128.store (local.get $pc) (local.get $a4))
-          (v128.store offset=16 (local.get $pc) (local.get $a5))
+          (call $put8 (local.get $pc) (local.get $a4) (local.get $a5) (local.get $acc))
           (local.set $pc (i32.add (local.get $pc) (local.get $ldc)))
-          (v128.store (local.get $pc) (local.get $a6))
-          (v128.store offset=16 (local.get $pc) (local.get $a7))
+          (call $put8 (local.get $pc) (local.get $a6) (local.get $a7) (local.get $acc))
           (br_if $cols (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 8))) (local.get $n))))
         (local.set $r (i32.add (local.get $r) (i32.const 4)))
         (br $blocks)))
@@ -370,9 +376,64 @@
             (local.set $pb (i32.add (local.get $pb) (local.get $ldb)))
             (br_if $inner1 (local.tee $t (i32.sub (local.get $t) (i32.const 1)))))
           (local.set $pc (i32.add (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $ldc))) (i32.shl (local.get $j) (i32.const 2))))
-          (v128.store (local.get $pc) (local.get $a0))
-          (v128.store offset=16 (local.get $pc) (local.get $a1))
+          (call $put8 (local.get $pc) (local.get $a0) (local.get $a1) (local.get $acc))
           (br_if $cols1 (i32.lt_u (local.tee $j (i32.add (local.get $j) (i32.const 8))) (local.get $n))))
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rows))))
+
+  ;; Conv input gradient: for every image, output row y, filter tap (a, b) whose input row
+  ;; iy = y·sh + a - top is inside, the run of output columns x0..x1 whose input column
+  ;; x·sw + b - left is inside: dx[img, iy, x·sw + b - left, :] += dy[img, y, x, :] · wt[a, b]
+  ;; (wt: each tap's filter transposed, [co, ci]). dx must be zero; ci % 8 == 0.
+  (func (export "conv_bpi") (param $dy i32) (param $wt i32) (param $dx i32) (param $n i32) (param $h i32) (param $w i32)
+        (param $ci i32) (param $ho i32) (param $wo i32) (param $co i32) (param $fh i32) (param $fw i32)
+        (param $sh i32) (param $sw i32) (param $top i32) (param $left i32)
+    (local $img i32) (local $y i32) (local $a i32) (local $b i32) (local $iy i32) (local $x0 i32) (local $x1 i32)
+    (local $dyrow i32) (local $dxrow i32) (local $cib i32) (local $cob i32)
+    (local.set $cib (i32.shl (local.get $ci) (i32.const 2)))
+    (local.set $cob (i32.shl (local.get $co) (i32.const 2)))
+    (loop $images
+      (local.set $y (i32.const 0))
+      (loop $rows
+        (local.set $dyrow (i32.add (local.get $dy)
+          (i32.mul (i32.mul (i32.add (i32.mul (local.get $img) (local.get $ho)) (local.get $y)) (local.get $wo)) (local.get $cob))))
+        (local.set $a (i32.const 0))
+        (loop $taprows
+          (local.set $iy (i32.sub (i32.add (i32.mul (local.get $y) (local.get $sh)) (local.get $a)) (local.get $top)))
+          (if (i32.and (i32.ge_s (local.get $iy) (i32.const 0)) (i32.lt_s (local.get $iy) (local.get $h)))
+            (then
+              (local.set $dxrow (i32.add (local.get $dx)
+                (i32.mul (i32.mul (i32.add (i32.mul (local.get $img) (local.get $h)) (local.get $iy)) (local.get $w)) (local.get $cib))))
+              (local.set $b (i32.const 0))
+              (loop $tapcols
+                ;; x0 = max(0, ceil((left - b) / sw)), x1 = min(wo - 1, floor((w - 1 + left - b) / sw))
+                (local.set $x0 (call $ceil_div_nonneg (i32.sub (local.get $left) (local.get $b)) (local.get $sw)))
+                (local.set $x1 (call $floor_div (i32.sub (i32.add (local.get $w) (local.get $left)) (i32.add (local.get $b) (i32.const 1))) (local.get $sw)))
+                (if (i32.ge_s (local.get $x1) (local.get $wo)) (then (local.set $x1 (i32.sub (local.get $wo) (i32.const 1)))))
+                (if (i32.le_s (local.get $x0) (local.get $x1))
+                  (then
+                    (call $gemm_nn
+                      (i32.add (local.get $dyrow) (i32.mul (local.get $x0) (local.get $cob))) (local.get $cob)
+                      (i32.add (local.get $wt) (i32.mul (i32.add (i32.mul (local.get $a) (local.get $fw)) (local.get $b)) (i32.mul (local.get $ci) (local.get $cob))))
+                      (local.get $cib)
+                      (i32.add (local.get $dxrow)
+                        (i32.mul (i32.sub (i32.add (i32.mul (local.get $x0) (local.get $sw)) (local.get $b)) (local.get $left)) (local.get $cib)))
+                      (i32.mul (local.get $sw) (local.get $cib))
+                      (i32.add (i32.sub (local.get $x1) (local.get $x0)) (i32.const 1)) (local.get $ci) (local.get $co) (i32.const 1))))
+                (br_if $tapcols (i32.lt_u (local.tee $b (i32.add (local.get $b) (i32.const 1))) (local.get $fw))))))
+          (br_if $taprows (i32.lt_u (local.tee $a (i32.add (local.get $a) (i32.const 1))) (local.get $fh))))
+        (br_if $rows (i32.lt_u (local.tee $y (i32.add (local.get $y) (i32.const 1))) (local.get $ho))))
+      (br_if $images (i32.lt_u (local.tee $img (i32.add (local.get $img) (i32.const 1))) (local.get $n)))))
+
+  ;; max(0, ceil(p / q)) for q > 0
+  (func $ceil_div_nonneg (param $p i32) (param $q i32) (result i32)
+    (if (result i32) (i32.le_s (local.get $p) (i32.const 0))
+      (then (i32.const 0))
+      (else (i32.div_s (i32.add (local.get $p) (i32.sub (local.get $q) (i32.const 1))) (local.get $q)))))
+
+  ;; floor(p / q) for q > 0 (p may be negative)
+  (func $floor_div (param $p i32) (param $q i32) (result i32)
+    (if (result i32) (i32.ge_s (local.get $p) (i32.const 0))
+      (then (i32.div_s (local.get $p) (local.get $q)))
+      (else (i32.sub (i32.const 0) (i32.div_s (i32.add (i32.sub (i32.const 0) (local.get $p)) (i32.sub (local.get $q) (i32.const 1))) (local.get $q))))))
 )
