@@ -6,7 +6,7 @@
  *   wasm's own kernels (the project's composite Conv2DBackpropFilter stays: wasm has none).
  * - `before-simd`: the state before the SIMD kernels (simd-kernels.ts, batch-norm-training.ts):
  *   the fused training-mode batch norm, the one-pass ReLU gradient, the tiled AvgPoolGrad, the
- *   direct Conv2DBackpropFilter and the direct Conv2DBackpropInput off.
+ *   direct Conv2DBackpropFilter and Conv2DBackpropInput and the direct forward conv off.
  */
 import type { BackendSelection } from '../pipeline/backend/select.js';
 import { restoreDefaultGradients } from '../pipeline/backend/gradients.js';
@@ -15,8 +15,8 @@ import { useNativeWasmFastKernels } from '../pipeline/backend/wasm-fast-kernels.
 import { useFallbackKernel } from '../pipeline/backend/simd-kernels.js';
 import { setFastTrainingBatchNorm } from '../pipeline/backend/batch-norm-training.js';
 
-export const improvements = ['bn-train', 'bn-grad', 'relu-grad', 'filter-grad', 'input-grad-simd', 'input-grad', 'maxpool-grad', 'avgpool-grad', 'fast-kernels'] as const;
-export const simdImprovements = ['bn-train', 'relu-grad', 'avgpool-grad', 'filter-grad', 'input-grad-simd'] as const;
+export const improvements = ['bn-train', 'bn-grad', 'relu-grad', 'filter-grad', 'input-grad-simd', 'conv-forward', 'input-grad', 'maxpool-grad', 'avgpool-grad', 'fast-kernels'] as const;
+export const simdImprovements = ['bn-train', 'relu-grad', 'avgpool-grad', 'filter-grad', 'input-grad-simd', 'conv-forward'] as const;
 
 /** The improvements named by a preset ('baseline', 'before-simd', 'none') or a comma-separated list. */
 export function parseDisabled(spec: string): Set<string> {
@@ -36,6 +36,7 @@ export function disableImprovements(sel: BackendSelection, disabled: Set<string>
   if (sel.name !== 'wasm') return;
   if (disabled.has('avgpool-grad')) useFallbackKernel(tf, 'AvgPoolGrad');
   if (disabled.has('filter-grad')) useFallbackKernel(tf, 'Conv2DBackpropFilter');
+  if (disabled.has('conv-forward')) useFallbackKernel(tf, 'FusedConv2D');
   if (disabled.has('input-grad-simd') || disabled.has('input-grad')) useFallbackKernel(tf, 'Conv2DBackpropInput');
   if (disabled.has('input-grad')) useNativeWasmKernel(tf, 'Conv2DBackpropInput');
   if (disabled.has('maxpool-grad')) useNativeWasmKernel(tf, 'MaxPoolGrad');

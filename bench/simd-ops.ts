@@ -1,10 +1,10 @@
 /**
  * Forward + backward of the ops the SIMD kernels replaced, at the Fashion-MNIST ResNet-RS shapes,
  * with the kernels on and off in the same run: training-mode batch norm (+ReLU), the shortcut's
- * 2x2 average pool, and the conv gradients alone (the model's conv layers). Prints per op the median milliseconds (CPU time of this process) and, with
+ * 2x2 average pool, and the convs and their gradients alone (the model's conv layers). Prints per op the median milliseconds (CPU time of this process) and, with
  * --callgrind, instructions (valgrind's callgrind, repeatable on a loaded machine). Asserts nothing.
  *
- *   npx tsx bench/simd-ops.ts [--batch 64] [--repeats 7] [--callgrind]
+ *   npx tsx bench/simd-ops.ts [--batch 64] [--repeats 7] [--callgrind] [--only <part of an op name>]
  *
  * --callgrind re-runs this file under valgrind once per configuration and counts instructions of
  * each op's measured repetitions only (callgrind_control zeroes and dumps around them).
@@ -25,6 +25,7 @@ const { values: opts } = parseArgs({
     batch: { type: 'string', default: '64' },
     repeats: { type: 'string', default: '7' },
     callgrind: { type: 'boolean', default: false },
+    only: { type: 'string', default: '' },
     // Internal: set when running under valgrind.
     'under-valgrind': { type: 'boolean', default: false },
     disable: { type: 'string', default: '' },
@@ -90,6 +91,14 @@ async function ops(tf: typeof TfNamespace): Promise<Op[]> {
     });
     const filter = tf.randomNormal([k, k, shape[3]!, co], 0, 1, 'float32', 6);
     list.push({
+      name: `FusedConv2D ${k}x${k}/${stride} [${shape}]->${co}`,
+      run: () => {
+        const y = tf.fused.conv2d({ x: x as TfNamespace.Tensor4D, filter: filter as TfNamespace.Tensor4D, strides: stride, pad });
+        y.dataSync();
+        y.dispose();
+      },
+    });
+    list.push({
       name: `Conv2DBackpropInput ${k}x${k}/${stride} [${shape}]->${co}`,
       run: () => {
         const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, { strides: stride, pad, dataFormat: 'NHWC', inputShape: shape }) as TfNamespace.Tensor;
@@ -109,7 +118,7 @@ async function measure(): Promise<void> {
   disableImprovements(sel, parseDisabled(opts.disable!));
   const control = (...a: string[]) => execFileSync('callgrind_control', [...a, String(process.pid)], { stdio: 'ignore' });
   const result: Record<string, number> = {};
-  for (const op of await ops(sel.tf)) {
+  for (const op of (await ops(sel.tf)).filter((o) => o.name.includes(opts.only!))) {
     op.run(); // warm-up
     op.run();
     if (opts['under-valgrind']) {
@@ -137,7 +146,7 @@ async function instructions(disable: string): Promise<Record<string, number>> {
     const self = fileURLToPath(import.meta.url);
     await promisify(execFile)('valgrind', [
       '--tool=callgrind', '--smc-check=all-non-file', `--callgrind-out-file=${dir}/cg.out`,
-      process.execPath, ...process.execArgv, self, '--under-valgrind', '--batch', String(batch), '--repeats', String(repeats), '--disable', disable,
+      process.execPath, ...process.execArgv, self, '--under-valgrind', '--batch', String(batch), '--repeats', String(repeats), '--disable', disable, '--only', opts.only!,
     ], { maxBuffer: 64 << 20 });
     const out: Record<string, number> = {};
     for (const f of readdirSync(dir)) {
@@ -158,7 +167,7 @@ async function main(): Promise<void> {
   const self = fileURLToPath(import.meta.url);
   const ms: Record<string, number>[] = [];
   for (const [, disable] of configs) {
-    const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, self, '--batch', String(batch), '--repeats', String(repeats), '--disable', disable || 'none'], { maxBuffer: 1 << 20 });
+    const { stdout } = await promisify(execFile)(process.execPath, [...process.execArgv, self, '--batch', String(batch), '--repeats', String(repeats), '--disable', disable || 'none', '--only', opts.only!], { maxBuffer: 1 << 20 });
     ms.push(JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, number>);
   }
   const instr = opts.callgrind ? await Promise.all(configs.map(([, d]) => instructions(d || 'none'))) : undefined;

@@ -35,9 +35,9 @@ interface SimdExports {
   bn_grad_dx(dy: number, x: number, rows: number, c: number, mean: number, a: number, b: number, k: number, dx: number): void;
   relu_grad(dy: number, x: number, n: number, dx: number): void;
   gemm_nn(a: number, lda: number, b: number, ldb: number, c: number, ldc: number, m: number, n: number, k: number, acc: 0 | 1): void;
-  conv_bpi(
-    dy: number, wt: number, dx: number, n: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
-    fh: number, fw: number, sh: number, sw: number, top: number, left: number,
+  conv_taps(
+    input: number, output: number, taps: number, n: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
+    fh: number, fw: number, sh: number, sw: number, top: number, left: number, forward: 0 | 1,
   ): void;
   conv_bpf_tap(
     x: number, dy: number, cn: number, cy: number, cx: number,
@@ -86,7 +86,7 @@ interface KernelArgs {
   backend: unknown;
 }
 
-export const simdKernelNames = ['AvgPoolGrad', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'SelftrainReluGrad', 'SelftrainBatchNormTrain', 'SelftrainBatchNormTrainGrad'] as const;
+export const simdKernelNames = ['AvgPoolGrad', 'FusedConv2D', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'SelftrainReluGrad', 'SelftrainBatchNormTrain', 'SelftrainBatchNormTrainGrad'] as const;
 
 /** The kernels these replace, which still serve the cases the SIMD versions do not handle. */
 const fallbacks = new Map<string, KernelConfig>();
@@ -94,9 +94,9 @@ let registered = false;
 
 /**
  * For benchmarks only (bench/kernel-switches.ts): the replaced kernel alone again (wasm's own
- * AvgPoolGrad; the project's composite conv gradients from wasm-kernels.ts).
+ * AvgPoolGrad and FusedConv2D; the project's composite conv gradients from wasm-kernels.ts).
  */
-export function useFallbackKernel(tf: Tf, name: 'AvgPoolGrad' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput'): void {
+export function useFallbackKernel(tf: Tf, name: 'AvgPoolGrad' | 'FusedConv2D' | 'Conv2DBackpropFilter' | 'Conv2DBackpropInput'): void {
   const fallback = fallbacks.get(name);
   if (!fallback) return;
   tf.unregisterKernel(name, 'wasm');
@@ -113,6 +113,7 @@ export function registerWasmSimdKernels(tf: Tf): void {
   replaceWithFallback(tf, 'AvgPoolGrad', (args) => avgPoolGrad(tf, args));
   replaceWithFallback(tf, 'Conv2DBackpropFilter', (args) => convBackpropFilter(tf, args));
   replaceWithFallback(tf, 'Conv2DBackpropInput', (args) => convBackpropInput(tf, args));
+  replaceWithFallback(tf, 'FusedConv2D', (args) => convForward(tf, args));
   tf.registerKernel({ kernelName: 'SelftrainReluGrad', backendName: 'wasm', kernelFunc: reluGrad as unknown as KernelFunc });
   tf.registerKernel({ kernelName: 'SelftrainBatchNormTrain', backendName: 'wasm', kernelFunc: batchNormTrain as unknown as KernelFunc });
   tf.registerKernel({ kernelName: 'SelftrainBatchNormTrainGrad', backendName: 'wasm', kernelFunc: batchNormTrainGrad as unknown as KernelFunc });
@@ -308,7 +309,7 @@ function convBackpropFilter(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs)
  * Conv2D input gradient straight from the heap, as a sum of matmuls: each filter tap (a, b) sends
  * dy[n, y, x, :] · W[a, b]ᵀ to dx[n, y·s + a - top, x·s + b - left, :]. Per output row and tap the
  * positions that land inside the image are a run of dy rows and a run of dx rows s·ci apart, so
- * gemm_nn adds the run's products into dx (conv_bpi walks images, rows and taps in wasm). Every multiply is a real one: no zero-dilated dy for
+ * gemm_nn adds the run's products into dx (conv_taps walks images, rows and taps in wasm). Every multiply is a real one: no zero-dilated dy for
  * strides, no padding taps, no flipped copy for XNNPACK to pack. A 1x1, stride-1, unpadded conv
  * is one matmul over all positions. Taps are summed in a fixed order (deterministic).
  * Needs float32, in channels % 8 == 0 and no dilation; undefined (the composite) otherwise.
@@ -344,7 +345,41 @@ function convBackpropInput(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs):
       k.gemm_nn(pdy, co * 4, wt, ci * 4, pdx, ci * 4, rows, ci, co, 0);
       return;
     }
-    k.conv_bpi(pdy, wt, pdx, n, h, w, ci, ho, wo, co, fh, fw, sh, sw, top, left);
+    k.conv_taps(pdx, pdy, wt, n, h, w, ci, ho, wo, co, fh, fw, sh, sw, top, left, 0);
   });
+  return out;
+}
+
+/**
+ * Forward conv (FusedConv2D without bias or activation: what tf.layers runs for the model's convs)
+ * as matmuls over the filter taps, like convBackpropInput in the other direction: every multiply
+ * reads a real input pixel, where XNNPACK multiplies the padding taps too (5 of 9 at 2x2 maps).
+ * Needs float32, out channels % 8 == 0, no dilation; undefined (wasm's own kernel) otherwise.
+ */
+function convForward(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
+  const { x, filter, bias, preluActivationWeights } = inputs as Record<string, TensorInfo | undefined>;
+  const activation = attrs.activation as string | undefined;
+  const dilations = attrs.dilations as number | [number, number] | undefined;
+  if (!x || !filter || bias || preluActivationWeights || (activation !== undefined && activation !== 'linear')) return undefined;
+  if (dilations !== undefined && !(dilations === 1 || (Array.isArray(dilations) && dilations[0] === 1 && dilations[1] === 1))) return undefined;
+  if (x.dtype !== 'float32' || filter.dtype !== 'float32') return undefined;
+  const info = convInfoFor(tf, x.shape, filter.shape, attrs, 'FusedConv2D');
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co, outHeight: ho, outWidth: wo } = info;
+  const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  if (co % 8 !== 0) return undefined;
+  const b = backend as WasmHeapBackend;
+  const out = b.makeOutput([n, ho, wo, co], 'float32');
+  const rows = n * ho * wo;
+  if (rows === 0 || co === 0) return out;
+  const pout = ptr(b, out);
+  const k = simdKernels(b);
+  const contiguous = fh === 1 && fw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && ho === h && wo === w;
+  if (contiguous && ci > 0) {
+    k.gemm_nn(ptr(b, x), ci * 4, ptr(b, filter), co * 4, pout, co * 4, rows, co, ci, 0);
+    return out;
+  }
+  heapF32(b).fill(0, pout >> 2, (pout >> 2) + rows * co);
+  if (ci > 0) k.conv_taps(ptr(b, x), pout, ptr(b, filter), n, h, w, ci, ho, wo, co, fh, fw, sh, sw, top, left, 1);
   return out;
 }

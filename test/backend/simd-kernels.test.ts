@@ -119,3 +119,28 @@ for (const [name, xShape, fShape, strides, pad] of filterGradCases) {
     assert.equal(w.leaked, 0);
   });
 }
+
+// The direct forward conv (out channels % 8 == 0, no bias/activation: FusedConv2D as tf.layers
+// runs the model's convs), at the same shapes plus the grey-input stem conv (1 input channel).
+for (const [name, xShape, fShape, strides, pad] of [...filterGradCases, ['grey stem 3x3/1 same', [2, 28, 28, 1], [3, 3, 1, 8], 1, 'same'] as const]) {
+  test(`conv forward, ${name}: x [${xShape}], filter [${fShape}] matches cpu`, async () => {
+    const run = async (backend: string) => {
+      await tf.setBackend(backend);
+      try {
+        const before = tf.memory().numTensors;
+        const y = tf.tidy(() =>
+          tf.fused.conv2d({ x: tf.tensor4d(randomData([...xShape], 31).values, [...xShape] as Shape4), filter: tf.tensor4d(randomData([...fShape], 32).values, [...fShape] as Shape4), strides, pad: pad as never }),
+        );
+        const v = (await y.data()) as Float32Array;
+        y.dispose();
+        assert.equal(tf.memory().numTensors, before, `${backend} leaked tensors`);
+        return v;
+      } finally {
+        await tf.setBackend('wasm');
+      }
+    };
+    const w = await run('wasm');
+    const c = await run('cpu');
+    assert.ok(relativeError(w, c) <= 1e-5, `relative error ${relativeError(w, c)}`);
+  });
+}

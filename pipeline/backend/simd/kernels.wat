@@ -381,28 +381,31 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rows))))
 
-  ;; Conv input gradient: for every image, output row y, filter tap (a, b) whose input row
-  ;; iy = y·sh + a - top is inside, the run of output columns x0..x1 whose input column
-  ;; x·sw + b - left is inside: dx[img, iy, x·sw + b - left, :] += dy[img, y, x, :] · wt[a, b]
-  ;; (wt: each tap's filter transposed, [co, ci]). dx must be zero; ci % 8 == 0.
-  (func (export "conv_bpi") (param $dy i32) (param $wt i32) (param $dx i32) (param $n i32) (param $h i32) (param $w i32)
+;; A convolution as matmuls over filter taps, forward or input gradient. For every image, output
+  ;; row y, tap (a, b) whose input row iy = y·sh + a - top is inside, and the run of output columns
+  ;; x0..x1 whose input column x·sw + b - left is inside, with `in` rows at input positions
+  ;; (s·ci apart along the run) and `out` rows at output positions:
+  ;;   forward ($fwd = 1):  out[img, y, x, :] += in[img, iy, x·sw + b - left, :] · taps[a, b]  ([ci, co])
+  ;;   input gradient (0): in[img, iy, x·sw + b - left, :] += out[img, y, x, :] · taps[a, b]  ([co, ci])
+  ;; The accumulated tensor must be zero. Needs co % 8 == 0 (forward) or ci % 8 == 0 (gradient).
+  (func (export "conv_taps") (param $in i32) (param $out i32) (param $taps i32) (param $n i32) (param $h i32) (param $w i32)
         (param $ci i32) (param $ho i32) (param $wo i32) (param $co i32) (param $fh i32) (param $fw i32)
-        (param $sh i32) (param $sw i32) (param $top i32) (param $left i32)
+        (param $sh i32) (param $sw i32) (param $top i32) (param $left i32) (param $fwd i32)
     (local $img i32) (local $y i32) (local $a i32) (local $b i32) (local $iy i32) (local $x0 i32) (local $x1 i32)
-    (local $dyrow i32) (local $dxrow i32) (local $cib i32) (local $cob i32)
+    (local $outrow i32) (local $inrow i32) (local $cib i32) (local $cob i32) (local $pin i32) (local $pout i32) (local $tap i32)
     (local.set $cib (i32.shl (local.get $ci) (i32.const 2)))
     (local.set $cob (i32.shl (local.get $co) (i32.const 2)))
     (loop $images
       (local.set $y (i32.const 0))
       (loop $rows
-        (local.set $dyrow (i32.add (local.get $dy)
+        (local.set $outrow (i32.add (local.get $out)
           (i32.mul (i32.mul (i32.add (i32.mul (local.get $img) (local.get $ho)) (local.get $y)) (local.get $wo)) (local.get $cob))))
         (local.set $a (i32.const 0))
         (loop $taprows
           (local.set $iy (i32.sub (i32.add (i32.mul (local.get $y) (local.get $sh)) (local.get $a)) (local.get $top)))
           (if (i32.and (i32.ge_s (local.get $iy) (i32.const 0)) (i32.lt_s (local.get $iy) (local.get $h)))
             (then
-              (local.set $dxrow (i32.add (local.get $dx)
+              (local.set $inrow (i32.add (local.get $in)
                 (i32.mul (i32.mul (i32.add (i32.mul (local.get $img) (local.get $h)) (local.get $iy)) (local.get $w)) (local.get $cib))))
               (local.set $b (i32.const 0))
               (loop $tapcols
@@ -412,14 +415,20 @@
                 (if (i32.ge_s (local.get $x1) (local.get $wo)) (then (local.set $x1 (i32.sub (local.get $wo) (i32.const 1)))))
                 (if (i32.le_s (local.get $x0) (local.get $x1))
                   (then
-                    (call $gemm_nn
-                      (i32.add (local.get $dyrow) (i32.mul (local.get $x0) (local.get $cob))) (local.get $cob)
-                      (i32.add (local.get $wt) (i32.mul (i32.add (i32.mul (local.get $a) (local.get $fw)) (local.get $b)) (i32.mul (local.get $ci) (local.get $cob))))
-                      (local.get $cib)
-                      (i32.add (local.get $dxrow)
-                        (i32.mul (i32.sub (i32.add (i32.mul (local.get $x0) (local.get $sw)) (local.get $b)) (local.get $left)) (local.get $cib)))
-                      (i32.mul (local.get $sw) (local.get $cib))
-                      (i32.add (i32.sub (local.get $x1) (local.get $x0)) (i32.const 1)) (local.get $ci) (local.get $co) (i32.const 1))))
+                    (local.set $pin (i32.add (local.get $inrow)
+                      (i32.mul (i32.sub (i32.add (i32.mul (local.get $x0) (local.get $sw)) (local.get $b)) (local.get $left)) (local.get $cib))))
+                    (local.set $pout (i32.add (local.get $outrow) (i32.mul (local.get $x0) (local.get $cob))))
+                    (local.set $tap (i32.add (local.get $taps)
+                      (i32.mul (i32.add (i32.mul (local.get $a) (local.get $fw)) (local.get $b)) (i32.mul (local.get $ci) (local.get $cob)))))
+                    (if (local.get $fwd)
+                      (then
+                        (call $gemm_nn (local.get $pin) (i32.mul (local.get $sw) (local.get $cib)) (local.get $tap) (local.get $cob)
+                          (local.get $pout) (local.get $cob)
+                          (i32.add (i32.sub (local.get $x1) (local.get $x0)) (i32.const 1)) (local.get $co) (local.get $ci) (i32.const 1)))
+                      (else
+                        (call $gemm_nn (local.get $pout) (local.get $cob) (local.get $tap) (local.get $cib)
+                          (local.get $pin) (i32.mul (local.get $sw) (local.get $cib))
+                          (i32.add (i32.sub (local.get $x1) (local.get $x0)) (i32.const 1)) (local.get $ci) (local.get $co) (i32.const 1))))))
                 (br_if $tapcols (i32.lt_u (local.tee $b (i32.add (local.get $b) (i32.const 1))) (local.get $fw))))))
           (br_if $taprows (i32.lt_u (local.tee $a (i32.add (local.get $a) (i32.const 1))) (local.get $fh))))
         (br_if $rows (i32.lt_u (local.tee $y (i32.add (local.get $y) (i32.const 1))) (local.get $ho))))
