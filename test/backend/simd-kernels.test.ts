@@ -16,6 +16,21 @@ before(async () => {
   tf = (await initBackend('wasm')).tf;
 });
 
+/** The values of `make()` computed on `backend` (inside a tidy), checking that nothing leaks. */
+async function valuesOn(backend: string, make: () => Tensor): Promise<Float32Array> {
+  await tf.setBackend(backend);
+  try {
+    const before = tf.memory().numTensors;
+    const t = tf.tidy(make);
+    const v = (await t.data()) as Float32Array;
+    t.dispose();
+    assert.equal(tf.memory().numTensors, before, `${backend} leaked tensors`);
+    return v;
+  } finally {
+    await tf.setBackend('wasm');
+  }
+}
+
 test('the committed kernels-wasm.ts is kernels.wat assembled (npm run build:wasm)', async () => {
   const bytes = await assembleKernels();
   assert.equal(readFileSync(generatedPath, 'utf8'), generatedSource(bytes));
@@ -58,21 +73,7 @@ test('ReLU gradient is dy·step(x) bit for bit (signed zeros, NaN, odd sizes)', 
       x[2] = -0;
       dy[3] = -dy[3]!;
     }
-    const run = async (backend: string) => {
-      await tf.setBackend(backend);
-      try {
-        const before = tf.memory().numTensors;
-        const xt = tf.tensor(x);
-        const dyt = tf.tensor(dy);
-        const g = tf.grad((t: Tensor) => tf.relu(t))(xt, dyt);
-        const v = (await g.data()) as Float32Array;
-        tf.dispose([xt, dyt, g]);
-        assert.equal(tf.memory().numTensors, before, `${backend} leaked tensors`);
-        return v;
-      } finally {
-        await tf.setBackend('wasm');
-      }
-    };
+    const run = (backend: string) => valuesOn(backend, () => tf.grad((t: Tensor) => tf.relu(t))(tf.tensor(x), tf.tensor(dy)));
     const w = await run('wasm');
     const c = await run('cpu');
     assert.deepEqual(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), new Uint8Array(c.buffer, c.byteOffset, c.byteLength), `n=${n}`);
@@ -124,21 +125,10 @@ for (const [name, xShape, fShape, strides, pad] of filterGradCases) {
 // runs the model's convs), at the same shapes plus the grey-input stem conv (1 input channel).
 for (const [name, xShape, fShape, strides, pad] of [...filterGradCases, ['grey stem 3x3/1 same', [2, 28, 28, 1], [3, 3, 1, 8], 1, 'same'] as const]) {
   test(`conv forward, ${name}: x [${xShape}], filter [${fShape}] matches cpu`, async () => {
-    const run = async (backend: string) => {
-      await tf.setBackend(backend);
-      try {
-        const before = tf.memory().numTensors;
-        const y = tf.tidy(() =>
-          tf.fused.conv2d({ x: tf.tensor4d(randomData([...xShape], 31).values, [...xShape] as Shape4), filter: tf.tensor4d(randomData([...fShape], 32).values, [...fShape] as Shape4), strides, pad: pad as never }),
-        );
-        const v = (await y.data()) as Float32Array;
-        y.dispose();
-        assert.equal(tf.memory().numTensors, before, `${backend} leaked tensors`);
-        return v;
-      } finally {
-        await tf.setBackend('wasm');
-      }
-    };
+    const run = (backend: string) =>
+      valuesOn(backend, () =>
+        tf.fused.conv2d({ x: tf.tensor4d(randomData([...xShape], 31).values, [...xShape] as Shape4), filter: tf.tensor4d(randomData([...fShape], 32).values, [...fShape] as Shape4), strides, pad: pad as never }),
+      );
     const w = await run('wasm');
     const c = await run('cpu');
     assert.ok(relativeError(w, c) <= 1e-5, `relative error ${relativeError(w, c)}`);
