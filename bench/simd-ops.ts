@@ -1,7 +1,7 @@
 /**
  * Forward + backward of the ops the SIMD kernels replaced, at the Fashion-MNIST ResNet-RS shapes,
  * with the kernels on and off in the same run: training-mode batch norm (+ReLU), the shortcut's
- * 2x2 average pool, and the convs and their gradients alone (the model's conv layers). Prints per op the median milliseconds (CPU time of this process) and, with
+ * 2x2 average pool, and the convs and their gradients alone (the model's conv layers). Prints per op the median (and min) milliseconds (CPU time of this process) and, with
  * --callgrind, instructions (valgrind's callgrind, repeatable on a loaded machine). Asserts nothing.
  *
  *   npx tsx bench/simd-ops.ts [--batch 64] [--repeats 7] [--callgrind] [--only <part of an op name>]
@@ -89,21 +89,26 @@ async function ops(tf: typeof TfNamespace): Promise<Op[]> {
         dw.dispose();
       },
     });
-    const filter = tf.randomNormal([k, k, shape[3]!, co], 0, 1, 'float32', 6);
+    // A new filter tensor every call, as in training (each step's update makes new weights), so
+    // XNNPACK packs it every time there too.
+    const filterData = tf.randomNormal([k, k, shape[3]!, co], 0, 1, 'float32', 6).dataSync() as Float32Array;
+    const freshFilter = () => tf.tensor4d(filterData, [k, k, shape[3]!, co]);
     list.push({
       name: `FusedConv2D ${k}x${k}/${stride} [${shape}]->${co}`,
       run: () => {
-        const y = tf.fused.conv2d({ x: x as TfNamespace.Tensor4D, filter: filter as TfNamespace.Tensor4D, strides: stride, pad });
+        const filter = freshFilter();
+        const y = tf.fused.conv2d({ x: x as TfNamespace.Tensor4D, filter, strides: stride, pad });
         y.dataSync();
-        y.dispose();
+        tf.dispose([y, filter]);
       },
     });
     list.push({
       name: `Conv2DBackpropInput ${k}x${k}/${stride} [${shape}]->${co}`,
       run: () => {
+        const filter = freshFilter();
         const dx = tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, { strides: stride, pad, dataFormat: 'NHWC', inputShape: shape }) as TfNamespace.Tensor;
         dx.dataSync();
-        dx.dispose();
+        tf.dispose([dx, filter]);
       },
     });
   }
@@ -134,6 +139,7 @@ async function measure(): Promise<void> {
         ms.push((u.user + u.system) / 1000);
       }
       result[op.name] = median(ms);
+      result[`${op.name} min`] = Math.min(...ms);
     }
   }
   console.log(JSON.stringify(result));
@@ -171,12 +177,13 @@ async function main(): Promise<void> {
     ms.push(JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, number>);
   }
   const instr = opts.callgrind ? await Promise.all(configs.map(([, d]) => instructions(d || 'none'))) : undefined;
-  const names = Object.keys(ms[0]!);
-  console.log(`${'op'.padEnd(50)} ${'ms before'.padStart(10)} ${'ms after'.padStart(10)}${instr ? `${'Minstr before'.padStart(15)}${'Minstr after'.padStart(14)}  ratio` : ''}`);
+  const names = Object.keys(ms[0]!).filter((n) => !n.endsWith(' min'));
+  console.log(`${'op (CPU ms: median (min))'.padEnd(50)} ${'before'.padStart(16)} ${'after'.padStart(16)}${instr ? `${'Minstr before'.padStart(15)}${'Minstr after'.padStart(14)}  ratio` : ''}`);
   for (const n of names) {
     const key = n.replace(/[^A-Za-z0-9]+/g, '_');
     const cols = instr ? `${(instr[0]![key]! / 1e6).toFixed(1).padStart(15)}${(instr[1]![key]! / 1e6).toFixed(1).padStart(14)}  ${(instr[0]![key]! / instr[1]![key]!).toFixed(2)}x` : '';
-    console.log(`${n.padEnd(50)} ${ms[0]![n]!.toFixed(2).padStart(10)} ${ms[1]![n]!.toFixed(2).padStart(10)}${cols}`);
+    const cell = (r: Record<string, number>) => `${r[n]!.toFixed(2)} (${r[`${n} min`]!.toFixed(2)})`.padStart(16);
+    console.log(`${n.padEnd(50)} ${cell(ms[0]!)} ${cell(ms[1]!)}${cols}`);
   }
 }
 

@@ -239,6 +239,13 @@ function avgPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
   return out;
 }
 
+/**
+ * Channels summed per tap (the matmul depth) below which XNNPACK's convolution beats the per-tap
+ * matmuls of conv_taps: measured with bench/simd-ops.ts at the ResNet-RS shapes (16: slower, 32:
+ * faster, on a Xeon with AVX-512 under V8 13).
+ */
+const MIN_TAP_DEPTH = 32;
+
 /** Bytes of x and dy one filter-gradient pass works on at a time: fits in L2 with room to spare. */
 const CHUNK_BYTES = 256 * 1024;
 
@@ -312,7 +319,8 @@ function convBackpropFilter(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs)
  * gemm_nn adds the run's products into dx (conv_taps walks images, rows and taps in wasm). Every multiply is a real one: no zero-dilated dy for
  * strides, no padding taps, no flipped copy for XNNPACK to pack. A 1x1, stride-1, unpadded conv
  * is one matmul over all positions. Taps are summed in a fixed order (deterministic).
- * Needs float32, in channels % 8 == 0 and no dilation; undefined (the composite) otherwise.
+ * Needs float32, in channels % 8 == 0 and no dilation, and out channels >= MIN_TAP_DEPTH unless
+ * strided; undefined (the composite) otherwise.
  */
 function convBackpropInput(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
@@ -323,6 +331,10 @@ function convBackpropInput(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs):
   const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw } = info;
   const { top, left } = info.padInfo;
   if (ci % 8 !== 0 || info.dilationHeight !== 1 || info.dilationWidth !== 1) return undefined;
+  // The composite's XNNPACK convolution sums all taps in registers; these matmuls add each tap's
+  // product into dx, which only pays off once each tap's sum is long enough, or where the
+  // composite wastes work (strides: polyphase with 16/9 the multiplies plus an interleave).
+  if (co < MIN_TAP_DEPTH && sh === 1 && sw === 1) return undefined;
   const b = backend as WasmHeapBackend;
   const out = b.makeOutput(inputShape, 'float32');
   const rows = n * h * w;
@@ -354,7 +366,8 @@ function convBackpropInput(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs):
  * Forward conv (FusedConv2D without bias or activation: what tf.layers runs for the model's convs)
  * as matmuls over the filter taps, like convBackpropInput in the other direction: every multiply
  * reads a real input pixel, where XNNPACK multiplies the padding taps too (5 of 9 at 2x2 maps).
- * Needs float32, out channels % 8 == 0, no dilation; undefined (wasm's own kernel) otherwise.
+ * Needs float32, out channels % 8 == 0, in channels >= MIN_TAP_DEPTH, no dilation; undefined
+ * (wasm's own kernel) otherwise.
  */
 function convForward(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
   const { x, filter, bias, preluActivationWeights } = inputs as Record<string, TensorInfo | undefined>;
@@ -367,7 +380,8 @@ function convForward(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co, outHeight: ho, outWidth: wo } = info;
   const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw } = info;
   const { top, left } = info.padInfo;
-  if (co % 8 !== 0) return undefined;
+  // Short per-tap sums (few input channels) are XNNPACK's (all taps summed in registers) to win.
+  if (co % 8 !== 0 || ci < MIN_TAP_DEPTH) return undefined;
   const b = backend as WasmHeapBackend;
   const out = b.makeOutput([n, ho, wo, co], 'float32');
   const rows = n * ho * wo;

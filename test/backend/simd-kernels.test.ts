@@ -83,7 +83,7 @@ test('ReLU gradient is dy·step(x) bit for bit (signed zeros, NaN, odd sizes)', 
 type Shape4 = [number, number, number, number];
 type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
 // The direct Conv2DBackpropFilter (in channels % 4 == 0, out channels % 8 == 0) and
-// Conv2DBackpropInput (in channels % 8 == 0): the ResNet-RS layer shapes (stem, the padded
+// Conv2DBackpropInput (in channels % 8 == 0; out channels >= 32 unless strided): the ResNet-RS layer shapes (stem, the padded
 // stride-2 convs, 1x1 expand/reduce, SE on 1x1 maps, stage 4 at 2x2), then strides, paddings,
 // filters and sizes a ResNet does not use.
 const filterGradCases: [string, Shape4, Shape4, number | [number, number], Pad][] = [
@@ -103,6 +103,11 @@ const filterGradCases: [string, Shape4, Shape4, number | [number, number], Pad][
   ['7x7/2 same', [2, 11, 10, 8], [7, 7, 8, 8], 2, 'same'],
   ['explicit padding', [1, 6, 6, 8], [3, 3, 8, 8], 1, [[0, 0], [1, 2], [0, 1], [0, 0]]],
   ['explicit padding wider than the filter', [1, 5, 5, 8], [3, 3, 8, 8], 2, [[0, 0], [3, 0], [0, 3], [0, 0]]],
+  // 32 channels: deep enough per tap for the direct forward and stride-1 input gradient.
+  ['explicit padding, 32 channels', [1, 6, 6, 32], [3, 3, 32, 32], 1, [[0, 0], [1, 2], [0, 1], [0, 0]]],
+  ['3x3/2 same, odd input, 32 channels', [2, 9, 7, 32], [3, 3, 32, 32], 2, 'same'],
+  ['3x3 strides [1,2] same, 32 channels', [1, 8, 10, 32], [3, 3, 32, 32], [1, 2], 'same'],
+  ['5x5/1 valid, 32 channels', [1, 9, 8, 32], [5, 5, 32, 32], 1, 'valid'],
 ];
 for (const [name, xShape, fShape, strides, pad] of filterGradCases) {
   test(`conv gradients, ${name}: x [${xShape}], filter [${fShape}] match cpu`, async () => {
@@ -121,8 +126,9 @@ for (const [name, xShape, fShape, strides, pad] of filterGradCases) {
   });
 }
 
-// The direct forward conv (out channels % 8 == 0, no bias/activation: FusedConv2D as tf.layers
-// runs the model's convs), at the same shapes plus the grey-input stem conv (1 input channel).
+// The direct forward conv (out channels % 8 == 0, in channels >= 32, no bias/activation:
+// FusedConv2D as tf.layers runs the model's convs; XNNPACK's otherwise), at the same shapes plus
+// the grey-input stem conv (1 input channel).
 for (const [name, xShape, fShape, strides, pad] of [...filterGradCases, ['grey stem 3x3/1 same', [2, 28, 28, 1], [3, 3, 1, 8], 1, 'same'] as const]) {
   test(`conv forward, ${name}: x [${xShape}], filter [${fShape}] matches cpu`, async () => {
     const run = (backend: string) =>
