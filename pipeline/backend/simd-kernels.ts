@@ -1,15 +1,21 @@
 /**
- * Hand-written WebAssembly SIMD kernels (simd/kernels.wat) for the hot element-wise parts of a
- * ResNet training step on the wasm backend, found by profiling (bench/step-profile.ts):
+ * Hand-written WebAssembly SIMD kernels (simd/kernels.wat) for the hot parts of a ResNet training
+ * step on the wasm backend, found by profiling (bench/step-profile.ts, bench/simd-ops.ts):
  *
+ * - `Conv2DBackpropFilter`: straight from x and dy, 4x8 register blocks per filter tap (the
+ *   composite in wasm-kernels.ts transposes both and has XNNPACK pack dy as a filter).
+ * - `Conv2DBackpropInput` and the forward `FusedConv2D` (no bias/activation): matmuls per filter
+ *   tap over the positions that read inside the image, so no multiply touches padding or the
+ *   zeros of a dilated dy; used where a tap sums enough channels to beat XNNPACK.
  * - `AvgPoolGrad` for non-overlapping windows (the ResNet-D shortcut's 2x2/2 pool): wasm's own is
  *   a scalar loop over every window tap, ~5 ms per call at batch 64; this one is a scaled copy.
  * - `SelftrainReluGrad` (dy · step(x) in one pass; tfjs's ReLU gradient runs Step, then Multiply).
  * - `SelftrainBatchNormTrain` / `SelftrainBatchNormTrainGrad`: training-mode batch norm and its
  *   gradient (see batch-norm-training.ts). tf.layers composes the forward from moments (Mean, Sub,
  *   Square, Mean) and FusedBatchNorm, and autodiff of that costs about fifteen full-size passes;
- *   these take two passes forward and two backward.
+ *   these take three passes forward and two backward.
  *
+ * Each replaced kernel falls back to the one it replaced for the cases it does not handle.
  * The module imports the tfjs wasm module's own memory, so kernels work on tensors in place by
  * heap offset (BackendWasm keeps each tensor's `memoryOffset`); nothing is copied through JS.
  * One instance per tfjs wasm backend, made on first use.
