@@ -252,6 +252,9 @@ function avgPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
  */
 const MIN_TAP_DEPTH = 32;
 
+/** Output maps up to this many pixels (8x8) take the direct forward conv. */
+const MAX_DIRECT_FORWARD_PIXELS = 64;
+
 /** Bytes of x and dy one filter-gradient pass works on at a time: fits in L2 with room to spare. */
 const CHUNK_BYTES = 256 * 1024;
 
@@ -372,8 +375,8 @@ function convBackpropInput(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs):
  * Forward conv (FusedConv2D without bias or activation: what tf.layers runs for the model's convs)
  * as matmuls over the filter taps, like convBackpropInput in the other direction: every multiply
  * reads a real input pixel, where XNNPACK multiplies the padding taps too (5 of 9 at 2x2 maps).
- * Needs float32, out channels % 8 == 0, in channels >= MIN_TAP_DEPTH, no dilation; undefined
- * (wasm's own kernel) otherwise.
+ * Needs float32, out channels % 8 == 0, in channels >= MIN_TAP_DEPTH, an output map of at most
+ * MAX_DIRECT_FORWARD_PIXELS, no dilation; undefined (wasm's own kernel) otherwise.
  */
 function convForward(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
   const { x, filter, bias, preluActivationWeights } = inputs as Record<string, TensorInfo | undefined>;
@@ -386,8 +389,10 @@ function convForward(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co, outHeight: ho, outWidth: wo } = info;
   const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw } = info;
   const { top, left } = info.padInfo;
-  // Short per-tap sums (few input channels) are XNNPACK's (all taps summed in registers) to win.
-  if (co % 8 !== 0 || ci < MIN_TAP_DEPTH) return undefined;
+  // Short per-tap sums (few input channels) are XNNPACK's (all taps summed in registers) to win,
+  // and so are large maps, where few taps fall on padding; inference of the big models (weights
+  // packed once and cached by XNNPACK) keeps XNNPACK there.
+  if (co % 8 !== 0 || ci < MIN_TAP_DEPTH || ho * wo > MAX_DIRECT_FORWARD_PIXELS) return undefined;
   const b = backend as WasmHeapBackend;
   const out = b.makeOutput([n, ho, wo, co], 'float32');
   const rows = n * ho * wo;

@@ -126,7 +126,7 @@ for (const [name, xShape, fShape, strides, pad] of filterGradCases) {
   });
 }
 
-// The direct forward conv (out channels % 8 == 0, in channels >= 32, no bias/activation:
+// The direct forward conv (out channels % 8 == 0, in channels >= 32, maps up to 8x8, no bias/activation:
 // FusedConv2D as tf.layers runs the model's convs; XNNPACK's otherwise), at the same shapes plus
 // the grey-input stem conv (1 input channel).
 for (const [name, xShape, fShape, strides, pad] of [...filterGradCases, ['grey stem 3x3/1 same', [2, 28, 28, 1], [3, 3, 1, 8], 1, 'same'] as const]) {
