@@ -162,3 +162,10 @@ test('a ResNet-RS training step on Fashion-MNIST: every weight gradient matches 
   }
   console.log(`worst per-weight relative gradient error over ${w.grads.length} weights: ${worst.toExponential(2)}`);
 });
+
+test('a ResNet-RS training step on wasm is deterministic: the same gradients, byte for byte', async () => {
+  const first = await modelGradsOn('wasm', undefined, 8);
+  const again = await modelGradsOn('wasm', first.weights, 8);
+  const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  first.grads.forEach((g, i) => assert.deepEqual(bytes(again.grads[i]!), bytes(g), first.names[i]));
+});
