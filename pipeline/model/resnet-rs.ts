@@ -107,7 +107,8 @@ export function buildResNetRS(arch: ResNetRSArch, opts: { name?: string } = {}):
 
   let inputs: SymbolicTensor | undefined;
   const outputs = walkResNetRS(arch, { ...ops, input: (name) => (inputs = ops.input(name)) });
-  const model = tf.model({ inputs: inputs!, outputs, name: opts.name ?? modelNameFor(arch) });
+  if (!inputs) throw new Error('walkResNetRS built no input layer');
+  const model = tf.model({ inputs, outputs, name: opts.name ?? modelNameFor(arch) });
   model.setUserDefinedMetadata({ [ARCH_METADATA_KEY]: arch as unknown as Record<string, unknown> });
   return model;
 }
