@@ -16,7 +16,7 @@ import sharp from 'sharp';
 import { getTf } from '../../pipeline/backend/select.js';
 import { loadModel } from '../../pipeline/model/store-io.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
-import type { ModelEvaluation, PseudoEvaluation, Report } from '../../pipeline/report/types.js';
+import type { PseudoEvaluation, Report } from '../../pipeline/report/types.js';
 import type { StageContext } from '../../pipeline/runner/stage.js';
 import { FileStore } from '../../pipeline/store/file-store.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
