@@ -17,7 +17,8 @@ type Tf = typeof TfNamespace;
 type Tensor = TfNamespace.Tensor;
 type Shape = TfNamespace.Shape;
 // tf.layers' Kwargs type is not re-exported by the tfjs bundle.
-type Kwargs = { [key: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the same type as tf.layers' Layer.call, which these layers override
+type Kwargs = { [key: string]: any };
 
 export interface NoiseLayerArgs {
   rate: number;

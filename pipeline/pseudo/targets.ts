@@ -18,6 +18,7 @@ export interface Target {
 
 export function makeTarget(classes: number[], probs: number[], kind: LabelKind, temperature: number): Target {
   if (kind === 'hard') return { classes: [at(classes, 0, 'pseudo-label target: top-1 class')], probs: [1] };
+  // biome-ignore lint/style/useExponentiationOperator: the arithmetic stays as written, so stored targets stay byte-identical
   const powered = probs.map((p) => Math.pow(p, 1 / temperature));
   const sum = powered.reduce((a, b) => a + b, 0);
   if (!(sum > 0)) return { classes: [at(classes, 0, 'pseudo-label target: top-1 class')], probs: [1] };

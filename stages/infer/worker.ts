@@ -21,7 +21,7 @@ import { errorKey, histogramBin, HISTOGRAM_BINS, ownedShards, predictionKey, sha
 
 export { ownedShards };
 import { shardBatches, type Slot } from './shard-batches.js';
-import { type StoreSettings } from '../../pipeline/store/settings.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export type WorkerEvent =
   | { event: 'start'; index: number; count: number; shards: number; todo: number; backend: string; teacher: string }

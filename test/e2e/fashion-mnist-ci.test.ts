@@ -77,6 +77,7 @@ test('fashion-mnist-ci on S3: SIGKILL mid-stage, resume, every unit once, report
   // The file:// run is needed only up to its predictions: stop it then, so it stops competing
   // with the S3 run for the two cores.
   const fileInferDone = waitUntil(async () => (await readJson<StageRecord>(fileRun, 'state/infer-1.json').catch(() => undefined))?.status === 'done', 15 * 60_000, 'infer-1 on file://', onFile).finally(
+    // biome-ignore lint/nursery/noMisusedPromises: finally() waits for the promise its callback returns
     async () => {
       onFile.killAll();
       await onFile.done;

@@ -162,7 +162,7 @@ test('ImageNet manifest, endpoint unreachable: every stage with images, storage 
     assert.match(row!, /\d (?:[kMGTPE])?B\b/, `${id}: storage column`);
     assert.match(row!, /\d (?:[kMGTPE])?FLOP\b/, `${id}: compute column`);
   }
-  assert.match(text.stdout, /\n  train-teacher-1\s+439 M\s+3\.47 GB\s+31\.5 EFLOP\s+teacher resnet-rs-152-i224@224: 107,100 steps/);
+  assert.match(text.stdout, /\n {2}train-teacher-1\s+439 M\s+3\.47 GB\s+31\.5 EFLOP\s+teacher resnet-rs-152-i224@224: 107,100 steps/);
   assert.match(text.stdout, /TPUv3 core at 61\.5 TFLOP\/s/);
   assert.doesNotMatch(text.stdout + text.stderr, /plan-test-secret/);
 
@@ -272,7 +272,7 @@ test('without data: known import sources give sizes, an unknown source prints ? 
   );
   const r = await cli(['plan', file]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /\n  train-teacher-1\s+\?\s+\?\s+\?\s+teacher/);
+  assert.match(r.stdout, /\n {2}train-teacher-1\s+\?\s+\?\s+\?\s+teacher/);
   assert.match(r.stdout, /datasets: labeled \? \[unknown\]/);
 });
 

@@ -52,11 +52,26 @@ function recording(store: ObjectStore): ObjectStore {
   const note = (key: string) => void reads.push(`${base}/${key}`);
   return {
     uri: store.uri,
-    get: (k) => (note(k), store.get(k)),
-    getStream: (k) => (note(k), store.getStream(k)),
-    getRange: (k, a, b) => (note(k), store.getRange(k, a, b)),
-    head: (k) => (note(k), store.head(k)),
-    list: (p) => (note(p), store.list(p)),
+    get: (k) => {
+      note(k);
+      return store.get(k);
+    },
+    getStream: (k) => {
+      note(k);
+      return store.getStream(k);
+    },
+    getRange: (k, a, b) => {
+      note(k);
+      return store.getRange(k, a, b);
+    },
+    head: (k) => {
+      note(k);
+      return store.head(k);
+    },
+    list: (p) => {
+      note(p);
+      return store.list(p);
+    },
     put: (k, b, o) => store.put(k, b, o),
     putIfAbsent: (k, b, o) => store.putIfAbsent(k, b, o),
     delete: (k) => store.delete(k),
