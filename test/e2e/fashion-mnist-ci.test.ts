@@ -1,5 +1,5 @@
 /**
- * End to end (issue 7): `manifests/fashion-mnist-ci.yaml` through the real CLI on real images.
+ * End to end: `manifests/fashion-mnist-ci.yaml` through the real CLI on real images.
  *
  * - On the real S3 endpoint (test/helpers/s3.ts): the run (runner and its infer workers) is
  *   SIGKILLed at a seeded random point during a seeded random stage, resumed with `selftrain

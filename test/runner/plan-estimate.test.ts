@@ -3,8 +3,8 @@
  *
  *  - The paper's ImageNet manifest (bucket s3://my-bucket, which exists nowhere here): the plan
  *    still prints every stage with its estimates, states `unknown` and one line saying why, exit 0;
- *    the numbers are checked against a hand computation from the spec's tables (RS-152 params,
- *    RS-152@224 = 23.8 GFLOPs), once with the endpoint unreachable and once against the real S3
+ *    the numbers are checked against a hand computation from published counts (RS-152 params,
+ *    RS-152@224 = 23.8 GFLOPs: sources at the constants below), once with the endpoint unreachable and once against the real S3
  *    server with the bucket missing.
  *  - A small file:// manifest whose datasets were really imported (Fashion-MNIST test split):
  *    the plan uses the counts from dataset.json, not the manifest's `sizes`.
@@ -86,10 +86,11 @@ const near = (got: number | null, want: number, tol: number, what: string) => {
 const LABELED = 1_281_167;
 const UNLABELED = 130_000_000;
 const EVAL = 50_000;
-const GFLOPS_RS152_224 = 23.8e9; // spec §1.6: 2 × 11.90 GMACs
-const RS152_PARAMS = 86_622_000; // spec §1.6, trainable
-// BN moving mean+var: the spec's "C + BN stats + 1001-class head" 86.775M minus 86.622M minus the
-// extra head class (2048 weights + 1 bias).
+const GFLOPS_RS152_224 = 23.8e9; // 2 × 11.90 GMACs (pipeline/model/count.ts, test/model/count.test.ts)
+const RS152_PARAMS = 86_622_000; // trainable: timm's param_count 86.62M (https://github.com/huggingface/pytorch-image-models/blob/aa4b5850/results/results-imagenet.csv)
+// BN moving mean+var: the TF2 Model Garden's 86.8M counts them and a 1001-class head; counted
+// exactly that is 86.775M (pipeline/model/count.ts). Minus 86.622M, minus the extra head class
+// (2048 weights + 1 bias).
 const RS152_BN_STATS = 86_775_000 - 86_622_000 - 2049;
 // The trainer holds out 2% (stratified; ~ overall rounding at this size) and drops the last partial batch.
 const HELDOUT = Math.round(LABELED * 0.02); // 25,623
