@@ -7,7 +7,9 @@
 /** `items[index]`, or a RangeError naming `what` when there is no such element. */
 export function at<T>(items: ArrayLike<T>, index: number, what: string): T {
   const v = items[index];
-  if (v === undefined) throw new RangeError(`${what}: index ${index} is outside 0..${items.length - 1}`);
+  if (v === undefined) {
+    throw new RangeError(items.length === 0 ? `${what}: index ${index} of an empty list` : `${what}: index ${index} is outside 0..${items.length - 1}`);
+  }
   return v;
 }
 

@@ -25,6 +25,7 @@ import { buildChain } from '../../pipeline/runner/chain.js';
 import { estimateStages, manifestDatasetSizes } from '../../pipeline/runner/estimate.js';
 import { stageContext } from '../helpers/stage-context.js';
 import { needs } from '../helpers/extras.js';
+import { getOrThrow } from '../../pipeline/checked.js';
 import { fashionMnistDir } from '../helpers/fashion-mnist.js';
 
 function repoRoot(): string {
@@ -77,6 +78,12 @@ interface JsonPlan {
   totals: { images: number | null; storageBytes: number | null; flops: number | null; tpuV3CoreSeconds: number | null; localCoreSeconds: number | null };
 }
 
+/** Look-up by stage id; a stage missing from the plan fails the test, naming it. */
+function stageLookup<T>(entries: readonly (readonly [string, T])[]): (id: string) => T {
+  const byId = new Map(entries);
+  return (id) => getOrThrow(byId, id, 'stages of the plan');
+}
+
 const near = (got: number | null, want: number, tol: number, what: string) => {
   assert.ok(got !== null, `${what}: no estimate`);
   assert.ok(Math.abs(got - want) / want <= tol, `${what}: got ${got}, hand computation ${want} (tolerance ${tol * 100}%)`);
@@ -105,33 +112,33 @@ function checkImagenetPlan(p: JsonPlan): void {
   const ids = p.stages.map((s) => s.id);
   assert.deepEqual(ids, ['import', 'train-teacher-1', 'infer-1', 'select-1', 'train-student-1', 'evaluate']);
   for (const s of p.stages) assert.equal(s.state, 'unknown', s.id);
-  const est = Object.fromEntries(p.stages.map((s) => [s.id, s.estimate]));
-  for (const id of ids) assert.ok(est[id], id);
+  const est = stageLookup(p.stages.map((s) => [s.id, s.estimate] as const));
+  for (const id of ids) assert.ok(est(id), id);
 
   // Teacher: 350 epochs over the labeled set (minus the hold-out, whole batches only).
-  assert.equal(est['train-teacher-1']!.images, TEACHER_IMAGES);
-  near(est['train-teacher-1']!.images, 350 * LABELED, 0.025, 'teacher images vs 350 × 1,281,167');
-  near(est['train-teacher-1']!.flops, 3 * GFLOPS_RS152_224 * TEACHER_IMAGES + GFLOPS_RS152_224 * 350 * HELDOUT, 0.01, 'teacher FLOPs');
-  near(est['train-teacher-1']!.storageBytes, TRAIN_STORAGE, 0.005, 'teacher checkpoints + model');
+  assert.equal(est('train-teacher-1').images, TEACHER_IMAGES);
+  near(est('train-teacher-1').images, 350 * LABELED, 0.025, 'teacher images vs 350 × 1,281,167');
+  near(est('train-teacher-1').flops, 3 * GFLOPS_RS152_224 * TEACHER_IMAGES + GFLOPS_RS152_224 * 350 * HELDOUT, 0.01, 'teacher FLOPs');
+  near(est('train-teacher-1').storageBytes, TRAIN_STORAGE, 0.005, 'teacher checkpoints + model');
   // Student: each step B labeled + 3B pseudo-labeled.
-  assert.equal(est['train-student-1']!.images, STUDENT_IMAGES);
-  near(est['train-student-1']!.flops, 3 * GFLOPS_RS152_224 * STUDENT_IMAGES + GFLOPS_RS152_224 * 350 * HELDOUT, 0.01, 'student FLOPs');
+  assert.equal(est('train-student-1').images, STUDENT_IMAGES);
+  near(est('train-student-1').flops, 3 * GFLOPS_RS152_224 * STUDENT_IMAGES + GFLOPS_RS152_224 * 350 * HELDOUT, 0.01, 'student FLOPs');
   // Inference: one forward pass per unlabeled image; predictions are tens of bytes per sample.
-  assert.equal(est['infer-1']!.images, UNLABELED);
-  near(est['infer-1']!.flops, GFLOPS_RS152_224 * UNLABELED, 0.01, 'infer FLOPs');
-  const predPerSample = est['infer-1']!.storageBytes! / UNLABELED;
+  assert.equal(est('infer-1').images, UNLABELED);
+  near(est('infer-1').flops, GFLOPS_RS152_224 * UNLABELED, 0.01, 'infer FLOPs');
+  const predPerSample = est('infer-1').storageBytes! / UNLABELED;
   assert.ok(predPerSample > 20 && predPerSample < 300, `prediction bytes/sample ${predPerSample}`);
   // Select reads every prediction and keeps at most 130,000 × 1000 samples.
-  assert.equal(est['select-1']!.images, UNLABELED);
-  assert.equal(est['select-1']!.flops, 0);
-  const pseudoPerSample = est['select-1']!.storageBytes! / Math.min(UNLABELED, 130_000 * 1000);
+  assert.equal(est('select-1').images, UNLABELED);
+  assert.equal(est('select-1').flops, 0);
+  const pseudoPerSample = est('select-1').storageBytes! / Math.min(UNLABELED, 130_000 * 1000);
   assert.ok(pseudoPerSample > 20 && pseudoPerSample < 400, `pseudo-label bytes/sample ${pseudoPerSample}`);
   // Evaluate: teacher and student over the 50,000 val images.
-  assert.equal(est['evaluate']!.images, 2 * EVAL);
-  near(est['evaluate']!.flops, 2 * GFLOPS_RS152_224 * EVAL, 0.01, 'evaluate FLOPs');
+  assert.equal(est('evaluate').images, 2 * EVAL);
+  near(est('evaluate').flops, 2 * GFLOPS_RS152_224 * EVAL, 0.01, 'evaluate FLOPs');
   // The datasets already exist in the bucket: import writes nothing.
-  assert.equal(est['import']!.images, 0);
-  assert.equal(est['import']!.storageBytes, 0);
+  assert.equal(est('import').images, 0);
+  assert.equal(est('import').storageBytes, 0);
 
   assert.equal(p.datasets.labeled!.samples, LABELED);
   assert.equal(p.datasets.labeled!.origin, 'manifest sizes');
@@ -139,7 +146,7 @@ function checkImagenetPlan(p: JsonPlan): void {
   const totalFlops = p.stages.reduce((a, s) => a + s.estimate.flops!, 0);
   near(p.totals.flops, totalFlops, 1e-9, 'total FLOPs');
   near(p.totals.tpuV3CoreSeconds, totalFlops / 61.5e12, 1e-9, 'TPUv3 core seconds');
-  const trainFlops = est['train-teacher-1']!.flops! + est['train-student-1']!.flops!;
+  const trainFlops = est('train-teacher-1').flops! + est('train-student-1').flops!;
   near(p.totals.localCoreSeconds, trainFlops / 10e9 + (totalFlops - trainFlops) / 23e9, 1e-9, 'local core seconds');
 }
 
@@ -237,14 +244,14 @@ test('file:// manifest after the data exists: counts come from dataset.json, not
   );
   assert.equal(p.datasets.labeled!.bytes, labeledIndex.bytes);
   for (const s of p.stages) assert.equal(s.state, 'pending', s.id);
-  const est = Object.fromEntries(p.stages.map((s) => [s.id, s.estimate]));
+  const est = stageLookup(p.stages.map((s) => [s.id, s.estimate] as const));
   // 20 per class × 2% rounds to 0 held out per class: 200 train images, batch 64 → 3 steps/epoch, 2 epochs.
-  assert.equal(est['train-teacher-1']!.images, 6 * 64);
-  assert.equal(est['train-student-1']!.images, 6 * (64 + 128));
-  assert.equal(est['train-baseline']!.images, 6 * 64);
-  assert.equal(est['infer-1']!.images, 9800);
-  assert.equal(est['evaluate']!.images, 3 * 10000); // teacher, student, baseline
-  assert.equal(est['import']!.storageBytes, 0, 'existing datasets are not imported again');
+  assert.equal(est('train-teacher-1').images, 6 * 64);
+  assert.equal(est('train-student-1').images, 6 * (64 + 128));
+  assert.equal(est('train-baseline').images, 6 * 64);
+  assert.equal(est('infer-1').images, 9800);
+  assert.equal(est('evaluate').images, 3 * 10000); // teacher, student, baseline
+  assert.equal(est('import').storageBytes, 0, 'existing datasets are not imported again');
 
   const text = await cli(['plan', file]);
   assert.equal(text.code, 0, text.stderr);
@@ -259,11 +266,11 @@ test('without data: known import sources give sizes, an unknown source prints ? 
   );
   const sizes = manifestDatasetSizes(fm);
   assert.deepEqual([sizes.labeled.samples, sizes.unlabeled.samples, sizes.eval.samples], [1000, 59000, 10000]);
-  const est = Object.fromEntries(estimateStages(fm, buildChain(fm), sizes).map((e) => [e.id, e]));
+  const est = stageLookup(estimateStages(fm, buildChain(fm), sizes).map((e) => [e.id, e] as const));
   // 1000 labeled − 2% held out = 980 → 9 steps of 100.
-  assert.equal(est['train-teacher-1']!.images, 900);
-  assert.equal(est['infer-1']!.images, 59000);
-  assert.ok(est['import']!.storageBytes! > 60_000 * 1000, 'imports write the shards');
+  assert.equal(est('train-teacher-1').images, 900);
+  assert.equal(est('infer-1').images, 59000);
+  assert.ok(est('import').storageBytes! > 60_000 * 1000, 'imports write the shards');
 
   const dir = tempDir(t, 'plan-unknown');
   const file = path.join(dir, 'unknown.json');
@@ -313,8 +320,8 @@ test('after the import stage ran: sizes of the imported sources come from their 
     { labeled: [300, lab.bytes, 'dataset.json'], unlabeled: [9700, unl.bytes, 'dataset.json'], eval: [10000, ev.bytes, 'dataset.json'] },
   );
   assert.equal(lab.samples + unl.samples, 10000);
-  const est = Object.fromEntries(after.stages.map((s) => [s.id, s.estimate]));
-  assert.equal(est['import']!.storageBytes, lab.bytes + unl.bytes + ev.bytes, 'import writes the shards of its sources');
+  const est = stageLookup(after.stages.map((s) => [s.id, s.estimate] as const));
+  assert.equal(est('import').storageBytes, lab.bytes + unl.bytes + ev.bytes, 'import writes the shards of its sources');
   // The known-source guess was within 10% of what the import really wrote.
   const guessed = before.stages.find((s) => s.id === 'import')!.estimate.storageBytes!;
   near(guessed, lab.bytes + unl.bytes + ev.bytes, 0.1, 'known-source import bytes');
