@@ -8,7 +8,7 @@
  * Retries (5xx, throttling, connection resets) are the SDK's standard strategy with backoff.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeleteObjectCommand,

@@ -23,7 +23,7 @@ import { readJobIfAny, writeJob, type InferJob } from './job.js';
 import { ERRORS_DIR, INFER_SUMMARY_KEY, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
 import { summarise } from './summary.js';
 import { trimUri } from '../../pipeline/store/uri.js';
-import { type StoreSettings } from '../../pipeline/store/settings.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface InferStageOptions {
   id: string;

@@ -66,7 +66,10 @@ export function externalExecutor(cfg: ExternalConfig): InferExecutor {
         const { done, failed } = await shardState(ctx.out);
         ctx.progress(samplesIn(ctx.shards, done));
         const now = `${done.size}/${ctx.shards.length} shards done${failed.size ? `, ${failed.size} failed` : ''}`;
-        if (now !== status) ctx.log.info(`external: ${(status = now)}`);
+        if (now !== status) {
+          status = now;
+          ctx.log.info(`external: ${status}`);
+        }
         if (done.size + failed.size >= ctx.shards.length && ctx.shards.every((s) => done.has(s.name) || failed.has(s.name))) {
           const errors = [...failed].map(([shard, error]) => ({ shard, error })).sort((a, b) => a.shard.localeCompare(b.shard));
           return { tasks: count, restarts: 0, errors };
