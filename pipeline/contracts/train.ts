@@ -20,9 +20,11 @@ import { z } from 'zod';
 import { modelSection } from '../manifest/sections/model.js';
 import { trainSection } from '../manifest/sections/train.js';
 import { MODEL_JSON_KEY } from '../model/layout.js';
+import type { TrainRole } from '../train/step-plan.js';
 
-export const trainRoles = ['teacher', 'student', 'baseline'] as const;
-export type TrainRole = (typeof trainRoles)[number];
+/** teacher and control: labeled set only; student: labeled + pseudo-labeled; baseline: every label. */
+export const trainRoles = ['teacher', 'student', 'baseline', 'control'] as const satisfies readonly TrainRole[];
+export type { TrainRole };
 
 export const trainStageConfig = z.object({
   role: z.enum(trainRoles),
@@ -35,7 +37,13 @@ export const trainStageConfig = z.object({
    * 'teacher-steps' (the all-labels baseline): the steps and batch size the same `train` recipe gives
    * on the labeled set alone, i.e. the teacher's budget, whatever the size of the baseline's data.
    */
-  budget: z.enum(['epochs', 'teacher-steps']).default('epochs'),
+  budget: z.enum(['epochs', 'teacher-steps', 'student-steps']).default('epochs'),
+  /**
+   * For budget 'student-steps' (the labeled-only control and the all-labels bound): the student's
+   * recipe. The stage trains on at least as many images as that student (its steps x labeled +
+   * pseudo-labeled images per step), in steps of its own batch (pipeline/train/step-plan.ts).
+   */
+  budgetOf: trainSection.unwrap().optional(), // unwrap: the section's prefault would fill an absent budgetOf in
   inputs: z.object({
     /** The import stage whose dataset list names the datasets. */
     data: z.string().optional(),

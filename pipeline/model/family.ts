@@ -66,6 +66,8 @@ export interface ModelOverrides {
   dropoutRate?: number;
   stochasticDepthRate?: number;
   bnMomentum?: number;
+  /** Centre-crop fraction of the eval transform (default: the entry's). */
+  evalCrop?: number;
 }
 
 export interface ModelChoice extends ModelOverrides {
@@ -151,7 +153,8 @@ export function resolveEntry(entry: ModelEntry, o: ModelOverrides = {}): Resolve
     randAugmentLayers: entry.randAugment.layers,
     randAugmentMagnitude: entry.randAugment.magnitude,
   };
-  return { entry, arch, defaults, preprocessing: preprocessingFor(entry, arch) };
+  const preprocessing = preprocessingFor(entry, arch);
+  return { entry, arch, defaults, preprocessing: o.evalCrop === undefined ? preprocessing : { ...preprocessing, cropFraction: o.evalCrop } };
 }
 
 function preprocessingFor(entry: ModelEntry, arch: ResNetRSArch): ModelPreprocessing {

@@ -2,9 +2,10 @@
  * The stage chain of a manifest:
  *
  *   import → train-teacher-1 → infer-1 → select-1 → train-student-1 → infer-2 → … → evaluate
- *                                                  (train-baseline when evaluate.baseline:
- *                                                   labeled + ground-truth-labeled unlabeled,
- *                                                   the teacher's steps and batch size)
+ *                                                  (train-control, labeled only, unless the teacher
+ *                                                   is the control; train-baseline when
+ *                                                   evaluate.baseline: labeled + ground-truth-labeled
+ *                                                   unlabeled; both the student's model and images)
  *
  * Round k's teacher is round k-1's student (the Noisy Student loop). Each stage's `config` is
  * exactly the manifest slice it depends on (plus the seed and the ids of the stages it reads), so
@@ -100,6 +101,27 @@ function engine(m: Manifest): { inferBackend?: Manifest['inferBackend'] } {
   return m.inferBackend === 'auto' ? {} : { inferBackend: m.inferBackend };
 }
 
+/** Training images per step of a recipe: its batch, plus the pseudo-labeled batch for a student. */
+function imagesPerStep(t: Manifest['student']['train'], student: boolean): number {
+  return t.batchSize + (student ? Math.max(1, Math.round(t.student.ratio * t.batchSize)) : 0);
+}
+
+/**
+ * Whether the teacher can serve as the labeled-only control (evaluate.control 'auto'): the student's
+ * model, and at least the student's training images. Decided from the manifest alone (the chain is
+ * built before any data is counted): exactly when both recipes give `steps`; from epochs when both
+ * give epochs (an epoch is a pass over the same labeled set, whose size then cancels out). The
+ * report checks the recorded budgets again and says when the teacher falls short.
+ */
+export function teacherIsControl(m: Manifest): boolean {
+  const t = m.teacher.train, s = m.student.train;
+  if (JSON.stringify(m.teacher.model) !== JSON.stringify(m.student.model)) return false;
+  const perStep = imagesPerStep(s, true);
+  if (t.steps !== undefined && s.steps !== undefined) return t.steps * imagesPerStep(t, false) >= s.steps * perStep;
+  if (t.steps === undefined && s.steps === undefined) return t.epochs >= s.epochs * (perStep / s.batchSize);
+  return false;
+}
+
 export const buildChain: ChainBuilder = (m) => {
   const seed = m.seed;
   // `sizes` only feeds `plan`'s estimates: kept out of the fingerprint so editing it re-runs nothing.
@@ -137,21 +159,19 @@ export const buildChain: ChainBuilder = (m) => {
     rounds.push({ select, infer });
     teacher = student;
   }
+  // The control and the bound answer "what would the student's model have reached without
+  // pseudo-labels / with every label?": the student's model, the supervised (teacher's) recipe and
+  // at least the student's training images (budget 'student-steps'), not the same epochs (an epoch
+  // over a 60x larger set would be a 60x larger budget).
+  const studentBudget = { model: m.student.model, train: m.teacher.train, budget: 'student-steps', budgetOf: m.student.train, seed, inputs: { data: 'import' } } as const;
+  if (m.evaluate.control === 'on' || (m.evaluate.control === 'auto' && !teacherIsControl(m))) {
+    stages.push(define('train', 'train-control', ['import'], { role: 'control', ...studentBudget }, true));
+    trained.push('train-control');
+  }
   if (m.evaluate.baseline) {
-    // The supervised all-labels baseline: the teacher's model and recipe trained on the labeled set
-    // PLUS the unlabeled set with its held-back ground-truth labels (role 'baseline' is the only train
-    // role that reads ground truth). Same budget = the teacher's number of optimizer steps and batch
-    // size (budget 'teacher-steps'), not the same epochs: an epoch over a 60x larger set would be a
-    // 60x larger budget.
-    stages.push(
-      define(
-        'train',
-        'train-baseline',
-        ['import'],
-        { role: 'baseline', model: m.teacher.model, train: m.teacher.train, budget: 'teacher-steps', seed, inputs: { data: 'import' } },
-        true,
-      ),
-    );
+    // The all-labels bound: the labeled set PLUS the unlabeled set with its held-back ground-truth
+    // labels (role 'baseline' is the only train role that reads ground truth).
+    stages.push(define('train', 'train-baseline', ['import'], { role: 'baseline', ...studentBudget }, true));
     trained.push('train-baseline');
   }
   stages.push(

@@ -236,11 +236,11 @@ function countsOf(d: DatasetSize): SetCounts | undefined {
  * labeled + unlabeled; without the unlabeled set's class counts (its dataset.json has none: its
  * labels are held back) it is rounded overall, within a few images of the trainer's.
  */
-export function trainStagePlan(t: Pick<TrainStageConfig, 'role' | 'train'>, sizes: DatasetSizes): TrainPlan | undefined {
+export function trainStagePlan(t: Pick<TrainStageConfig, 'role' | 'train' | 'budgetOf'>, sizes: DatasetSizes): TrainPlan | undefined {
   const labeled = countsOf(sizes.labeled);
   const unlabeled = countsOf(sizes.unlabeled);
   if (!labeled || (t.role === 'baseline' && !unlabeled)) return undefined;
-  return trainPlan({ cfg: t.train, role: t.role, labeled, unlabeled });
+  return trainPlan({ cfg: t.train, role: t.role, labeled, unlabeled, ...(t.budgetOf ? { budgetOf: t.budgetOf } : {}) });
 }
 
 /** Bytes of one complete checkpoint: weights (incl. BN moving stats), momentum slots, EMA shadows. */

@@ -38,10 +38,20 @@ export function keyNumbers(r: Pick<StageRecord, 'kind' | 'summary'>): string {
     case 'select':
       return [`kept ${count(s['unique'])} of ${count(s['predicted'])}`, `${count(s['pseudoLabeled'])} with repeats`, `accuracy ${pct(s['accuracy'])}`].join(', ');
     case 'evaluate':
+      // report.json's summary keys (format 2); the bare role names of reports written before it.
       return (
-        ['teacher', 'student', 'baseline']
-          .filter((role) => num(s[role]) !== undefined)
-          .map((role, i) => `${i === 0 ? 'top-1 ' : ''}${role} ${pct(s[role])}`)
+        (
+          [
+            ['teacher', 'teacherTop1'],
+            ['student', 'studentTop1'],
+            ['control', 'controlTop1'],
+            ['bound', 'allLabelsTop1'],
+            ['baseline', 'baseline'],
+          ] as const
+        )
+          .map(([label, key]) => [label, s[key] ?? s[label]] as const)
+          .filter(([label, v]) => num(v) !== undefined && !(label === 'control' && v === (s['teacherTop1'] ?? s['teacher'])))
+          .map(([label, v], i) => `${i === 0 ? 'top-1 ' : ''}${label} ${pct(v)}`)
           .join(', ') + `; precision ${pct(s['pseudoLabelPrecision'])}`
       );
     default:

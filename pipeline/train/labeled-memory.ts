@@ -8,6 +8,7 @@ import type { StageDefinition } from '../runner/stage.js';
 import { IMPORT_SOURCE_RE } from '../manifest/sections/datasets.js';
 import type { ModelConfig } from '../manifest/sections/model.js';
 import { resolveModel } from '../model/family.js';
+import type { TrainRole } from './step-plan.js';
 
 export const MAX_DECODED_BYTES = 4 * 1024 ** 3;
 
@@ -50,7 +51,7 @@ export function overLimit(what: string, s: DecodedSet): string | undefined {
 }
 
 interface TrainStageSlice {
-  role?: 'teacher' | 'student' | 'baseline';
+  role?: TrainRole;
   model?: ModelConfig;
 }
 
@@ -87,7 +88,8 @@ export function labeledMemoryWarnings(stages: readonly StageDefinition[], sizes:
     const what = baseline ? 'the all-labels baseline (labeled + unlabeled)' : 'the labeled set';
     const problem = overLimit(what, set);
     if (!problem) continue;
-    const modelField = cfg.role === 'student' ? 'student.model.imageSize' : 'teacher.model.imageSize';
+    // Only the teacher trains the teacher's model: the student, the control and the bound use the student's.
+    const modelField = cfg.role === 'teacher' ? 'teacher.model.imageSize' : 'student.model.imageSize';
     const cap = baseline ? 'set datasets.maxSamples.labeled/.unlabeled, or evaluate.baseline: false' : capAdvice(sizes.labeledRef, fitWithin(set).samples);
     warnings.push(`\`run\` will stop at ${stage.id}: ${problem}. To train now: ${cap}; or lower ${modelField}. (Import, infer, select and evaluate stream their data: no such limit.)`);
   }

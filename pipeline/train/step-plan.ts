@@ -7,6 +7,9 @@
 import type { TrainConfig } from '../manifest/sections/train.js';
 import { scaledPeakLr, type ScheduleConfig } from './schedule.js';
 
+/** What a train stage trains (pipeline/contracts/train.ts lists the same roles). */
+export type TrainRole = 'teacher' | 'student' | 'baseline' | 'control';
+
 /**
  * A training budget in optimizer steps rather than epochs: the all-labels baseline gets the teacher's
  * (same batch size, same number of steps, same warm-up steps), because epochs over a 60x larger set
@@ -39,7 +42,7 @@ export function planSteps(cfg: TrainConfig, trainCount: number, budget?: StepBud
   // An epoch is still a pass over *this* data (data order, per-epoch metrics); only the length of
   // training and of the warm-up come from the budget when one is given.
   const stepsPerEpoch = Math.max(1, Math.floor(trainCount / batch)); // drop_remainder, as the TF input pipeline
-  const totalSteps = budget ? budget.totalSteps : Math.max(1, Math.round(cfg.epochs * stepsPerEpoch));
+  const totalSteps = budget ? budget.totalSteps : (cfg.steps ?? Math.max(1, Math.round(cfg.epochs * stepsPerEpoch)));
   const endStep = Math.min(totalSteps, cfg.maxSteps ?? Infinity);
   const schedule: ScheduleConfig = {
     type: cfg.schedule.type,
@@ -72,6 +75,22 @@ export function teacherBudget(cfg: TrainConfig, labeled: SetCounts): StepBudget 
   return { batch: p.batch, totalSteps: p.totalSteps, warmupSteps: p.schedule.warmupSteps };
 }
 
+/**
+ * A budget of at least the student's training images, for the labeled-only control and the
+ * all-labels bound: they must not lose to the student merely for having trained on fewer images.
+ * The student's steps (its plan on the labeled set) times the images each of its steps sees
+ * (labeled batch + pseudo-labeled batch), in steps of this recipe's own batch, rounded up; the
+ * warm-up covers the same share of training as the student's.
+ */
+export function studentBudget(own: TrainConfig, student: TrainConfig, labeled: SetCounts): StepBudget {
+  const s = planSteps(student, labeled.samples - heldoutOf(labeled, student.holdout));
+  const imagesPerStep = s.batch + Math.max(1, Math.round(student.student.ratio * s.batch));
+  const batch = own.batchSize;
+  const totalSteps = Math.max(1, Math.ceil((s.totalSteps * imagesPerStep) / batch));
+  const warmupSteps = Math.min(totalSteps, Math.round((s.schedule.warmupSteps / s.totalSteps) * totalSteps));
+  return { batch, totalSteps, warmupSteps };
+}
+
 /** The union of two sets (the baseline's labeled + ground-truth-labeled unlabeled images). */
 function union(a: SetCounts, b: SetCounts): SetCounts {
   const both = a.classCounts?.length && b.classCounts?.length && a.classCounts.length === b.classCounts.length;
@@ -97,13 +116,15 @@ export interface TrainPlan {
 }
 
 /**
- * A train stage's whole plan from dataset counts: what the trainer will do for a teacher or student
- * (the labeled set) or for the all-labels baseline (labeled + unlabeled, the teacher's budget).
+ * A train stage's whole plan from dataset counts: what the trainer will do for a teacher, student or
+ * labeled-only control (the labeled set) or for the all-labels baseline (labeled + unlabeled), with
+ * the student's budget in images when `budgetOf` (the student's recipe) is given, else the
+ * baseline's older default, the teacher's steps.
  * Exact when the sets' class counts are known; otherwise the hold-out is rounded overall.
  */
-export function trainPlan(o: { cfg: TrainConfig; role: 'teacher' | 'student' | 'baseline'; labeled: SetCounts; unlabeled?: SetCounts }): TrainPlan {
+export function trainPlan(o: { cfg: TrainConfig; role: TrainRole; labeled: SetCounts; unlabeled?: SetCounts; budgetOf?: TrainConfig }): TrainPlan {
   const { cfg } = o;
-  const budget = o.role === 'baseline' ? teacherBudget(cfg, o.labeled) : undefined;
+  const budget = o.budgetOf ? studentBudget(cfg, o.budgetOf, o.labeled) : o.role === 'baseline' ? teacherBudget(cfg, o.labeled) : undefined;
   const data = o.role === 'baseline' && o.unlabeled ? union(o.labeled, o.unlabeled) : o.labeled;
   const heldout = heldoutOf(data, cfg.holdout);
   const trainCount = data.samples - heldout;

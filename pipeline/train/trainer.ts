@@ -31,7 +31,7 @@ import { MomentumSgd } from './optimizer.js';
 import type { PseudoSource } from './pseudo.js';
 import { Sfc32, mix, permutation } from './rng.js';
 import { learningRate } from './schedule.js';
-import { planSteps, type StepBudget } from './step-plan.js';
+import { planSteps, type StepBudget, type TrainRole } from './step-plan.js';
 import { l2Penalty, selectDecayedWeights } from './weight-decay.js';
 
 type Tf = typeof tfTypes;
@@ -55,7 +55,7 @@ export interface TrainerOptions {
   /** Called after each completed step (and its checkpoint, if any). Tests and tools use it. */
   onStep?: (step: number, info: { checkpointed: boolean }) => void;
   /** Names the progress bar (default: student when pseudo-labels are given, else teacher). */
-  role?: 'teacher' | 'student' | 'baseline';
+  role?: TrainRole;
   /** A fixed step budget (the all-labels baseline: the teacher's); default from epochs x the data. */
   budget?: StepBudget;
 }

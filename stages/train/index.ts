@@ -1,8 +1,8 @@
 /**
- * The train stage (teacher, student or supervised baseline): the ResNet-RS recipe with exact-resume
+ * The train stage (teacher, student, labeled-only control or all-labels baseline): the ResNet-RS recipe with exact-resume
  * checkpoints. Called by the runner as `runStage(ctx, config)` with the config built in
  * pipeline/runner/chain.ts:
- *   { role: 'teacher'|'student'|'baseline', iteration, model, train, seed,
+ *   { role: 'teacher'|'student'|'baseline'|'control', iteration, model, train, seed, budget?, budgetOf?,
  *     inputs: { data: <import stage id>, pseudo?: <select stage id>, teacher?: <train stage id> } }
  * Datasets are found through the import stage's list (pipeline/contracts/import.ts), or given
  * directly as `inputs.labeled` / `inputs.unlabeled` URIs (scripts, tests).
@@ -25,7 +25,7 @@ import { openDataset } from '../../pipeline/data/dataset-json.js';
 import { loadLabeled, type LabeledData, type WithGroundTruth } from '../../pipeline/train/data.js';
 import { readGroundTruth } from '../../pipeline/train/ground-truth.js';
 import { openPseudoSource, type PseudoSource } from '../../pipeline/train/pseudo.js';
-import { teacherBudget as planTeacherBudget, type StepBudget } from '../../pipeline/train/step-plan.js';
+import { studentBudget, teacherBudget as planTeacherBudget, type StepBudget } from '../../pipeline/train/step-plan.js';
 import { train, type TrainerOptions, type TrainResult } from '../../pipeline/train/trainer.js';
 import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
 
@@ -101,8 +101,11 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
     throw new Error(`train: the labeled set ${data.uri} has ${data.classes.length} classes but model ${cfg.model.name} has ${arch.classes} (set model.classes)`);
   }
   ctx.log.info(`train ${ctx.outPrefix}: ${data.train.count} training + ${data.heldout.count} held-out images from ${data.uri}; ${backend.summary}`);
-  const budget = cfg.budget === 'teacher-steps' ? teacherBudget(cfg, data) : undefined;
-  if (budget) ctx.log.info(`budget: the teacher's ${budget.totalSteps} steps of ${budget.batch} images (${budget.warmupSteps} warm-up), on ${data.train.count} training images`);
+  const budget = stageBudget(cfg, data);
+  if (budget) {
+    const whose = cfg.budget === 'teacher-steps' ? "the teacher's" : "at least the student's images:";
+    ctx.log.info(`budget: ${whose} ${budget.totalSteps} steps of ${budget.batch} images (${budget.warmupSteps} warm-up), on ${data.train.count} training images`);
+  }
 
   let pseudo: PseudoSource | undefined;
   if (cfg.role === 'student') {
@@ -184,11 +187,17 @@ async function initFromTeacher(model: import('@tensorflow/tfjs').LayersModel, te
   }
 }
 
-/** The teacher's budget under this recipe: the step plan on the labeled part alone (the first part). */
-function teacherBudget(cfg: TrainStageConfig, data: LabeledData): StepBudget {
+/**
+ * The stage's budget when it is not its own epochs: 'teacher-steps', the step plan of this recipe on
+ * the labeled part alone (the first part); 'student-steps', at least the student's training images.
+ */
+function stageBudget(cfg: TrainStageConfig, data: LabeledData): StepBudget | undefined {
+  if (cfg.budget === 'epochs') return undefined;
   const labeled = data.parts?.[0];
-  if (!labeled) throw new Error('train: budget "teacher-steps" needs the per-part counts of the loaded data');
-  return planTeacherBudget(cfg.train, labeled);
+  if (!labeled) throw new Error(`train: budget "${cfg.budget}" needs the per-part counts of the loaded data`);
+  if (cfg.budget === 'teacher-steps') return planTeacherBudget(cfg.train, labeled);
+  if (!cfg.budgetOf) throw new Error('train: budget "student-steps" needs budgetOf (the student\'s train recipe)');
+  return studentBudget(cfg.train, cfg.budgetOf, labeled);
 }
 
 function metricsRecord(cfg: TrainStageConfig, r: TrainResult, backend: string, data: LabeledData, pseudo?: PseudoSource, budget?: StepBudget): Record<string, unknown> {

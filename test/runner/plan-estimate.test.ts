@@ -248,15 +248,17 @@ test('file:// manifest after the data exists: counts come from dataset.json, not
   // 20 per class × 2% rounds to 0 held out per class: 200 train images, batch 64 → 3 steps/epoch, 2 epochs.
   assert.equal(est('train-teacher-1').images, 6 * 64);
   assert.equal(est('train-student-1').images, 6 * (64 + 128));
-  assert.equal(est('train-baseline').images, 6 * 64);
+  // The control and the bound: at least the student's 6 x 192 images, in steps of 64.
+  assert.equal(est('train-control').images, 18 * 64);
+  assert.equal(est('train-baseline').images, 18 * 64);
   assert.equal(est('infer-1').images, 9800);
-  assert.equal(est('evaluate').images, 3 * 10000); // teacher, student, baseline
+  assert.equal(est('evaluate').images, 4 * 10000); // teacher, student, control, baseline
   assert.equal(est('import').storageBytes, 0, 'existing datasets are not imported again');
 
   const text = await cli(['plan', file]);
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, /labeled 200 \(\d+(\.\d+)? kB\) \[dataset\.json\]/);
-  assert.match(text.stdout, /7 of 7 stages would run/);
+  assert.match(text.stdout, /8 of 8 stages would run/);
 });
 
 test('without data: known import sources give sizes, an unknown source prints ? and never crashes', async (t) => {

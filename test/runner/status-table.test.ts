@@ -51,4 +51,10 @@ test('stages of other kinds show their first numbers; a missing summary shows no
   assert.equal(keyNumbers({ kind: 'test', summary: { units: 5, executed: 3, skipped: 2, note: 'x' } }), 'units 5, executed 3, skipped 2');
   assert.equal(keyNumbers({ kind: 'train', summary: undefined }), '');
   assert.equal(keyNumbers({ kind: 'evaluate', summary: { teacher: 0.5, student: 0.6, baseline: null, pseudoLabelPrecision: null } }), 'top-1 teacher 50.0%, student 60.0%; precision -');
+  // report.json format 2: the summary's keys; a control that is the teacher is not repeated.
+  assert.equal(
+    keyNumbers({ kind: 'evaluate', summary: { teacherTop1: 0.8, studentTop1: 0.86, controlTop1: 0.82, allLabelsTop1: 0.9, pseudoLabelPrecision: 0.84 } }),
+    'top-1 teacher 80.0%, student 86.0%, control 82.0%, bound 90.0%; precision 84.0%',
+  );
+  assert.equal(keyNumbers({ kind: 'evaluate', summary: { teacherTop1: 0.8, studentTop1: 0.86, controlTop1: 0.8, pseudoLabelPrecision: 0.84 } }), 'top-1 teacher 80.0%, student 86.0%; precision 84.0%');
 });

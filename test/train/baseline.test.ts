@@ -20,6 +20,8 @@ import { readDataset } from '../../pipeline/data/reader.js';
 import { encodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import type { PseudoLabelRecord } from '../../pipeline/pseudo/records.js';
 import { buildChain } from '../../pipeline/runner/chain.js';
+import { trainSection } from '../../pipeline/manifest/sections/train.js';
+import { studentBudget } from '../../pipeline/train/step-plan.js';
 import { estimateStages, resolveDatasetSizes } from '../../pipeline/runner/estimate.js';
 import type { StageContext } from '../../pipeline/runner/stage.js';
 import { parseManifest } from '../../pipeline/manifest/load.js';
@@ -41,6 +43,7 @@ const PER_CLASS = 3;
 const MODEL = { name: 'resnet-rs-26-w0.25-small', imageSize: 16, dropoutRate: 0.1, stochasticDepthRate: 0 };
 // Teacher: 30 labeled - 10 held out (round(0.2 x 3) per class) = 20 images, batch 8 → 2 steps/epoch, 2 epochs = 4 steps.
 const TRAIN = { epochs: 2, batchSize: 8, holdout: 0.2, schedule: { warmupEpochs: 1 }, randAugment: { scaleWithImage: true }, checkpoint: { everySteps: 100, keep: 1 } };
+const STUDENT_TRAIN = { ...TRAIN, student: { ratio: 1, init: 'teacher' as const } };
 
 let dir: string;
 let run: ObjectStore;
@@ -126,34 +129,75 @@ after(async () => {
 
 const truthReads = () => reads.filter((r) => r.includes('ground-truth'));
 
-test('the chain gives the baseline the teacher\'s model, recipe and step budget, and ground truth to no other train stage', () => {
+const chainOf = (teacherTrain: Record<string, unknown>, studentTrain: Record<string, unknown>, evaluate: Record<string, unknown>) => {
   const m = parseManifest(JSON.stringify({
     name: 'x',
     datasets: { labeled: 'fashion-mnist:train', unlabeled: 'fashion-mnist:train', eval: 'fashion-mnist:test', split: { labeledPerClass: 100 } },
-    teacher: { model: { name: 'resnet-rs-26-w0.25-small' }, train: { epochs: 3 } },
-    student: { model: { name: 'resnet-rs-26-w0.25-small' }, train: { epochs: 5 } },
-    evaluate: { baseline: true },
+    teacher: { model: { name: 'resnet-rs-26-w0.25-small', dropoutRate: 0.2 }, train: teacherTrain },
+    student: { model: { name: 'resnet-rs-26-w0.25-small', dropoutRate: 0.3 }, train: studentTrain },
+    evaluate,
   }), 'test.json');
   const chain = buildChain(m);
-  const config = (id: string) => chain.find((s) => s.id === id)!.config as Record<string, unknown>;
-  const base = config('train-baseline');
-  const teacher = config('train-teacher-1');
-  assert.equal(base['role'], 'baseline');
-  assert.equal(base['budget'], 'teacher-steps');
-  assert.deepEqual(base['model'], teacher['model']);
-  assert.deepEqual(base['train'], teacher['train']);
-  for (const s of chain.filter((s) => s.kind === 'train' && s.id !== 'train-baseline')) {
-    const c = config(s.id);
-    assert.notEqual(c['role'], 'baseline', s.id);
-    assert.notEqual(c['budget'], 'teacher-steps', s.id);
+  return { m, chain, config: (id: string) => chain.find((s) => s.id === id)?.config as Record<string, unknown> | undefined };
+};
+
+test('the chain gives the bound and the control the student\'s model, the teacher\'s recipe and the student\'s budget; ground truth to the bound alone', () => {
+  const { m, chain, config } = chainOf({ epochs: 3 }, { epochs: 5 }, { baseline: true });
+  const teacher = config('train-teacher-1')!;
+  for (const id of ['train-baseline', 'train-control']) {
+    const c = config(id);
+    assert.ok(c, `${id} is in the chain`);
+    assert.equal(c['role'], id === 'train-baseline' ? 'baseline' : 'control');
+    assert.equal(c['budget'], 'student-steps');
+    assert.deepEqual(c['model'], m.student.model, `${id}: the student's model`);
+    assert.deepEqual(c['train'], teacher['train'], `${id}: the supervised recipe`);
+    assert.deepEqual(c['budgetOf'], m.student.train, `${id}: the student's budget`);
   }
+  for (const s of chain.filter((s) => s.kind === 'train' && s.id !== 'train-baseline')) assert.notEqual(config(s.id)!['role'], 'baseline', s.id);
+  const evaluate = config('evaluate')!['inputs'] as { models: string[] };
+  assert.deepEqual(evaluate.models, ['train-teacher-1', 'train-student-1', 'train-control', 'train-baseline']);
+});
+
+test('evaluate.control: auto uses the teacher when it has the student\'s model and images, on/off override', () => {
+  const same: Record<string, unknown> = { name: 'resnet-rs-26-w0.25-small' };
+  const ids = (t: Record<string, unknown>, s: Record<string, unknown>, control: string, models = { t: same, s: same }) => {
+    const m = parseManifest(JSON.stringify({
+      name: 'x',
+      datasets: { labeled: 'fashion-mnist:train', unlabeled: 'fashion-mnist:train', eval: 'fashion-mnist:test', split: { labeledPerClass: 100 } },
+      teacher: { model: models.t, train: t },
+      student: { model: models.s, train: s },
+      evaluate: { control },
+    }), 'test.json');
+    return buildChain(m).map((x) => x.id).filter((id) => id.startsWith('train-'));
+  };
+  const student = { steps: 1000, batchSize: 32, student: { ratio: 3 } }; // 1000 x 128 images
+  assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'auto'), ['train-teacher-1', 'train-student-1'], '128k >= 128k: the teacher is the control');
+  assert.deepEqual(ids({ steps: 999, batchSize: 128 }, student, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control'], 'one step short');
+  assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'auto', { t: same, s: { ...same, dropoutRate: 0.3 } }), ['train-teacher-1', 'train-student-1', 'train-control'], 'another model');
+  // Epochs over the same labeled set: 8 >= 2 x (32 + 96) / 32.
+  assert.deepEqual(ids({ epochs: 8 }, { epochs: 2, batchSize: 32 }, 'auto'), ['train-teacher-1', 'train-student-1']);
+  assert.deepEqual(ids({ epochs: 7.9 }, { epochs: 2, batchSize: 32 }, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control']);
+  assert.deepEqual(ids({ epochs: 100 }, { steps: 10 }, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control'], 'epochs against steps: cannot tell, so a control runs');
+  assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'on'), ['train-teacher-1', 'train-student-1', 'train-control']);
+  assert.deepEqual(ids({ steps: 1, batchSize: 128 }, student, 'off'), ['train-teacher-1', 'train-student-1']);
+});
+
+test('studentBudget: at least the student\'s images, in steps of the stage\'s own batch, the same warm-up share', () => {
+  const parse = (t: Record<string, unknown>) => trainSection.parse(t);
+  // Student: 1000 labeled, 2% held out = 980, batch 32 → 30 steps/epoch; 2000 steps of 32 + 96.
+  const student = parse({ steps: 2000, batchSize: 32, schedule: { warmupEpochs: 10 }, student: { ratio: 3 } });
+  const b = studentBudget(parse({ batchSize: 100 }), student, { samples: 1000 });
+  assert.equal(b.batch, 100);
+  assert.equal(b.totalSteps, Math.ceil((2000 * 128) / 100));
+  assert.equal(b.warmupSteps, Math.round((300 / 2000) * b.totalSteps));
+  assert.ok(b.totalSteps * b.batch >= 2000 * 128);
 });
 
 test('teacher and student never read the ground truth', { skip: NEEDS, timeout: 300_000 }, async () => {
   reads = [];
   const teacher = await runTrain(context('train-teacher-1/'), { role: 'teacher', model: MODEL, train: TRAIN, seed: 1, inputs: { data: 'import' } });
   const student = await runTrain(context('train-student-1/'), {
-    role: 'student', model: MODEL, train: { ...TRAIN, student: { ratio: 1, init: 'teacher' } }, seed: 1,
+    role: 'student', model: MODEL, train: STUDENT_TRAIN, seed: 1,
     inputs: { data: 'import', pseudo: 'select-1', teacher: 'train-teacher-1' },
   });
   summaries.set('train-teacher-1', teacher.summary!).set('train-student-1', student.summary!);
@@ -171,7 +215,8 @@ test('teacher and student never read the ground truth', { skip: NEEDS, timeout: 
 
 test('baseline: labeled + ground-truth-labeled unlabeled images, the teacher\'s steps and batch', { skip: NEEDS, timeout: 300_000 }, async () => {
   reads = [];
-  const res = await runTrain(context('train-baseline/'), { role: 'baseline', model: MODEL, train: TRAIN, budget: 'teacher-steps', seed: 1, inputs: { data: 'import' } });
+  // As the chain configures it: the student's images (4 steps of 8 + 8 pseudo-labeled) in steps of 8.
+  const res = await runTrain(context('train-baseline/'), { role: 'baseline', model: MODEL, train: TRAIN, budget: 'student-steps', budgetOf: STUDENT_TRAIN, seed: 1, inputs: { data: 'import' } });
   summaries.set('train-baseline', res.summary!);
   assert.ok(truthReads().length > 0, 'the baseline reads the held-back labels');
   const s = res.summary as {
@@ -191,10 +236,10 @@ test('baseline: labeled + ground-truth-labeled unlabeled images, the teacher\'s 
   for (let i = 0; i < N; i++) expected[fm.labels[i]!]++;
   assert.deepEqual(s.sources[1]!.classCounts, expected);
   assert.equal(s.trainImages + s.heldoutImages, N);
-  // Same budget as the teacher (4 steps of 8, 2 warm-up), over a larger data set (more steps per epoch).
-  assert.deepEqual(s.budget, { kind: 'teacher-steps', batch: 8, totalSteps: 4, warmupSteps: 2 });
-  assert.equal(s.steps, 4);
-  assert.equal(s.totalSteps, 4);
+  // The student's 64 images (8 steps of 8, warm-up 4: the student's half), over a larger data set (more steps per epoch).
+  assert.deepEqual(s.budget, { kind: 'student-steps', batch: 8, totalSteps: 8, warmupSteps: 4 });
+  assert.equal(s.steps, 8);
+  assert.equal(s.totalSteps, 8);
   assert.equal(s.stepsPerEpoch, Math.floor(s.trainImages / 8));
 });
 
@@ -225,8 +270,8 @@ test("plan's estimate follows the trainer's step plan exactly for teacher, stude
     name: 'x',
     datasets: { labeled: src, unlabeled: src, eval: src, split: { labeledPerClass: PER_CLASS }, samplesPerShard: 100 },
     teacher: { model: MODEL, train: TRAIN },
-    student: { model: MODEL, train: { ...TRAIN, student: { ratio: 1, init: 'teacher' } } },
-    evaluate: { baseline: true },
+    student: { model: MODEL, train: STUDENT_TRAIN },
+    evaluate: { baseline: true, control: 'off' },
   }), 'test.json');
   // Sizes as `selftrain plan` finds them: the import's list, then each dataset.json.
   const { sizes } = await resolveDatasetSizes(m, run, async (ref) => ({ store: run.sub(ref), close: async () => {} }));
@@ -249,8 +294,20 @@ test("plan's estimate follows the trainer's step plan exactly for teacher, stude
     );
     if (got.budget) assert.deepEqual(plan.budget, { batch: got.budget.batch, totalSteps: got.budget.totalSteps, warmupSteps: got.budget.warmupSteps }, id);
   }
-  // The baseline's data is larger than the teacher's: its plan differs where it must, not in budget.
-  const [teacher, baseline] = [estimates.get('train-teacher-1')!.plan!, estimates.get('train-baseline')!.plan!];
-  assert.ok(baseline.stepsPerEpoch > teacher.stepsPerEpoch && baseline.heldout > teacher.heldout);
-  assert.equal(baseline.steps, teacher.steps);
+  // The baseline's data is larger than the student's: its plan differs where it must, not in budget.
+  const [student, baseline] = [estimates.get('train-student-1')!.plan!, estimates.get('train-baseline')!.plan!];
+  assert.ok(baseline.stepsPerEpoch > student.stepsPerEpoch && baseline.heldout > student.heldout);
+  assert.equal(baseline.steps * baseline.batch, student.steps * (student.batch + student.pseudoBatch));
+});
+
+test('control: the labeled set alone, at least the student\'s images in steps of its own batch', { skip: NEEDS, timeout: 300_000 }, async () => {
+  reads = [];
+  const student = { ...TRAIN, student: { ratio: 1 } };
+  const res = await runTrain(context('train-control/'), { role: 'control', model: MODEL, train: TRAIN, budget: 'student-steps', budgetOf: student, seed: 1, inputs: { data: 'import' } });
+  assert.deepEqual(truthReads(), [], 'the control never reads the held-back labels');
+  const s = res.summary as { trainImages: number; steps: number; budget: { kind: string; batch: number; totalSteps: number; warmupSteps: number } };
+  assert.equal(s.trainImages, 20);
+  // The student: 4 steps of 8 labeled + 8 pseudo-labeled = 64 images → 8 steps of 8, warm-up 2 of 4 → 4 of 8.
+  assert.deepEqual(s.budget, { kind: 'student-steps', batch: 8, totalSteps: 8, warmupSteps: 4 });
+  assert.equal(s.steps, 8);
 });

@@ -71,7 +71,7 @@ test('the all-labels baseline counts labeled + unlabeled; an imported source is 
   const m = load('fashion-mnist.yaml');
   assert.equal(m.evaluate.baseline, true, 'the demo trains the baseline');
   // 1,000 labeled fit at 224 px grey; 1,000 + 59,000 (2.8 GiB at 224) do not fit at 320 px.
-  const bigger = { ...m, teacher: { ...m.teacher, model: { ...m.teacher.model, imageSize: 320 } } };
+  const bigger = { ...m, teacher: { ...m.teacher, model: { ...m.teacher.model, imageSize: 320 } }, student: { ...m.student, model: { ...m.student.model, imageSize: 320 } } };
   const warnings = labeledMemoryWarnings(buildChain(bigger), { labeled: 1_000, unlabeled: 59_000, labeledRef: m.datasets.labeled });
   assert.equal(warnings.length, 1, warnings.join('\n'));
   assert.match(warnings[0]!, /^`run` will stop at train-baseline: the all-labels baseline \(labeled \+ unlabeled\): 60,000 images × 320×320×1 bytes = 5\.7 GiB/);

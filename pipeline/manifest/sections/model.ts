@@ -31,6 +31,14 @@ export const modelSection = z
       .lt(1)
       .optional()
       .describe('Stochastic-depth base rate; stage i drops with rate x (i+1)/5 (official schedule); default per model (0 up to RS-152, 0.1 from RS-200)'),
+    evalCrop: z
+      .number()
+      .gt(0)
+      .max(1)
+      .optional()
+      .describe(
+        'Centre-crop fraction of the eval transform (infer, evaluate): the side of the centre crop as a fraction of the image, resized back to imageSize. Default per model (0.875, the ImageNet convention). 1 = the whole image: right when training crops shift rather than zoom (crop.type pad on 28-32 px images)',
+      ),
     bnMomentum: z
       .number()
       .min(0)

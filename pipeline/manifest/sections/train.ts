@@ -105,6 +105,12 @@ const studentSection = z
 export const trainSection = z
   .strictObject({
     epochs: z.number().positive().default(350).describe('Passes over the labeled training set (350 in every released config)'),
+    steps: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('Length of training in optimizer steps, instead of `epochs` (the schedule spans these steps; epochs still order the data). A student learning from a set 60x its labeled one needs many passes over the labels: steps say that directly'),
     maxSteps: z.number().int().positive().optional().describe('Stop after this many steps (the schedule still spans `epochs`); for tests and smoke runs'),
     batchSize: z.number().int().positive().default(4096).describe('Labeled images per step (train_batch_size 4096)'),
     baseLr: z.number().positive().default(0.1).describe('LR per 256 images: peak LR = baseLr x batchSize/256 (1.6 at 4096)'),
