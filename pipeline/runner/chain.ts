@@ -53,12 +53,30 @@ async function loadStageModule(kind: Kind): Promise<StageModule> {
   return mod as StageModule;
 }
 
+/**
+ * The config the fingerprint sees: without `workers` (train, evaluate), which says how much of the
+ * machine a stage uses, not what it computes. Changing it re-runs nothing; a training stage records
+ * the worker count it ran with (metrics.json), since per-worker BN statistics make the numerics
+ * depend on it.
+ */
+function fingerprinted(config: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...config };
+  for (const section of ['train', 'evaluate']) {
+    const v = out[section];
+    if (v && typeof v === 'object' && 'workers' in v) {
+      const { workers: _executionOnly, ...rest } = v as Record<string, unknown>;
+      out[section] = rest;
+    }
+  }
+  return out;
+}
+
 function define(kind: Kind, id: string, deps: string[], config: Record<string, unknown>, needsBackend: boolean): StageDefinition {
   return {
     id,
     kind,
     deps,
-    config,
+    config: fingerprinted(config),
     outputs: stageOutputs[kind](id),
     needsBackend,
     run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, config),

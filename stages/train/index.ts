@@ -28,6 +28,7 @@ import { holdoutSize, loadLabeled, normalization, type LabeledData, type WithGro
 import { readGroundTruth } from '../../pipeline/train/ground-truth.js';
 import { openPseudoSource, type PseudoSource } from '../../pipeline/train/pseudo.js';
 import { planSteps, train, type StepBudget, type TrainResult } from '../../pipeline/train/trainer.js';
+import { resolveWorkers } from '../../pipeline/parallel/workers.js';
 import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
 
 export const trainStageConfig = z.object({
@@ -163,6 +164,9 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
     ctx.log.info(`student: ${pseudo.unique} pseudo-labeled images (${pseudo.size} with repeats, ${pseudo.skipped.length} skipped), ratio ${pseudo.ratio}`);
   }
 
+  const parallel = resolveWorkers(cfg.train.workers, backend.name);
+  ctx.log.info(`train ${ctx.outPrefix}: ${parallel.reason}`, { workers: parallel.workers });
+
   // Initial weights from the training seed: same seed, same starting point (and same run).
   const model = withSeededMathRandom(mix(seed, 0x1a17), () => buildResNetRS(arch));
   try {
@@ -186,6 +190,9 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
       backend: backend.name,
       role: cfg.role,
       budget,
+      workers: parallel.workers,
+      transport: parallel.transport,
+      workerEnv: parallel.env,
     });
     const summary = metricsRecord(cfg, result, backend.name, data, pseudo, budget);
     await out.put(METRICS_JSON, JSON.stringify(summary, null, 2), { contentType: 'application/json' });
@@ -246,6 +253,8 @@ function metricsRecord(cfg: TrainStageConfig, r: TrainResult, backend: string, d
     stepsPerEpoch: r.stepsPerEpoch,
     resumedFrom: r.resumedFrom,
     imagesPerSec: Number(r.imagesPerSec.toFixed(2)),
+    workers: r.workers,
+    reduceWaitShare: Number(r.reduceWaitShare.toFixed(4)),
     heldoutLoss: r.final.heldoutLoss,
     heldoutAcc: r.final.heldoutAcc,
     ...(pseudo ? { pseudo: { unique: pseudo.unique, withRepeats: pseudo.size, skipped: pseudo.skipped.length, ratio: pseudo.ratio } } : {}),

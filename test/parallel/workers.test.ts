@@ -23,3 +23,22 @@ test('visible GPUs: CUDA_VISIBLE_DEVICES when set (empty or -1 hides all), else 
   assert.deepEqual(visibleGpus({}, smi), ['0', '1']);
   assert.deepEqual(visibleGpus({}, () => { throw new Error('nvidia-smi: not found'); }), []);
 });
+
+test('the worker count stays out of stage fingerprints (an execution setting), the stages still get it', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { parseManifest } = await import('../../pipeline/manifest/load.js');
+  const { buildChain } = await import('../../pipeline/runner/chain.js');
+  const { stageFingerprint } = await import('../../pipeline/runner/fingerprint.js');
+  const file = new URL('../../../manifests/fashion-mnist.yaml', import.meta.url);
+  const text = readFileSync(file, 'utf8');
+  const m1 = parseManifest(text, file.pathname);
+  const m2 = parseManifest(text, file.pathname);
+  m1.teacher.train.workers = 1;
+  m2.teacher.train.workers = 2;
+  m2.student.train.workers = 2;
+  m2.evaluate.workers = 2;
+  const prints = (m: typeof m1) => buildChain(m).map((s) => [s.id, stageFingerprint(s, {})]);
+  assert.deepEqual(prints(m1), prints(m2));
+  const teacher = buildChain(m2).find((s) => s.id === 'train-teacher-1')!;
+  assert.ok(!('workers' in (teacher.config as { train: object }).train));
+});
