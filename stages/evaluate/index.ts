@@ -24,7 +24,10 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import { openDatasetRef } from '../import/index.js';
 import { importedRef } from '../infer/index.js';
 import { readInferSummary } from '../infer/summary.js';
+import { currentBackend, initBackend } from '../../pipeline/backend/select.js';
+import { resolveWorkers } from '../../pipeline/parallel/workers.js';
 import { evaluateModel } from './evaluate-model.js';
+import { startPredictor, type ShardPredictor } from './predictor.js';
 import { evaluatePseudo, readSelectSummary } from './evaluate-pseudo.js';
 
 export const evaluateStageConfig = z.object({
@@ -97,6 +100,14 @@ async function groundTruthOf(ctx: StageContext, importId: string, inferId: strin
   };
 }
 
+async function startEvaluatePredictor(ctx: StageContext, cfg: EvaluateStageConfig, ds: OpenDataset): Promise<ShardPredictor> {
+  const backend = currentBackend() ?? (await initBackend('auto'));
+  const plan = resolveWorkers(cfg.evaluate.workers, backend.name);
+  const predictor = await startPredictor({ eval: ds, batchSize: cfg.evaluate.batchSize, concurrency: cfg.evaluate.concurrency, plan, backend: backend.name, log: ctx.log, signal: ctx.signal });
+  ctx.log.info(`evaluate: ${predictor.workers} worker(s) over ${ds.index.shards.length} eval shard(s) (${plan.reason})`, { workers: predictor.workers });
+  return predictor;
+}
+
 async function inferOf(ctx: StageContext, select: string): Promise<string> {
   const { record } = await readRecord(ctx.run, select).catch(() => ({ record: undefined }));
   const fromConfig = (record?.config as { inputs?: { predictions?: unknown } } | undefined)?.inputs?.predictions;
@@ -111,6 +122,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   const backend = ctx.backend ?? null;
   const { ds, close } = await openEvalSet(ctx, cfg.inputs.data);
   const models: ModelEvaluation[] = [];
+  let predictor: ShardPredictor | undefined;
   try {
     for (const stage of cfg.inputs.models) {
       ctx.signal.throwIfAborted();
@@ -124,27 +136,20 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
         models.push(previous);
         continue;
       }
+      // Workers start with the first model that needs evaluating (none when every result is reused).
+      predictor ??= await startEvaluatePredictor(ctx, cfg, ds);
       const progress = ctx.progress(`evaluate ${stage}`, ds.index.samples, 'images');
       try {
-        const result = await evaluateModel({
-          stage,
-          model: modelStore,
-          eval: ds,
-          topK: cfg.evaluate.topK,
-          batchSize: cfg.evaluate.batchSize,
-          concurrency: cfg.evaluate.concurrency,
-          backend,
-          signal: ctx.signal,
-          progress,
-        });
+        const result = await evaluateModel({ stage, model: modelStore, eval: ds, topK: cfg.evaluate.topK, predictor, backend, progress });
         await out.put(key, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
-        ctx.log.info(`evaluate: ${stage} top-1 ${(result.metrics.top1 * 100).toFixed(2)} %`, { samples: result.metrics.samples, skipped: result.skipped, imagesPerSecond: Math.round(result.imagesPerSecond) });
+        ctx.log.info(`evaluate: ${stage} top-1 ${(result.metrics.top1 * 100).toFixed(2)} %`, { samples: result.metrics.samples, skipped: result.skipped, imagesPerSecond: Math.round(result.imagesPerSecond), workers: predictor.workers });
         models.push(result);
       } finally {
         progress.stop();
       }
     }
   } finally {
+    await predictor?.close();
     await close();
   }
 

@@ -61,7 +61,7 @@ before(async () => {
   root = new FileStore(dir);
   run = await makeRun(root, 'demo');
   evalImages = await fashionPngs(EVAL_SHARDS.reduce((a, b) => a + b, 0), 1000);
-  await runStage({ ...testContext(run, root, 'evaluate/'), backend: 'wasm' }, evaluateConfig());
+  await runStage({ ...testContext(run, root, 'evaluate/'), backend: 'wasm' }, evaluateConfig({ workers: 2 }));
   report = JSON.parse((await run.get('evaluate/report.json')).toString('utf8')) as Report;
 });
 
@@ -102,6 +102,13 @@ test('model metrics equal an independent computation from raw model outputs', as
   assert.equal(report.summary.teacher, report.models[0]!.metrics.top1);
   assert.equal(report.summary.student, report.models[1]!.metrics.top1);
   assert.equal(report.summary.baseline, report.models[2]!.metrics.top1);
+});
+
+test('one worker and two workers (one eval shard each) give the same model metrics', async () => {
+  await runStage({ ...testContext(run, root, 'evaluate-1w/'), backend: 'wasm' }, evaluateConfig({ workers: 1 }));
+  const one = JSON.parse((await run.get('evaluate-1w/report.json')).toString('utf8')) as Report;
+  assert.deepEqual(one.models.map((m) => m.metrics), report.models.map((m) => m.metrics));
+  assert.deepEqual(one.models.map((m) => m.skipped), report.models.map((m) => m.skipped));
 });
 
 test('pseudo-label precision and accuracy-vs-threshold equal a recount from the stored objects', async () => {
