@@ -18,7 +18,6 @@ import { parseArgs } from 'node:util';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { initBackend } from '../pipeline/backend/select.js';
 import { loadTeacher } from '../pipeline/pseudo/load-teacher.js';
-import type { ObjectStore } from '../pipeline/store/types.js';
 import { runLocalWorkers } from '../stages/infer/executor.js';
 import { writeJob, type InferJob } from '../stages/infer/job.js';
 import { buildInferJob } from '../stages/infer/stage.js';
@@ -26,6 +25,7 @@ import { runInferWorker } from '../stages/infer/worker.js';
 import { createTestBucket, deleteTestBucket, s3TestEnv } from '../test/helpers/s3.js';
 import { S3Store } from '../pipeline/store/s3-store.js';
 import { PREPROCESSING, teacherArch, writeTeacher, writeUnlabeled, fashionPngs } from '../test/pseudo/fixtures.js';
+import { trimUri } from '../pipeline/store/uri.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -48,7 +48,7 @@ const env = await s3TestEnv();
 if (!env) throw new Error('bench/infer needs an S3 endpoint (SELFTRAIN_TEST_S3_ENDPOINT) or Swift installed');
 const bucket = await createTestBucket(env);
 const store = new S3Store({ bucket, endpoint: env.endpoint, region: env.region, credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey } });
-const base = store.uri.replace(/\/$/, '');
+const base = trimUri(store.uri);
 const line = (k: string, v: string) => console.log(`${k.padEnd(44)} ${v}`);
 
 try {
@@ -60,7 +60,6 @@ try {
   const job = (stage: string, data: string): Promise<InferJob> =>
     buildInferJob({
       id: stage,
-      deps: [],
       dataset: `${base}/${data}`,
       teacher: `${base}/teacher`,
       expectedArch: teacherArch(),

@@ -57,11 +57,11 @@ async function makeStep(tf: Tf, batch: number, offset: number) {
   const { FASHION_MNIST_MODEL, resolveModel } = await import('../../pipeline/model/family.js');
   const { withSeededMathRandom } = await import('../../pipeline/train/rng.js');
   const { softCrossEntropy } = await import('../../pipeline/train/loss.js');
-  const { readFashionMnist } = await import('../../test/model/fashion-mnist.js');
+  const { fashionMnistFloats } = await import('../../test/helpers/fashion-mnist.js');
   const { arch } = resolveModel({ name: FASHION_MNIST_MODEL });
   const model = withSeededMathRandom(1, () => buildResNetRS(arch));
   const vars = model.trainableWeights.map((w) => w.read() as TfNamespace.Variable);
-  const data = readFashionMnist(BATCH, 'train');
+  const data = fashionMnistFloats('train', BATCH);
   const xs = tf.tensor4d(data.images.subarray(offset * 784, (offset + batch) * 784), [batch, 28, 28, 1]);
   const ys = tf.oneHot(tf.tensor1d(data.labels.subarray(offset, offset + batch), 'int32'), 10).toFloat() as TfNamespace.Tensor2D;
   const slots = vars.map((v) => tf.variable(tf.zerosLike(v), false));

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { checkKey, checkPrefix, compareKeys, TEMP_MARKER } from './keys.js';
 import { NotFoundError, StoreError, type Body, type ObjectInfo, type ObjectStore } from './types.js';
+import { objectUri } from './uri.js';
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -25,7 +26,7 @@ export class FileStore implements ObjectStore {
   }
 
   private keyUri(key: string): string {
-    return `${this.uri.replace(/\/$/, '')}/${key}`;
+    return objectUri(this, key);
   }
 
   private pathOf(key: string): string {

@@ -16,10 +16,12 @@ import { DataError } from '../data/types.js';
 import { decodeJsonlGz } from '../pseudo/jsonl.js';
 import type { PseudoLabelRecord } from '../pseudo/records.js';
 import type { Logger } from '../runner/stage.js';
+import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
 import { normalizeInto } from './data.js';
 import type { RawImage } from './randaugment.js';
 import { Sfc32, mix, permutation } from './rng.js';
+import { objectUri } from '../store/uri.js';
 
 /** Default budget of the decoded-image cache (per source). */
 export const PSEUDO_CACHE_BYTES = 512 * 1024 ** 2;
@@ -94,7 +96,7 @@ export async function openPseudoSource(
   const expanded: number[] = [];
   const skipped: PseudoSource['skipped'] = [];
   for (const obj of objects) {
-    const where = `${o.select.uri.replace(/\/+$/, '')}/${obj.key}`;
+    const where = objectUri(o.select, obj.key);
     for await (const { line, value } of decodeJsonlGz(await o.select.getStream(obj.key), where)) {
       const r = value as PseudoLabelRecord;
       if (typeof r?.key !== 'string' || typeof r.shard !== 'string' || !Array.isArray(r.classes) || !Array.isArray(r.probs) || !(r.repeats >= 1)) {
@@ -121,16 +123,20 @@ export async function openPseudoSource(
   if (entries.length === 0) throw new DataError(`${o.select.uri}: none of the pseudo-labels point at an image of ${ds.uri} (${skipped.length} skipped)`, { uri: o.select.uri });
 
   const { select: _select, unlabeled: _unlabeled, log: _log, ...settings } = o;
-  return attachPseudoSource({ ...settings, unlabeled: ds.uri, entries, expanded, skipped }, fetcher, () => ds.close());
+  return attachPseudoSource({ ...settings, unlabeled: ds.uri, entries, expanded, skipped }, { fetcher, onClose: () => ds.close() });
 }
 
 /**
  * The batch source over an index (the stage's own, or a copy a data-parallel worker received):
  * reads and decodes images through `fetcher` (its own connections and decode cache), or opens the
- * unlabeled dataset by URI when no fetcher is given.
+ * unlabeled dataset by URI (with the run's store settings) when no fetcher is given.
  */
-export async function attachPseudoSource(index: PseudoIndex, fetcher?: SampleFetcher, onClose?: () => Promise<void>): Promise<PseudoSource> {
-  const f = fetcher ?? (await SampleFetcher.open(index.unlabeled));
+export async function attachPseudoSource(
+  index: PseudoIndex,
+  opts: { fetcher?: SampleFetcher; onClose?: () => Promise<void>; storeSettings?: StoreSettings } = {},
+): Promise<PseudoSource> {
+  const f = opts.fetcher ?? (await SampleFetcher.open(index.unlabeled, { settings: opts.storeSettings }));
+  const onClose = opts.onClose;
   const o = index;
   const { entries, expanded, skipped } = index;
   const ds = f.ds;

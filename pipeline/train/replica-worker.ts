@@ -10,6 +10,7 @@ import { getTf } from '../backend/select.js';
 import type { ResNetRSArch } from '../model/family.js';
 import { buildResNetRS } from '../model/resnet-rs.js';
 import type { WorkerContext } from '../parallel/protocol.js';
+import type { StoreSettings } from '../store/settings.js';
 import type { NamedArray } from './checkpoint.js';
 import type { ImageSet } from './data.js';
 import { PSEUDO_CACHE_BYTES, attachPseudoSource, type PseudoIndex, type PseudoSource } from './pseudo.js';
@@ -23,6 +24,8 @@ export interface ReplicaPayload {
   pseudo?: PseudoIndex;
   /** The starting weights (model order); slots start at zero, EMA shadows at these weights. */
   weights: NamedArray[];
+  /** How to reach the run's stores (the unlabeled shards a student reads). */
+  storeSettings: StoreSettings;
 }
 
 export type ReplicaRequest =
@@ -50,7 +53,7 @@ export async function serve(ctx: WorkerContext<ReplicaPayload>): Promise<(reques
   tf.tidy(() => p.weights.forEach((a, i) => weights[i]!.write(tf.tensor(a.data, a.shape))));
   let pseudo: PseudoSource | undefined;
   // Each worker decodes only its slices' images: the decode cache budget is shared out, not multiplied.
-  if (p.pseudo) pseudo = await attachPseudoSource({ ...p.pseudo, cacheBytes: Math.floor((p.pseudo.cacheBytes ?? PSEUDO_CACHE_BYTES) / ctx.size) });
+  if (p.pseudo) pseudo = await attachPseudoSource({ ...p.pseudo, cacheBytes: Math.floor((p.pseudo.cacheBytes ?? PSEUDO_CACHE_BYTES) / ctx.size) }, { storeSettings: p.storeSettings });
   const replica = new Replica({ tf, model, plan: p.plan, train: p.train, heldout: p.heldout, pseudo, rank: ctx.rank, size: ctx.size, allReduce: ctx.allReduce });
   const exitAt = exitHook(ctx.rank);
   return async (raw) => {

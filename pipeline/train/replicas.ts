@@ -9,6 +9,7 @@ import { archOf } from '../model/resnet-rs.js';
 import { WorkerPool } from '../parallel/pool.js';
 import type { Transport } from '../parallel/protocol.js';
 import type { Logger } from '../runner/stage.js';
+import type { StoreSettings } from '../store/settings.js';
 import { sharedPixels, type ImageSet, type LabeledData } from './data.js';
 import type { PseudoSource } from './pseudo.js';
 import { Replica, combineHeldout, heldoutBatchCount, type HeldoutPart, type ReplicaPlan, type ReplicaState, type StepReport } from './replica.js';
@@ -53,6 +54,8 @@ export interface ReplicasOptions {
   transport: Transport;
   backend: string;
   log: Logger;
+  /** How workers reach the run's stores (a student's unlabeled shards). */
+  storeSettings?: StoreSettings;
   /** Process transport: environment of worker `rank` (CUDA_VISIBLE_DEVICES). */
   env?: (rank: number) => NodeJS.ProcessEnv;
   onSpawn?: (rank: number, child: ChildProcess) => void;
@@ -142,7 +145,7 @@ class PooledReplicas implements Replicas {
     const images = (set: ImageSet) => (o.transport === 'thread' ? sharedPixels(set) : set.pixels);
     const train = { ...o.data.train, pixels: images(o.data.train), keys: [] };
     const heldout = { ...o.data.heldout, pixels: images(o.data.heldout), keys: [] };
-    const payload: ReplicaPayload = { arch, plan: o.plan, train, heldout, pseudo: o.pseudo?.index, weights };
+    const payload: ReplicaPayload = { arch, plan: o.plan, train, heldout, pseudo: o.pseudo?.index, weights, storeSettings: o.storeSettings ?? {} };
     const pool = await WorkerPool.start({
       label: 'train worker',
       size: o.workers,

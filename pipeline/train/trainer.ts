@@ -30,6 +30,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import type { TrainConfig } from '../manifest/sections/train.js';
 import type { Transport } from '../parallel/protocol.js';
 import type { Logger, Progress } from '../runner/stage.js';
+import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
 import { clearCheckpoints, completeCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
 import type { ImageSet, LabeledData } from './data.js';
@@ -37,7 +38,8 @@ import type { PseudoSource } from './pseudo.js';
 import { combineHeldout, heldoutBatchCount, heldoutBatches, type ReplicaPlan } from './replica.js';
 import { startReplicas } from './replicas.js';
 import { mix } from './rng.js';
-import { learningRate, scaledPeakLr, type ScheduleConfig } from './schedule.js';
+import { learningRate } from './schedule.js';
+import { planSteps, type StepBudget } from './step-plan.js';
 
 type Tf = typeof tfTypes;
 
@@ -57,7 +59,7 @@ export interface TrainerOptions {
   progress?: (label: string, total: number, unit?: string) => Progress;
   signal?: AbortSignal;
   backend: string;
-  /** Called after each completed step (and its checkpoint, if any) with the step's global-batch loss. */
+  /** Called after each completed step (and its checkpoint, if any) with the step's global-batch loss. Tests and tools use it. */
   onStep?: (step: number, info: { checkpointed: boolean; loss: number }) => void;
   /** Names the progress bar (default: student when pseudo-labels are given, else teacher). */
   role?: 'teacher' | 'student' | 'baseline';
@@ -69,19 +71,10 @@ export interface TrainerOptions {
   transport?: Transport;
   /** Process transport: the environment of worker `rank` (its CUDA_VISIBLE_DEVICES). */
   workerEnv?: (rank: number) => NodeJS.ProcessEnv;
+  /** How workers reach the run's stores (a student's unlabeled shards); default: the environment's. */
+  storeSettings?: StoreSettings;
   /** Process transport: each spawned worker process (tests kill one for real). */
   onWorkerSpawn?: (rank: number, child: ChildProcess) => void;
-}
-
-/**
- * A training budget in optimizer steps rather than epochs: the all-labels baseline gets the teacher's
- * (same batch size, same number of steps, same warm-up steps), because epochs over a 60x larger set
- * would be a 60x larger budget and the comparison would no longer be "same model, same budget".
- */
-export interface StepBudget {
-  batch: number;
-  totalSteps: number;
-  warmupSteps: number;
 }
 
 export interface EpochMetrics {
@@ -121,35 +114,6 @@ export class NonFiniteLossError extends Error {
 }
 
 export const METRICS_JSONL = 'metrics.jsonl';
-
-/**
- * Process-wide observer of completed steps, for tests and tools that run the whole stage (e.g. the
- * kill-and-resume test prints each step from a child process). Called after the step's checkpoint.
- */
-export const stepHook: { fn?: (step: number, info: { checkpointed: boolean }) => void } = {};
-
-export function planSteps(
-  cfg: TrainConfig,
-  trainCount: number,
-  budget?: StepBudget,
-): { batch: number; stepsPerEpoch: number; totalSteps: number; endStep: number; schedule: ScheduleConfig } {
-  if (trainCount < 1) throw new Error('no labeled training images left after the hold-out');
-  const batch = Math.min(budget?.batch ?? cfg.batchSize, trainCount);
-  // An epoch is still a pass over *this* data (data order, per-epoch metrics); only the length of
-  // training and of the warm-up come from the budget when one is given.
-  const stepsPerEpoch = Math.max(1, Math.floor(trainCount / batch)); // drop_remainder, as the TF input pipeline
-  const totalSteps = budget ? budget.totalSteps : Math.max(1, Math.round(cfg.epochs * stepsPerEpoch));
-  const endStep = Math.min(totalSteps, cfg.maxSteps ?? Infinity);
-  const schedule: ScheduleConfig = {
-    type: cfg.schedule.type,
-    peakLr: scaledPeakLr(cfg.baseLr, batch),
-    totalSteps,
-    warmupSteps: Math.min(totalSteps, budget ? budget.warmupSteps : Math.round(cfg.schedule.warmupEpochs * stepsPerEpoch)),
-    boundaries: cfg.schedule.boundaries,
-    stepFactor: cfg.schedule.stepFactor,
-  };
-  return { batch, stepsPerEpoch, totalSteps, endStep, schedule };
-}
 
 export async function train(o: TrainerOptions): Promise<TrainResult> {
   const { tf, model, cfg, seed, data, store, log } = o;
@@ -204,7 +168,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
 
   const replicaPlan: ReplicaPlan = { cfg, seed, numClasses: o.numClasses, defaultMagnitude: o.defaultMagnitude, batch, pseudoBatch, ratio, stepsPerEpoch };
   const replicas = await startReplicas({
-    tf, model, plan: replicaPlan, data, pseudo: o.pseudo, workers, transport: o.transport ?? 'thread', backend: o.backend, log, env: o.workerEnv, onSpawn: o.onWorkerSpawn,
+    tf, model, plan: replicaPlan, data, pseudo: o.pseudo, workers, transport: o.transport ?? 'thread', backend: o.backend, log, storeSettings: o.storeSettings, env: o.workerEnv, onSpawn: o.onWorkerSpawn,
   });
   try {
     if (ck) {
@@ -318,7 +282,6 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       const checkpointed = done % cfg.checkpoint.everySteps === 0 || done === endStep;
       if (checkpointed) await checkpoint(done);
       o.onStep?.(step, { checkpointed, loss: r.loss });
-      stepHook.fn?.(step, { checkpointed });
     }
     bar?.stop();
     if (start === endStep && resumedFrom !== null) log.info('all steps were already done; finishing');

@@ -7,6 +7,7 @@ import type { WorkerContext } from '../../pipeline/parallel/protocol.js';
 import { loadTeacher, type ExpectedArch } from '../../pipeline/pseudo/load-teacher.js';
 import type { Teacher, TeacherPreprocessing } from '../../pipeline/pseudo/teacher.js';
 import { openStore } from '../../pipeline/store/open.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 import { predictShard, type ShardPredictions } from './shard-predictions.js';
 
 export interface EvaluatePayload {
@@ -14,6 +15,7 @@ export interface EvaluatePayload {
   eval: string;
   batchSize: number;
   concurrency: number;
+  storeSettings: StoreSettings;
 }
 
 export interface ShardRequest {
@@ -24,7 +26,7 @@ export interface ShardRequest {
 }
 
 export async function serve(ctx: WorkerContext<EvaluatePayload>): Promise<(request: unknown) => Promise<unknown>> {
-  const ds: OpenDataset = await openDataset(ctx.payload.eval);
+  const ds: OpenDataset = await openDataset(ctx.payload.eval, ctx.payload.storeSettings);
   let loaded: { key: string; net: Teacher } | undefined;
   return async (raw): Promise<ShardPredictions | null> => {
     if (raw === 'close') {
@@ -37,7 +39,7 @@ export async function serve(ctx: WorkerContext<EvaluatePayload>): Promise<(reque
     if (loaded?.key !== key) {
       loaded?.net.dispose();
       loaded = undefined;
-      const store = openStore(r.model.uri);
+      const store = openStore(r.model.uri, ctx.payload.storeSettings);
       try {
         const net = await loadTeacher(store, r.model.arch, r.model.preprocessing);
         if (net.id !== r.model.id) {

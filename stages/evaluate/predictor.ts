@@ -10,6 +10,7 @@ import type { WorkerPlan } from '../../pipeline/parallel/workers.js';
 import { loadTeacher } from '../../pipeline/pseudo/load-teacher.js';
 import type { Logger } from '../../pipeline/runner/stage.js';
 import { openStore } from '../../pipeline/store/open.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 import type { EvaluatePayload, ShardRequest } from './evaluate-worker.js';
 import { predictShard, type ShardPredictions } from './shard-predictions.js';
 
@@ -28,6 +29,8 @@ export interface PredictorOptions {
   concurrency: number;
   plan: WorkerPlan;
   backend: string;
+  /** How workers reach the run's stores (the eval set, the models). */
+  storeSettings: StoreSettings;
   log: Logger;
   signal?: AbortSignal;
 }
@@ -39,7 +42,7 @@ const evaluateWorker = new URL(`./evaluate-worker${ext}`, import.meta.url).href;
 export async function startPredictor(o: PredictorOptions): Promise<ShardPredictor> {
   const workers = Math.min(o.plan.workers, o.eval.index.shards.length);
   if (workers <= 1) return inProcess(o);
-  const payload: EvaluatePayload = { eval: o.eval.uri, batchSize: o.batchSize, concurrency: o.concurrency };
+  const payload: EvaluatePayload = { eval: o.eval.uri, batchSize: o.batchSize, concurrency: o.concurrency, storeSettings: o.storeSettings };
   const pool = await WorkerPool.start({
     label: 'evaluate worker',
     size: workers,
@@ -80,7 +83,7 @@ function inProcess(o: PredictorOptions): ShardPredictor {
   return {
     workers: 1,
     async predict(model, shards, k, onShard) {
-      const store = openStore(model.uri);
+      const store = openStore(model.uri, o.storeSettings);
       const net = await loadTeacher(store, model.arch, model.preprocessing).finally(() => store.close());
       try {
         const results: ShardPredictions[] = [];

@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -18,9 +18,9 @@ import { getTf, initBackend } from '../../pipeline/backend/select.js';
 import { countResNetRS } from '../../pipeline/model/count.js';
 import { resolveModel } from '../../pipeline/model/family.js';
 import { buildResNetRS } from '../../pipeline/model/resnet-rs.js';
-import { readFashionMnist } from './fashion-mnist.js';
+import { needs, testPython } from '../helpers/extras.js';
+import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
 
-const PYTHON = '/usr/bin/python3';
 /** bench/model_torch.py in the repo (tsc does not copy .py files into dist/, so walk up to it). */
 function findTorchScript(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -33,9 +33,8 @@ function findTorchScript(): string {
   }
 }
 const torchScript = findTorchScript();
-const hasTorch = spawnSync(PYTHON, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 
-test('tfjs and PyTorch builds give the same logits for the same weights', { skip: hasTorch ? false : `${PYTHON} with torch not available (Debian python3-torch)` }, async (t) => {
+test('tfjs and PyTorch builds give the same logits for the same weights', { skip: needs('torch', 'fashion-mnist') }, async (t) => {
   await initBackend('wasm');
   const tf = getTf();
   const { arch } = resolveModel({ name: 'resnet-rs-26-w0.25-small', classes: 7, stochasticDepthRate: 0.1 });
@@ -75,14 +74,14 @@ test('tfjs and PyTorch builds give the same logits for the same weights', { skip
     o += c.length;
   }
   const batch = 4;
-  const images = readFashionMnist(batch);
+  const images = fashionMnistFloats('t10k', batch);
   const input = new Float32Array(images.images.map((v) => (v - 0.286) / 0.353));
   writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(blob.buffer));
   writeFileSync(path.join(dir, 'input.bin'), Buffer.from(input.buffer));
   writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ arch, blocks: arch.blocks, inputShape: [batch, 28, 28, 1], weights: index }));
 
   const expected = tf.tidy(() => Array.from((model.predict(tf.tensor4d(input, [batch, 28, 28, 1])) as ReturnType<typeof tf.zeros>).dataSync()));
-  const { stdout } = await promisify(execFile)(PYTHON, [torchScript, '--threads', '1', '--parity', dir], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const { stdout } = await promisify(execFile)(testPython(), [torchScript, '--threads', '1', '--parity', dir], { encoding: 'utf8', maxBuffer: 1 << 24 });
   const torch = JSON.parse(stdout.trim().split('\n').pop()!) as { params: number; logits: number[] };
   assert.equal(torch.params, countResNetRS(arch).params);
   assert.equal(torch.logits.length, expected.length);

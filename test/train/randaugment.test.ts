@@ -1,35 +1,41 @@
 /**
  * Each RandAugment op on a real Fashion-MNIST image: pixel ops against Pillow (an independent
- * implementation, run through /usr/bin/python3), geometric ops against hand-checked pixel math.
+ * implementation, run through /usr/bin/python3 or SELFTRAIN_TEST_PYTHON), geometric ops against hand-checked pixel math.
  */
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { readFashionMnist } from './fmnist.js';
+import { needs, testPython } from '../helpers/extras.js';
+import { readFashionMnist } from '../helpers/fashion-mnist.js';
 import {
   RANDAUGMENT_OPS, applyOp, randAugment, autoContrast, equalize, invert, posterize, solarize, solarizeAdd, contrast,
   brightness, sharpness, color, rotate, shearX, shearY, translateX, translateY, cutout, type RawImage,
 } from '../../pipeline/train/randaugment.js';
 import { Sfc32 } from '../../pipeline/train/rng.js';
 
-const fm = readFashionMnist('t10k', 2);
-const W = fm.cols, H = fm.rows;
+const NEEDS = needs('fashion-mnist');
+let W!: number, H!: number;
 /** Test image 0 (an ankle boot), squeezed into [30, 200] so AutoContrast has something to stretch. */
-const boot: RawImage = {
-  width: W, height: H, channels: 1,
-  data: Uint8Array.from(fm.images.subarray(0, W * H), (v) => 30 + Math.floor((v * 170) / 255)),
-};
-const raw: RawImage = { width: W, height: H, channels: 1, data: fm.images.slice(W * H, 2 * W * H) };
+let boot!: RawImage;
+let raw!: RawImage;
+before(() => {
+  if (NEEDS) return; // every test below skips
+  const fm = readFashionMnist('t10k', 2);
+  W = fm.cols;
+  H = fm.rows;
+  boot = { width: W, height: H, channels: 1, data: Uint8Array.from(fm.images.subarray(0, W * H), (v) => 30 + Math.floor((v * 170) / 255)) };
+  raw = { width: W, height: H, channels: 1, data: fm.images.slice(W * H, 2 * W * H) };
+});
 const opts = { translateConst: 100, cutoutConst: 40, fill: 128 };
 
 function pillow(img: RawImage, ops: [string, number][]): Uint8Array[] {
   // The helper stays in the source tree; from dist/ (npm test) look it up there.
   let script = fileURLToPath(new URL('./pil_ops.py', import.meta.url));
   if (!existsSync(script)) script = path.resolve(path.dirname(script), '../../../test/train/pil_ops.py');
-  const out = execFileSync('/usr/bin/python3', [script], {
+  const out = execFileSync(testPython(), [script], {
     input: JSON.stringify({ width: img.width, height: img.height, pixels: Array.from(img.data), ops }),
   });
   return (JSON.parse(out.toString()) as number[][]).map((p) => Uint8Array.from(p));
@@ -43,7 +49,7 @@ function maxDiff(a: Uint8Array, b: Uint8Array): number {
 }
 const at = (img: RawImage, x: number, y: number) => img.data[y * img.width + x]!;
 
-test('pixel ops match Pillow on a real image', () => {
+test('pixel ops match Pillow on a real image', { skip: NEEDS || needs('pillow') }, () => {
   const cases: [string, number, (i: RawImage) => RawImage, number][] = [
     ['AutoContrast', 0, autoContrast, 0],
     ['Equalize', 0, equalize, 0],
@@ -73,12 +79,12 @@ test('pixel ops match Pillow on a real image', () => {
   }
 });
 
-test('grey images: Color is the identity, Invert inverts the one channel', () => {
+test('grey images: Color is the identity, Invert inverts the one channel', { skip: NEEDS }, () => {
   assert.deepEqual(color(raw, 2.8).data, raw.data);
   assert.deepEqual(invert(raw).data, Uint8Array.from(raw.data, (v) => 255 - v));
 });
 
-test('SolarizeAdd adds to dark pixels only, saturating at 255', () => {
+test('SolarizeAdd adds to dark pixels only, saturating at 255', { skip: NEEDS }, () => {
   const out = solarizeAdd(boot, 110);
   for (let i = 0; i < boot.data.length; i++) {
     const v = boot.data[i]!;
@@ -86,7 +92,7 @@ test('SolarizeAdd adds to dark pixels only, saturating at 255', () => {
   }
 });
 
-test('Rotate by 90 degrees is a counter-clockwise quarter turn; smaller angles fill corners with 128', () => {
+test('Rotate by 90 degrees is a counter-clockwise quarter turn; smaller angles fill corners with 128', { skip: NEEDS }, () => {
   const r = rotate(raw, 90, 128);
   for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) assert.equal(at(r, x, y), at(raw, W - 1 - y, x));
   const r30 = rotate(raw, 30, 128);
@@ -96,7 +102,7 @@ test('Rotate by 90 degrees is a counter-clockwise quarter turn; smaller angles f
   assert.equal(at(rotate(raw, 0, 128), 5, 7), at(raw, 5, 7));
 });
 
-test('ShearX/ShearY sample (x + s*y, y) and (x, y + s*x), nearest, fill 128', () => {
+test('ShearX/ShearY sample (x + s*y, y) and (x, y + s*x), nearest, fill 128', { skip: NEEDS }, () => {
   const s = 0.3;
   const sx = shearX(raw, s, 128);
   const sy = shearY(raw, s, 128);
@@ -110,7 +116,7 @@ test('ShearX/ShearY sample (x + s*y, y) and (x, y + s*x), nearest, fill 128', ()
   }
 });
 
-test('TranslateX/TranslateY move content by the given pixels and fill the gap with 128', () => {
+test('TranslateX/TranslateY move content by the given pixels and fill the gap with 128', { skip: NEEDS }, () => {
   const tx = translateX(raw, 5, 128);
   const ty = translateY(raw, -4, 128);
   for (let y = 0; y < H; y++) {
@@ -121,7 +127,7 @@ test('TranslateX/TranslateY move content by the given pixels and fill the gap wi
   }
 });
 
-test('Cutout fills a clipped square of side 2*pad with 128', () => {
+test('Cutout fills a clipped square of side 2*pad with 128', { skip: NEEDS }, () => {
   const c = cutout(raw, 6, 2, 20, 128);
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
@@ -131,7 +137,7 @@ test('Cutout fills a clipped square of side 2*pad with 128', () => {
   }
 });
 
-test('magnitude scale: level args as in the official autoaugment.py', () => {
+test('magnitude scale: level args as in the official autoaugment.py', { skip: NEEDS }, () => {
   const rng = new Sfc32(1);
   // M=10: posterize keeps 4 bits, solarize threshold 256 (identity), brightness factor 1.9.
   assert.deepEqual(applyOp('Posterize', raw, 10, rng, opts).data, posterize(raw, 4).data);
@@ -148,7 +154,7 @@ test('magnitude scale: level args as in the official autoaugment.py', () => {
   assert.ok(changed <= 64 && c.filter((v) => v === 128).length >= changed);
 });
 
-test('randAugment is deterministic per seed and uses all 16 ops', () => {
+test('randAugment is deterministic per seed and uses all 16 ops', { skip: NEEDS }, () => {
   const o = { ...opts, layers: 2, magnitude: 9 };
   const a = randAugment(raw, o, new Sfc32(42));
   const b = randAugment(raw, o, new Sfc32(42));
