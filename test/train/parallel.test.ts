@@ -24,24 +24,16 @@ import { loadLabeled, type LabeledData } from '../../pipeline/train/data.js';
 import { TEST_EXIT_ENV } from '../../pipeline/train/replica-worker.js';
 import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
 import { train, type TrainerOptions, type TrainResult } from '../../pipeline/train/trainer.js';
+import { SMALL_MODEL, SMALL_RECIPE } from './fixtures/small-run.js';
 import { writeFashionDataset } from './make-dataset.js';
 
 const backend = await initBackend((process.env['SELFTRAIN_TEST_TRAIN_BACKEND'] ?? 'wasm') as 'wasm');
 const tf = backend.tf;
 const SEED = 11;
-const { arch, defaults } = resolveModel({ name: 'resnet-rs-26-w0.25-small', imageSize: 16, dropoutRate: 0.2, stochasticDepthRate: 0.2 });
+const { arch, defaults } = resolveModel(SMALL_MODEL);
 // 50 labeled images, 10 held out (3 eval batches of 4 over 2 workers): 40 to train on, global batch
 // 16 (8 per worker), 2 steps per epoch, 10 steps.
-const cfg = trainSection.parse({
-  epochs: 5,
-  batchSize: 16,
-  holdout: 0.2,
-  schedule: { warmupEpochs: 1 },
-  randAugment: { magnitude: 9, scaleWithImage: true },
-  checkpoint: { everySteps: 3, keep: 2 },
-  ema: { decay: 0.99 },
-  evalBatchSize: 4,
-});
+const cfg = trainSection.parse({ ...SMALL_RECIPE, epochs: 5, batchSize: 16, evalBatchSize: 4 });
 
 let dir: string;
 let store: ObjectStore;
