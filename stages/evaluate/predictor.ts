@@ -67,6 +67,8 @@ export async function startPredictor(o: PredictorOptions): Promise<ShardPredicto
             const request: ShardRequest = { model, shard: shards[i]!, k };
             results[i] = await pool.call<ShardPredictions>(rank, request);
             onShard?.(results[i]!);
+            // Stop at the first shard boundary after an abort, as the in-thread path stops at a batch.
+            o.signal?.throwIfAborted();
           }
         }),
       );
@@ -91,6 +93,7 @@ function inProcess(o: PredictorOptions): ShardPredictor {
           const r = await predictShard(net, o.eval, shard, { batchSize: o.batchSize, concurrency: o.concurrency, k, preprocessing: model.preprocessing, signal: o.signal });
           results.push(r);
           onShard?.(r);
+          o.signal?.throwIfAborted();
         }
         return results;
       } finally {
