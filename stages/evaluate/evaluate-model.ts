@@ -8,6 +8,7 @@
 import type { OpenDataset } from '../../pipeline/data/dataset-json.js';
 import { readTeacherInfo, recordedArch } from '../../pipeline/pseudo/load-teacher.js';
 import { MetricsAccumulator } from '../../pipeline/report/metrics.js';
+import { CorrectnessRecorder } from '../../pipeline/report/per-image.js';
 import type { ModelEvaluation, ModelRole } from '../../pipeline/report/types.js';
 import type { Progress } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
@@ -32,6 +33,7 @@ export function roleOf(stage: string): { role: ModelRole; iteration: number | nu
   const m = /^train-(teacher|student)-(\d+)$/.exec(stage);
   if (m) return { role: m[1] as ModelRole, iteration: Number(m[2]) };
   if (stage === 'train-baseline') return { role: 'baseline', iteration: null };
+  if (stage === 'train-control') return { role: 'control', iteration: null };
   return { role: 'model', iteration: null };
 }
 
@@ -45,6 +47,8 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
   if (arch.classes !== numClasses) throw new Error(`model ${uri} (${o.stage}) has ${arch.classes} outputs but the eval set ${o.eval.uri} has ${numClasses} classes`);
   if (!o.eval.index.labeled) throw new Error(`eval set ${o.eval.uri} is not labeled (dataset.json labeled: false): nothing to measure accuracy against`);
   const acc = new MetricsAccumulator(o.eval.index.classes, o.topK);
+  // Per-image correctness: what the report's paired tests (McNemar) compare between models.
+  const perImage = new CorrectnessRecorder();
   const started = performance.now();
   let skipped = 0;
   let done = 0;
@@ -56,7 +60,11 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
   // Shard order, whatever order the workers finished in.
   for (const r of results) {
     skipped += r.skipped;
-    for (let i = 0; i < r.labels.length; i++) acc.add(r.labels[i]!, r.classes.subarray(i * r.k, (i + 1) * r.k));
+    for (let i = 0; i < r.labels.length; i++) {
+      const ranked = r.classes.subarray(i * r.k, (i + 1) * r.k);
+      acc.add(r.labels[i]!, ranked);
+      perImage.add(`${r.shard}/${r.keys[i]}`, ranked[0] === r.labels[i]);
+    }
   }
   const seconds = (performance.now() - started) / 1000;
   const metrics = acc.result();
@@ -75,5 +83,6 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
     workers: o.predictor.workers,
     backend: o.backend,
     metrics,
+    perImage: perImage.result(),
   };
 }

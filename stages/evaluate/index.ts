@@ -21,7 +21,9 @@ import { openDataset, type OpenDataset } from '../../pipeline/data/dataset-json.
 import { openObjectRef, openRef } from '../../pipeline/data/dataset-ref.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
-import type { ModelEvaluation, PseudoEvaluation, StageTiming } from '../../pipeline/report/types.js';
+import { buildSummary, type EvaluatedModel } from '../../pipeline/report/summary.js';
+import type { LearningCurve, ModelEvaluation, PseudoEvaluation, StageTiming } from '../../pipeline/report/types.js';
+import { modelLabel } from '../../pipeline/report/charts.js';
 import { writeReport } from '../../pipeline/report/write.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
@@ -31,6 +33,7 @@ import { resolveWorkers } from '../../pipeline/parallel/workers.js';
 import { evaluateModel } from './evaluate-model.js';
 import { evaluatePseudo } from './evaluate-pseudo.js';
 import { startPredictor, type ShardPredictor } from './predictor.js';
+import { readTrainingInfo } from './training-info.js';
 
 async function readJsonIfAny<T>(store: ObjectStore, key: string): Promise<T | undefined> {
   const bytes = await store.get(key).catch(() => undefined);
@@ -95,6 +98,7 @@ async function startEvaluatePredictor(ctx: StageContext, cfg: EvaluateStageConfi
 
 export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput): Promise<StageResult> {
   const cfg = parseStageConfig(evaluateStageConfig, raw, 'evaluate');
+  const started = performance.now();
   const out = ctx.run.sub(ctx.outPrefix);
   const backend = ctx.backend ?? null;
   const { ds, close } = await openEvalSet(ctx, cfg.inputs.data);
@@ -108,7 +112,8 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
       const key = modelResultKey(stage);
       const previous = await readJsonIfAny<ModelEvaluation>(out, key);
       const wantK = [...new Set(cfg.evaluate.topK.map((k) => String(Math.min(k, ds.index.classes.length))))].sort().join(',');
-      if (previous?.format === 1 && previous.modelId === id && previous.evalDataset === ds.uri && Object.keys(previous.metrics?.topK ?? {}).sort().join(',') === wantK) {
+      // Reused only with its per-image results (older evaluations lack them: the paired tests need them).
+      if (previous?.format === 1 && previous.perImage && previous.modelId === id && previous.evalDataset === ds.uri && Object.keys(previous.metrics?.topK ?? {}).sort().join(',') === wantK) {
         ctx.log.info(`evaluate: ${stage} already evaluated (top-1 ${(previous.metrics.top1 * 100).toFixed(2)} %), reusing ${key}`);
         models.push(previous);
         continue;
@@ -154,27 +159,32 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
       : { stage: r.stage, kind: r.kind, status: r.status, attempts: r.attempts, durationMs: r.durationMs ?? null, totalMs: r.totalMs ?? null, backend: r.backend ?? null },
   );
 
-  const teacher = models.find((m) => m.role === 'teacher');
-  const students = models.filter((m) => m.role === 'student');
-  const baseline = models.find((m) => m.role === 'baseline');
+  // How each model was trained (budget, hold-out, learning curve, its teacher), for the summary.
+  const evaluated: EvaluatedModel[] = [];
+  const curves: LearningCurve[] = [];
+  for (const m of models) {
+    const info = await readTrainingInfo(ctx.run, m.stage);
+    evaluated.push({ evaluation: m, budget: info.budget, heldoutAcc: info.heldoutAcc, heldoutImages: info.heldoutImages, teacher: info.teacher, architecture: info.architecture });
+    curves.push({ stage: m.stage, label: modelLabel(m), points: info.curve });
+  }
+  const previousStagesMs = stages.reduce((a, s) => a + (s.totalMs ?? 0), 0);
+  const headline = buildSummary(evaluated, (previousStagesMs + performance.now() - started) / 1000);
+  for (const f of headline.findings) ctx.log.info(`evaluate: ${f.replace(/\*\*/g, '')}`);
   const lastPseudo = pseudo[pseudo.length - 1];
   const report = await writeReport(out, {
-    format: 1,
+    format: 2,
     run: trimUri(ctx.run.uri),
     generatedAt: new Date().toISOString(),
     backend,
     evalDataset: ds.uri,
     classes: ds.index.classes,
-    summary: {
-      teacher: teacher?.metrics.top1 ?? null,
-      student: students[students.length - 1]?.metrics.top1 ?? null,
-      baseline: baseline?.metrics.top1 ?? null,
-      pseudoLabelPrecision: lastPseudo?.precision ?? null,
-    },
+    ...headline,
+    pseudoLabelPrecision: lastPseudo?.precision ?? null,
+    curves,
     models,
     pseudo,
     stages,
   });
   ctx.log.info(`evaluate: report written to ${trimUri(out.uri)}/report.md`, { charts: report.charts.length });
-  return { summary: { ...report.summary, models: models.length, charts: report.charts.length } };
+  return { summary: { ...report.summary, pseudoLabelPrecision: report.pseudoLabelPrecision, models: models.length, charts: report.charts.length } };
 }

@@ -11,7 +11,9 @@ import type { Teacher, TeacherPreprocessing } from '../../pipeline/pseudo/teache
 
 export interface ShardPredictions {
   shard: number;
-  /** True class of each predicted sample, in shard order. */
+  /** Key of each predicted sample, in shard order. */
+  keys: string[];
+  /** True class of each predicted sample. */
   labels: Int32Array;
   /** `k` ranked classes per sample, row-major. */
   classes: Int32Array;
@@ -30,6 +32,7 @@ export interface ShardOptions {
 
 export async function predictShard(net: Teacher, ds: OpenDataset, shard: number, o: ShardOptions): Promise<ShardPredictions> {
   const pre = o.preprocessing;
+  const keys: string[] = [];
   const labels: number[] = [];
   const classes: number[] = [];
   let skipped = 0;
@@ -53,9 +56,10 @@ export async function predictShard(net: Teacher, ds: OpenDataset, shard: number,
     for (let i = 0; i < n; i++) {
       const label = b.labels[i]!;
       if (label < 0) throw new Error(`eval set ${ds.uri}: sample ${b.keys[i]} (shard ${b.shards[i]}) has no label`);
+      keys.push(b.keys[i]!);
       labels.push(label);
       for (let j = 0; j < top.k; j++) classes.push(top.classes[i * top.k + j]!);
     }
   }
-  return { shard, labels: Int32Array.from(labels), classes: Int32Array.from(classes), k, skipped };
+  return { shard, keys, labels: Int32Array.from(labels), classes: Int32Array.from(classes), k, skipped };
 }
