@@ -26,7 +26,9 @@ import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
 import { train, type TrainerOptions, type TrainResult } from '../../pipeline/train/trainer.js';
 import { SMALL_MODEL, SMALL_RECIPE } from './fixtures/small-run.js';
 import { writeFashionDataset } from './make-dataset.js';
+import { needs } from '../helpers/extras.js';
 
+const NEEDS = needs('fashion-mnist');
 const backend = await initBackend((process.env['SELFTRAIN_TEST_TRAIN_BACKEND'] ?? 'wasm') as 'wasm');
 const tf = backend.tf;
 const SEED = 11;
@@ -41,6 +43,7 @@ let data: LabeledData;
 const quiet: Logger = { info() {}, warn() {}, error() {}, debug() {} };
 
 before(async () => {
+  if (NEEDS) return; // every test below skips
   dir = mkdtempSync(path.join(tmpdir(), 'selftrain-parallel-'));
   store = openStore(`file://${dir}`);
   await writeFashionDataset(store.sub('data/labeled'), { split: 'train', perClass: 5, labeled: true, perShard: 20 });
@@ -48,6 +51,7 @@ before(async () => {
 });
 
 after(async () => {
+  if (NEEDS) return;
   await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -78,7 +82,7 @@ async function run(prefix: string, o: Partial<TrainerOptions> = {}): Promise<Run
 let twoA: Run | undefined;
 const twoWorkers = async (): Promise<Run> => (twoA ??= await run('two-a/', { workers: 2 }));
 
-test('two 2-worker runs give byte-identical weights; the replicas stay identical', { timeout: 600_000 }, async () => {
+test('two 2-worker runs give byte-identical weights; the replicas stay identical', { skip: NEEDS, timeout: 600_000 }, async () => {
   const two = await twoWorkers();
   const twoB = await run('two-b/', { workers: 2 });
   assert.equal(two.result.workers, 2);
@@ -92,7 +96,7 @@ test('two 2-worker runs give byte-identical weights; the replicas stay identical
   assert.equal(two.result.epochs.at(-1)!.workers, 2);
 });
 
-test('process transport (one process per GPU on tfjs-node-gpu; wasm stands in): the same bytes as worker threads', { timeout: 600_000 }, async () => {
+test('process transport (one process per GPU on tfjs-node-gpu; wasm stands in): the same bytes as worker threads', { skip: NEEDS, timeout: 600_000 }, async () => {
   const viaProcesses = await run('two-processes/', { workers: 2, transport: 'process' });
   const two = await twoWorkers();
   assert.ok(viaProcesses.weights.equals(two.weights), 'processes and threads reduce in the same order: same weights');
@@ -117,7 +121,7 @@ const within = (g: { mean: number; max: number }) => g.mean < 0.1 && g.max < 0.3
 // A recipe whose loss falls steadily within 10 steps (peak LR 0.05, no RandAugment).
 const learning = { ...cfg, baseLr: 0.8, randAugment: { ...cfg.randAugment, enabled: false } };
 
-test('1-worker and 2-worker loss curves agree within tolerance for the same global batch', { timeout: 900_000 }, async () => {
+test('1-worker and 2-worker loss curves agree within tolerance for the same global batch', { skip: NEEDS, timeout: 900_000 }, async () => {
   const two = await run('curve-two/', { workers: 2, cfg: learning });
   const one = await run('curve-one/', { workers: 1, cfg: learning });
   const doubled = await run('curve-one-double-lr/', { workers: 1, cfg: { ...learning, baseLr: 2 * learning.baseLr } });
@@ -135,7 +139,7 @@ test('1-worker and 2-worker loss curves agree within tolerance for the same glob
   assert.ok(!one.weights.equals(two.weights), 'not the same numerics (per-worker BN)');
 });
 
-test('a worker that dies fails the run naming it; the next run resumes from the last checkpoint, and 2-worker checkpoints resume with 1', { timeout: 600_000 }, async () => {
+test('a worker that dies fails the run naming it; the next run resumes from the last checkpoint, and 2-worker checkpoints resume with 1', { skip: NEEDS, timeout: 600_000 }, async () => {
   process.env[TEST_EXIT_ENV] = '1:7'; // worker 2 exits as it starts step 7 (checkpoints after steps 3 and 6)
   try {
     await assert.rejects(run('crash/', { workers: 2 }), /train worker 2\/2 exited with code 70; stopping the other workers/);
