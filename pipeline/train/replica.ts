@@ -70,7 +70,19 @@ export interface StepReport {
   /** Wall time of the step in this replica, and the part spent in the reduction (incl. waiting for peers). */
   ms: number;
   reduceMs: number;
+  /**
+   * CPU time of this replica's thread for the step (Node >= 22.19 / 23.9: process.threadCpuUsage),
+   * the part other load on the machine does not inflate; undefined where Node cannot tell.
+   */
+  cpuMs?: number;
 }
+
+type CpuUsage = { user: number; system: number };
+const threadCpuUsage = (process as unknown as { threadCpuUsage?: () => CpuUsage }).threadCpuUsage?.bind(process);
+const threadCpuMs = (): number | undefined => {
+  const u = threadCpuUsage?.();
+  return u ? (u.user + u.system) / 1000 : undefined;
+};
 
 /** Per-batch held-out results of a range of eval batches (summed by the caller in batch order). */
 export interface HeldoutPart {
@@ -147,6 +159,7 @@ export class Replica {
   /** One optimizer step on this replica's slice of step `step`'s global batch. */
   async step(step: number, lr: number): Promise<StepReport> {
     const t0 = performance.now();
+    const c0 = threadCpuMs();
     const { tf, o } = this;
     const { plan } = o;
     const { cfg, seed, batch, stepsPerEpoch } = plan;
@@ -219,7 +232,8 @@ export class Replica {
       this.ema?.update(step + 1);
     }
     tf.dispose(gradList);
-    return { loss, correct, labeled: nl, images: nl + np, ms: performance.now() - t0, reduceMs };
+    const c1 = threadCpuMs();
+    return { loss, correct, labeled: nl, images: nl + np, ms: performance.now() - t0, reduceMs, cpuMs: c0 !== undefined && c1 !== undefined ? c1 - c0 : undefined };
   }
 
   /** Length of the vector each replica contributes to the step's reduction. */

@@ -27,6 +27,8 @@ export interface StepSummary {
   images: number;
   /** Mean over replicas of the share of their step time spent in the reduction (0 with one replica). */
   reduceShare: number;
+  /** CPU time of the slowest replica's thread (the step's critical path on idle cores), when known. */
+  cpuMs?: number;
 }
 
 export interface Replicas {
@@ -67,13 +69,15 @@ export async function startReplicas(o: ReplicasOptions): Promise<Replicas> {
 
 function summarise(reports: StepReport[]): StepSummary {
   let correct = 0, labeled = 0, images = 0, share = 0;
+  let cpuMs: number | undefined = 0;
   for (const r of reports) {
     correct += r.correct;
     labeled += r.labeled;
     images += r.images;
     share += r.ms > 0 ? r.reduceMs / r.ms : 0;
+    cpuMs = r.cpuMs === undefined || cpuMs === undefined ? undefined : Math.max(cpuMs, r.cpuMs);
   }
-  return { loss: reports[0]!.loss, correct, labeled, images, reduceShare: share / reports.length };
+  return { loss: reports[0]!.loss, correct, labeled, images, reduceShare: share / reports.length, cpuMs };
 }
 
 class LocalReplicas implements Replicas {

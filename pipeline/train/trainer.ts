@@ -59,8 +59,11 @@ export interface TrainerOptions {
   progress?: (label: string, total: number, unit?: string) => Progress;
   signal?: AbortSignal;
   backend: string;
-  /** Called after each completed step (and its checkpoint, if any) with the step's global-batch loss. Tests and tools use it. */
-  onStep?: (step: number, info: { checkpointed: boolean; loss: number }) => void;
+  /**
+   * Called after each completed step (and its checkpoint, if any) with the step's global-batch loss
+   * and, where Node can tell, the CPU time of the slowest replica's thread. Tests and tools use it.
+   */
+  onStep?: (step: number, info: { checkpointed: boolean; loss: number; cpuMs?: number }) => void;
   /** Names the progress bar (default: student when pseudo-labels are given, else teacher). */
   role?: 'teacher' | 'student' | 'baseline';
   /** A fixed step budget (the all-labels baseline: the teacher's); default from epochs x the data. */
@@ -281,7 +284,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       }
       const checkpointed = done % cfg.checkpoint.everySteps === 0 || done === endStep;
       if (checkpointed) await checkpoint(done);
-      o.onStep?.(step, { checkpointed, loss: r.loss });
+      o.onStep?.(step, { checkpointed, loss: r.loss, ...(r.cpuMs !== undefined ? { cpuMs: r.cpuMs } : {}) });
     }
     bar?.stop();
     if (start === endStep && resumedFrom !== null) log.info('all steps were already done; finishing');
