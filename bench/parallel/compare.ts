@@ -216,7 +216,9 @@ async function main(): Promise<void> {
         p.on('exit', (code) => (code === 0 ? res(out.trim().split('\n').pop()!) : rej(new Error(`${v} exited ${code}`))));
       });
       const m = JSON.parse(line) as { wall: number; cpu: number; waitShare?: number };
-      (rows[v] ??= []).push(m);
+      const seen = rows[v] ?? [];
+      seen.push(m);
+      rows[v] = seen;
       console.log(`repeat ${r + 1} ${v.padEnd(9)} ${m.wall.toFixed(1).padStart(7)} img/s  ${m.cpu.toFixed(1).padStart(7)} img/CPU-s${m.waitShare !== undefined ? `  waiting at barriers ${(m.waitShare * 100).toFixed(1)}%` : ''}`);
     }
   }

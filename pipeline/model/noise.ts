@@ -34,7 +34,7 @@ let rows: { global: Int32Array; total: number } | undefined;
  * undefined: the local batch is the whole batch (the default).
  */
 export function setModelNoiseRows(map?: { global: Int32Array; total: number }): void {
-  if (map && map.global.some((g) => !(g >= 0 && g < map.total))) throw new Error(`model noise rows: every global row must be in 0..${map.total - 1}`);
+  if (map?.global.some((g) => !(g >= 0 && g < map.total))) throw new Error(`model noise rows: every global row must be in 0..${map.total - 1}`);
   rows = map;
 }
 

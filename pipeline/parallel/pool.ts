@@ -20,6 +20,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { at } from '../checked.js';
 import { Barrier } from './barrier.js';
 import type { FromWorker, ReduceSetup, ToWorker, Transport } from './protocol.js';
 import { allocateSharedReduce, meanInOrder, type SharedReduceMemory } from './reduce.js';
@@ -109,10 +110,11 @@ export class WorkerPool {
   /** One call to one worker. */
   call<T>(rank: number, request: unknown): Promise<T> {
     if (this.failure) return Promise.reject(this.failure);
+    const endpoint = at(this.endpoints, rank, `${this.o.label} rank`);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.endpoints[rank]!.send({ t: 'call', id, request });
+      endpoint.send({ t: 'call', id, request });
     });
   }
 
@@ -172,7 +174,10 @@ export class WorkerPool {
   /** Process transport: gather every worker's vector for `seq`, reduce in rank order, send the mean back. */
   private reduceOnHost(rank: number, seq: number, data: Float32Array): void {
     let slices = this.hostReduce.get(seq);
-    if (!slices) this.hostReduce.set(seq, (slices = new Array<Float32Array>(this.o.size)));
+    if (!slices) {
+      slices = new Array<Float32Array>(this.o.size);
+      this.hostReduce.set(seq, slices);
+    }
     slices[rank] = data;
     for (let r = 0; r < this.o.size; r++) if (!slices[r]) return;
     this.hostReduce.delete(seq);

@@ -19,7 +19,10 @@ const row = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
 export function renderMarkdown(r: Report): string {
   const out: string[] = [];
   out.push(`# selftrain report`, '');
-  out.push(`Run \`${r.run}\` — evaluated ${r.generatedAt} on backend **${r.backend ?? 'unknown'}**.`);
+  // Training runs on the tfjs backend; inference may run on another engine (ONNX Runtime).
+  const engines = [...new Set(r.models.map((m) => m.backend).filter((b): b is string => !!b))];
+  const inference = engines.length > 0 ? `; models evaluated with **${engines.join('**, **')}**` : '';
+  out.push(`Run \`${r.run}\` — evaluated ${r.generatedAt} on backend **${r.backend ?? 'unknown'}**${inference}.`);
   const n = r.models[0]?.metrics.samples;
   out.push(`Eval set \`${r.evalDataset}\`${n !== undefined ? ` (${n} images, ${r.classes.length} classes)` : ''}.`, '');
 

@@ -87,7 +87,18 @@ function fingerprinted<C>(config: C): C {
   return out as C;
 }
 
-function define<K extends Kind>(kind: K, id: string, deps: string[], config: StageConfigs[K], needsBackend: boolean): StageDefinition<K, StageConfigs[K]> {
+/**
+ * `runtime`: settings passed to the stage beside its config but not part of it, so not hashed into
+ * its fingerprint: how the work is executed, never what it computes.
+ */
+function define<K extends Kind>(
+  kind: K,
+  id: string,
+  deps: string[],
+  config: StageConfigs[K],
+  needsBackend: boolean,
+  runtime?: Partial<StageConfigs[K]>,
+): StageDefinition<K, StageConfigs[K]> {
   return {
     id,
     kind,
@@ -95,8 +106,16 @@ function define<K extends Kind>(kind: K, id: string, deps: string[], config: Sta
     config: fingerprinted(config),
     outputs: stageOutputs[kind](id),
     needsBackend,
-    run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, config),
+    run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, runtime ? { ...config, ...runtime } : config),
   };
+}
+
+/**
+ * The inference engine choice of infer and evaluate, only when it is not the default: runs made
+ * before the setting existed keep their fingerprints (and so their finished stages).
+ */
+function engine(m: Manifest): { inferBackend?: Manifest['inferBackend'] } {
+  return m.inferBackend === 'auto' ? {} : { inferBackend: m.inferBackend };
 }
 
 export const buildChain: ChainBuilder = (m) => {
@@ -115,7 +134,13 @@ export const buildChain: ChainBuilder = (m) => {
     const infer = `infer-${k}`;
     const select = `select-${k}`;
     const student = `train-student-${k}`;
-    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: m.pseudo.infer, seed, inputs: { data: 'import', teacher } }, true));
+    // Where the workers run (executor, slurm, external) does not change what they compute: passed
+    // beside the config, so switching executor re-runs nothing.
+    const { executor, slurm, external, ...inferSettings } = m.pseudo.infer;
+    const runtime = executor || slurm || external ? { runtime: { executor, slurm, external } } : undefined;
+    stages.push(
+      define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: inferSettings, ...engine(m), seed, inputs: { data: 'import', teacher } }, true, runtime),
+    );
     stages.push(define('select', select, ['import', infer], { iteration: k, select: m.pseudo.select, seed, inputs: { data: 'import', predictions: infer } }, false));
     stages.push(
       define(
@@ -152,7 +177,7 @@ export const buildChain: ChainBuilder = (m) => {
       'evaluate',
       'evaluate',
       ['import', ...trained, ...rounds.map((r) => r.select)],
-      { evaluate: m.evaluate, seed, inputs: { data: 'import', models: trained, pseudo: rounds } },
+      { evaluate: m.evaluate, ...engine(m), seed, inputs: { data: 'import', models: trained, pseudo: rounds } },
       true,
     ),
   );

@@ -21,6 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import type * as tfTypes from '@tensorflow/tfjs';
+import { at } from '../checked.js';
 import type { TrainConfig } from '../manifest/sections/train.js';
 import { seedModelNoise, setModelNoiseRows } from '../model/noise.js';
 import type { NamedArray } from './checkpoint.js';
@@ -177,7 +178,7 @@ export class Replica {
     for (let k = 0; k < nl; k++) {
       const i = this.labeled.from + k;
       const idx = this.perm[pos * batch + i]!;
-      this.labels[k] = set.labels[idx]!;
+      this.labels[k] = at(set.labels, idx, 'labeled training images');
       const img = { data: set.pixels.subarray(idx * per, (idx + 1) * per), width: S, height: S, channels: C };
       const aug = augmentImage(img, cfg, this.ra, new Sfc32(mix(seed, 0xa06, step, i)));
       normalizeInto(aug.data, C, this.x, k * per);
@@ -208,21 +209,26 @@ export class Replica {
         logitsLabeled = tf.keep(pt ? logits.slice([0, 0], [nl, K]) : logits);
         return studentLoss(tf, logits, ys, pt, plan.ratio, this.lossWeights).add(l2Penalty(tf, this.decayed, cfg.weightDecay)) as tfTypes.Scalar;
       }, this.vars);
-      const pred = logitsLabeled!.argMax(-1).dataSync();
-      logitsLabeled!.dispose();
+      if (!logitsLabeled) throw new Error('training step: the model was not applied to the batch');
+      const pred = logitsLabeled.argMax(-1).dataSync();
+      logitsLabeled.dispose();
       for (let i = 0; i < nl; i++) if (pred[i] === this.labels[i]) correct++;
       return r;
     });
     setModelNoiseRows(undefined);
     let loss = (await value.data())[0]!;
     value.dispose();
-    let gradList = this.vars.map((v) => grads[v.name]!);
+    let gradList = this.vars.map((v) => {
+      const g = grads[v.name];
+      if (!g) throw new Error(`training step: no gradient for trainable variable ${v.name}`);
+      return g;
+    });
     let reduceMs = 0;
-    if (o.size > 1) {
+    if (o.allReduce && o.size > 1) {
       const local = this.pack(gradList, loss);
       tf.dispose(gradList);
       const r0 = performance.now();
-      const mean = await o.allReduce!(local);
+      const mean = await o.allReduce(local);
       reduceMs = performance.now() - r0;
       loss = mean[mean.length - 1]!;
       gradList = Number.isFinite(loss) ? this.unpack(mean) : [];
@@ -262,17 +268,17 @@ export class Replica {
   /** Writes the averaged moving statistics; returns the averaged gradients (caller disposes). */
   private unpack(mean: Float32Array): tfTypes.Tensor[] {
     const { tf } = this;
-    let at = 0;
+    let offset = 0;
     const grads = this.vars.map((v) => {
-      const t = tf.tensor(mean.subarray(at, at + v.size), v.shape);
-      at += v.size;
+      const t = tf.tensor(mean.subarray(offset, offset + v.size), v.shape);
+      offset += v.size;
       return t;
     });
     tf.tidy(() => {
       for (const w of this.moving) {
         const size = w.shape.reduce((a: number, b) => a * (b ?? 1), 1);
-        w.write(tf.tensor(mean.subarray(at, at + size), w.shape as number[]));
-        at += size;
+        w.write(tf.tensor(mean.subarray(offset, offset + size), w.shape as number[]));
+        offset += size;
       }
     });
     return grads;
@@ -317,7 +323,7 @@ export class Replica {
   load(s: Partial<ReplicaState>): void {
     const { tf } = this;
     tf.tidy(() => {
-      s.weights?.forEach((a, i) => this.weights[i]!.write(tf.tensor(a.data, a.shape)));
+      s.weights?.forEach((a, i) => at(this.weights, i, 'model weights (restoring a replica state)').write(tf.tensor(a.data, a.shape)));
       if (s.slots) this.opt.load(s.slots.map((a) => tf.tensor(a.data, a.shape)));
       if (s.ema && this.ema) this.ema.load(s.ema.map((a) => tf.tensor(a.data, a.shape)));
     });

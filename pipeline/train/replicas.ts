@@ -5,6 +5,7 @@
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { ChildProcess } from 'node:child_process';
+import { at } from '../checked.js';
 import { archOf } from '../model/resnet-rs.js';
 import { WorkerPool } from '../parallel/pool.js';
 import type { Transport } from '../parallel/protocol.js';
@@ -77,7 +78,7 @@ function summarise(reports: StepReport[]): StepSummary {
     share += r.ms > 0 ? r.reduceMs / r.ms : 0;
     cpuMs = r.cpuMs === undefined || cpuMs === undefined ? undefined : Math.max(cpuMs, r.cpuMs);
   }
-  return { loss: reports[0]!.loss, correct, labeled, images, reduceShare: share / reports.length, cpuMs };
+  return { loss: at(reports, 0, 'replica step reports').loss, correct, labeled, images, reduceShare: share / reports.length, cpuMs };
 }
 
 class LocalReplicas implements Replicas {
@@ -181,7 +182,7 @@ class PooledReplicas implements Replicas {
     const set = this.o.data.heldout;
     if (set.count === 0) return undefined;
     const ranges = allSlices(heldoutBatchCount(set.count, this.o.plan.cfg.evalBatchSize), this.size);
-    return combineHeldout(await this.all<HeldoutPart>((rank) => ({ kind: 'evaluate', ...ranges[rank]! })), set.count);
+    return combineHeldout(await this.all<HeldoutPart>((rank) => ({ kind: 'evaluate', ...at(ranges, rank, 'held-out batch ranges') })), set.count);
   }
 
   /**
@@ -199,7 +200,12 @@ class PooledReplicas implements Replicas {
     const s = await this.state();
     const src = s.ema.length > 0 ? s.ema : s.weights;
     const { tf, model } = this.o;
-    tf.tidy(() => model.weights.forEach((w, i) => w.write(tf.tensor(src[i]!.data, src[i]!.shape))));
+    tf.tidy(() =>
+      model.weights.forEach((w, i) => {
+        const a = at(src, i, 'replica state tensors');
+        w.write(tf.tensor(a.data, a.shape));
+      }),
+    );
   }
 
   async close(): Promise<void> {

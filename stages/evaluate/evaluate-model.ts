@@ -81,7 +81,8 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
     seconds,
     imagesPerSecond: seconds > 0 ? metrics.samples / seconds : 0,
     workers: o.predictor.workers,
-    backend: o.backend,
+    // What ran the forward passes (tfjs backend, or ONNX Runtime and its execution provider).
+    backend: results[0]?.backend ?? o.backend,
     metrics,
     perImage: perImage.result(),
   };

@@ -19,6 +19,7 @@ import { readSelectSummary } from '../../pipeline/contracts/select.js';
 import { modelDir } from '../../pipeline/contracts/train.js';
 import { openDataset, type OpenDataset } from '../../pipeline/data/dataset-json.js';
 import { openObjectRef, openRef } from '../../pipeline/data/dataset-ref.js';
+import { resolveInferEngine } from '../../pipeline/inference/engine.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { buildSummary, type EvaluatedModel } from '../../pipeline/report/summary.js';
@@ -87,12 +88,15 @@ async function groundTruthOf(ctx: StageContext, importId: string, inferId: strin
 }
 
 async function startEvaluatePredictor(ctx: StageContext, cfg: EvaluateStageConfig, ds: OpenDataset): Promise<ShardPredictor> {
+  const decision = await resolveInferEngine(cfg.inferBackend);
+  if (decision.reason) ctx.log.info(`evaluate: ${decision.reason}; using tfjs`);
   const backend = currentBackend() ?? (await initBackend('auto'));
   const plan = resolveWorkers(cfg.evaluate.workers, backend.name);
   const predictor = await startPredictor({
-    eval: ds, batchSize: cfg.evaluate.batchSize, concurrency: cfg.evaluate.concurrency, plan, backend: backend.name, storeSettings: ctx.storeSettings, log: ctx.log, signal: ctx.signal,
+    eval: ds, batchSize: cfg.evaluate.batchSize, concurrency: cfg.evaluate.concurrency, plan, engine: decision.engine, backend: backend.name, storeSettings: ctx.storeSettings, log: ctx.log, signal: ctx.signal,
   });
-  ctx.log.info(`evaluate: ${predictor.workers} worker(s) over ${ds.index.shards.length} eval shard(s) (${plan.reason})`, { workers: predictor.workers });
+  const how = decision.engine === 'onnx' ? 'ONNX Runtime uses every core in this process' : plan.reason;
+  ctx.log.info(`evaluate: ${predictor.workers} worker(s) over ${ds.index.shards.length} eval shard(s) (${how})`, { workers: predictor.workers, engine: decision.engine });
   return predictor;
 }
 

@@ -2,15 +2,22 @@
  * How the evaluate stage runs eval shards through a model: in its own thread (one worker), or
  * spread over a pool of workers (evaluate.workers; worker threads on wasm/cpu, processes on
  * tfjs-node-gpu), each loading the model once and taking the next shard as soon as it is free.
- * Results come back in shard order either way.
+ * With ONNX Runtime one session in this process uses every core through its own thread pool, so
+ * there is no pool of workers. Results come back in shard order either way.
  */
+import { availableParallelism } from 'node:os';
 import type { OpenDataset } from '../../pipeline/data/dataset-json.js';
+import type { InferEngine } from '../../pipeline/inference/engine.js';
+import { ensureOnnx } from '../../pipeline/model/onnx-file.js';
 import { WorkerPool } from '../../pipeline/parallel/pool.js';
 import type { WorkerPlan } from '../../pipeline/parallel/workers.js';
 import { loadTeacher } from '../../pipeline/pseudo/load-teacher.js';
+import { loadOnnxTeacher } from '../../pipeline/pseudo/onnx-teacher.js';
+import type { Teacher } from '../../pipeline/pseudo/teacher.js';
 import type { Logger } from '../../pipeline/runner/stage.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { StoreSettings } from '../../pipeline/store/settings.js';
+import type { ObjectStore } from '../../pipeline/store/types.js';
 import type { EvaluatePayload, ShardRequest } from './evaluate-worker.js';
 import { predictShard, type ShardPredictions } from './shard-predictions.js';
 
@@ -28,6 +35,8 @@ export interface PredictorOptions {
   batchSize: number;
   concurrency: number;
   plan: WorkerPlan;
+  /** Inference engine (resolved by the stage from inferBackend); workers are used with tfjs only. */
+  engine: InferEngine;
   backend: string;
   /** How workers reach the run's stores (the eval set, the models). */
   storeSettings: StoreSettings;
@@ -40,7 +49,7 @@ const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const evaluateWorker = new URL(`./evaluate-worker${ext}`, import.meta.url).href;
 
 export async function startPredictor(o: PredictorOptions): Promise<ShardPredictor> {
-  const workers = Math.min(o.plan.workers, o.eval.index.shards.length);
+  const workers = o.engine === 'onnx' ? 1 : Math.min(o.plan.workers, o.eval.index.shards.length);
   if (workers <= 1) return inProcess(o);
   const payload: EvaluatePayload = { eval: o.eval.uri, batchSize: o.batchSize, concurrency: o.concurrency, storeSettings: o.storeSettings };
   const pool = await WorkerPool.start({
@@ -86,7 +95,7 @@ function inProcess(o: PredictorOptions): ShardPredictor {
     workers: 1,
     async predict(model, shards, k, onShard) {
       const store = openStore(model.uri, o.storeSettings);
-      const net = await loadTeacher(store, model.arch, model.preprocessing).finally(() => store.close());
+      const net = await load(o.engine, store, model).finally(() => store.close());
       try {
         const results: ShardPredictions[] = [];
         for (const shard of shards) {
@@ -102,4 +111,10 @@ function inProcess(o: PredictorOptions): ShardPredictor {
     },
     async close() {},
   };
+}
+
+async function load(engine: InferEngine, store: ObjectStore, model: ModelRef): Promise<Teacher> {
+  if (engine === 'tfjs') return loadTeacher(store, model.arch, model.preprocessing);
+  await ensureOnnx(store);
+  return loadOnnxTeacher(store, model.arch, model.preprocessing, { threads: availableParallelism() });
 }

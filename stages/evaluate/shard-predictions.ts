@@ -20,6 +20,8 @@ export interface ShardPredictions {
   k: number;
   /** Samples that could not be decoded (left out). */
   skipped: number;
+  /** What ran the forward passes (the teacher's backend description). */
+  backend: string;
 }
 
 export interface ShardOptions {
@@ -51,7 +53,7 @@ export async function predictShard(net: Teacher, ds: OpenDataset, shard: number,
     o.signal?.throwIfAborted();
     skipped += b.skipped.length;
     const n = b.keys.length;
-    const top = net.predictTopK(b.pixels as Float32Array, n, o.k);
+    const top = await net.predictTopK(b.pixels as Float32Array, n, o.k);
     k = top.k;
     for (let i = 0; i < n; i++) {
       const label = b.labels[i]!;
@@ -61,5 +63,5 @@ export async function predictShard(net: Teacher, ds: OpenDataset, shard: number,
       for (let j = 0; j < top.k; j++) classes.push(top.classes[i * top.k + j]!);
     }
   }
-  return { shard, keys, labels: Int32Array.from(labels), classes: Int32Array.from(classes), k, skipped };
+  return { shard, keys, labels: Int32Array.from(labels), classes: Int32Array.from(classes), k, skipped, backend: net.backend };
 }

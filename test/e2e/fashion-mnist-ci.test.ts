@@ -1,5 +1,5 @@
 /**
- * End to end (issue 7): `manifests/fashion-mnist-ci.yaml` through the real CLI on real images.
+ * End to end: `manifests/fashion-mnist-ci.yaml` through the real CLI on real images.
  *
  * - On the real S3 endpoint (test/helpers/s3.ts): the run (runner and its infer workers) is
  *   SIGKILLed at a seeded random point during a seeded random stage, resumed with `selftrain
@@ -77,6 +77,7 @@ test('fashion-mnist-ci on S3: SIGKILL mid-stage, resume, every unit once, report
   // The file:// run is needed only up to its predictions: stop it then, so it stops competing
   // with the S3 run for the two cores.
   const fileInferDone = waitUntil(async () => (await readJson<StageRecord>(fileRun, 'state/infer-1.json').catch(() => undefined))?.status === 'done', 15 * 60_000, 'infer-1 on file://', onFile).finally(
+    // biome-ignore lint/nursery/noMisusedPromises: finally() waits for the promise its callback returns
     async () => {
       onFile.killAll();
       await onFile.done;
@@ -135,10 +136,13 @@ test('fashion-mnist-ci on S3: SIGKILL mid-stage, resume, every unit once, report
   assert.deepEqual(await listRelative(s3Run, 'infer-1/stats/'), shardBases.map((b) => `${b}.json`));
   const seen = new Set<string>();
   for (const shard of datasets.unlabeled!.shards) {
-    const lines = await readJsonlGz<{ key: string; shard: string; error?: string }>(s3Run, `infer-1/predictions/${shard.name.replace(/\.tar$/, '')}.jsonl.gz`);
+    const lines = await readJsonlGz<{ key: string; shard: string; error?: string; backend?: string; teacher: string }>(s3Run, `infer-1/predictions/${shard.name.replace(/\.tar$/, '')}.jsonl.gz`);
     assert.equal(lines.length, shard.samples, `${shard.name}: predicted samples`);
     for (const l of lines) {
       assert.equal(l.error, undefined, `${l.key}: ${l.error}`);
+      // CI installs onnxruntime-node (inferBackend auto): the teacher ran on ONNX Runtime.
+      assert.match(l.backend ?? '', /^onnxruntime-node /, `${l.key}: backend`);
+      assert.match(l.teacher, /\+onnx@[0-9a-f]{16}$/, `${l.key}: teacher id covers model.onnx`);
       assert.ok(!seen.has(l.key), `${l.key} predicted twice`);
       seen.add(l.key);
     }
@@ -148,6 +152,7 @@ test('fashion-mnist-ci on S3: SIGKILL mid-stage, resume, every unit once, report
   // Train: the final model, at most `keep` checkpoints, each complete, the newest at the last step.
   for (const id of TRAIN_STAGES) {
     assert.ok(await s3Run.head(`${id}/model/model.json`), `${id}: model.json`);
+    assert.ok(await s3Run.head(`${id}/model/model.onnx`), `${id}: model.onnx`);
     const metrics = await readJson<{ steps: number }>(s3Run, `${id}/metrics.json`);
     const ckpt = await listRelative(s3Run, `${id}/ckpt/`);
     const steps = [...new Set(ckpt.map((k) => k.split('/')[0]!))].sort();

@@ -16,7 +16,7 @@ import sharp from 'sharp';
 import { getTf } from '../../pipeline/backend/select.js';
 import { loadModel } from '../../pipeline/model/store-io.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
-import type { ModelEvaluation, PseudoEvaluation, Report } from '../../pipeline/report/types.js';
+import type { PseudoEvaluation, Report } from '../../pipeline/report/types.js';
 import type { StageContext } from '../../pipeline/runner/stage.js';
 import { FileStore } from '../../pipeline/store/file-store.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
@@ -30,7 +30,7 @@ import { testContext } from '../pseudo/context.js';
 import { PREPROCESSING, fashionPngs } from '../pseudo/fixtures.js';
 import { evaluateConfig, EVAL_SHARDS, makeRun, UNLABELED_SHARDS } from './fixtures.js';
 import { trimUri } from '../../pipeline/store/uri.js';
-import { needs } from '../helpers/extras.js';
+import { hasExtra, needs } from '../helpers/extras.js';
 
 const NEEDS = needs('fashion-mnist');
 
@@ -122,11 +122,20 @@ test('model metrics equal an independent computation from raw model outputs', { 
 });
 
 test('one worker and two workers (one eval shard each) give the same model metrics', { skip: NEEDS }, async () => {
-  await runStage({ ...testContext(run, root, 'evaluate-1w/'), backend: 'wasm' }, evaluateConfig({ workers: 1 }));
-  const one = JSON.parse((await run.get('evaluate-1w/report.json')).toString('utf8')) as Report;
-  assert.deepEqual(one.models.map((m) => m.metrics), report.models.map((m) => m.metrics));
-  assert.deepEqual(one.models.map((m) => m.skipped), report.models.map((m) => m.skipped));
-  assert.deepEqual([one.models[0]!.workers, report.models[0]!.workers], [1, 2]);
+  // tfjs explicitly: with ONNX Runtime (the default when installed) one session uses every core and
+  // there is no pool of workers.
+  const withWorkers = async (workers: number): Promise<Report> => {
+    const prefix = `evaluate-${workers}w/`;
+    await runStage({ ...testContext(run, root, prefix), backend: 'wasm' }, { ...evaluateConfig({ workers }), inferBackend: 'tfjs' });
+    return JSON.parse((await run.get(`${prefix}report.json`)).toString('utf8')) as Report;
+  };
+  const one = await withWorkers(1);
+  const two = await withWorkers(2);
+  assert.deepEqual(one.models.map((m) => m.metrics), two.models.map((m) => m.metrics));
+  assert.deepEqual(one.models.map((m) => m.skipped), two.models.map((m) => m.skipped));
+  assert.deepEqual([one.models.map((m) => m.workers), two.models.map((m) => m.workers)], [[1, 1, 1], [2, 2, 2]]);
+  // The default run (ONNX Runtime when installed) evaluated the same images.
+  assert.deepEqual(two.models.map((m) => m.metrics.samples), report.models.map((m) => m.metrics.samples));
 });
 
 test('pseudo-label precision and accuracy-vs-threshold equal a recount from the stored objects', { skip: NEEDS }, async () => {
@@ -183,6 +192,8 @@ test('report: report.md with the tables and chart links, SVG charts that parse',
   assert.match(md, /\| Pseudo-label precision \(last round\) \| \d+\.\d\d % \|/);
   assert.match(md, /## Stage wall times/);
   assert.match(md, /on backend \*\*wasm\*\*/);
+  // The models ran on the inference engine (ONNX Runtime when installed), and the report says so.
+  assert.match(md, new RegExp(`models evaluated with \\*\\*${hasExtra('onnxruntime-node') ? 'onnxruntime-node [0-9.]+ cpu' : 'tfjs wasm'}\\*\\*`));
   assert.equal(report.backend, 'wasm');
   // The confusion chart is of the final student and draws one cell per (true, predicted) pair.
   const confusion = (await run.get('evaluate/charts/confusion.svg')).toString('utf8');
@@ -210,7 +221,11 @@ test('resume: a kill mid-evaluate keeps finished models; the re-run evaluates on
   const first = await r2.get('evaluate/models/train-teacher-1.json');
 
   started.length = 0;
-  const again: StageContext = { ...testContext(r2, root, 'evaluate/'), progress: (label) => (started.push(label), { update() {}, setTotal() {}, stop() {} }) };
+  const progress: StageContext['progress'] = (label) => {
+    started.push(label);
+    return { update() {}, setTotal() {}, stop() {} };
+  };
+  const again: StageContext = { ...testContext(r2, root, 'evaluate/'), progress };
   await runStage(again, evaluateConfig());
   assert.deepEqual(started, ['evaluate train-student-1', 'evaluate train-baseline']);
   assert.deepEqual(await r2.get('evaluate/models/train-teacher-1.json'), first, 'finished model not redone');

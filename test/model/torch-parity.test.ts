@@ -20,6 +20,7 @@ import { resolveModel } from '../../pipeline/model/family.js';
 import { buildResNetRS } from '../../pipeline/model/resnet-rs.js';
 import { needs, testPython } from '../helpers/extras.js';
 import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
+import { randomizeWeights } from './random-weights.js';
 
 /** bench/model_torch.py in the repo (tsc does not copy .py files into dist/, so walk up to it). */
 function findTorchScript(): string {
@@ -42,30 +43,18 @@ test('tfjs and PyTorch builds give the same logits for the same weights', { skip
   const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-parity-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
 
-  // Random weights everywhere (BN γ and moving variance positive, γ of the last BN not zero so
-  // SE and the residual branches count), exported with tfjs names.
+  // Random weights everywhere (random-weights.ts), exported with tfjs names.
+  randomizeWeights(model, 100);
   const index: Array<{ name: string; shape: number[]; offset: number }> = [];
   const chunks: Float32Array[] = [];
   let offset = 0;
-  let seed = 100;
   for (const layer of model.layers) {
-    const ws = layer.weights;
-    if (!ws.length) continue;
-    const values = ws.map((w, i) => {
-      const shape = w.shape as number[];
-      const positive = layer.getClassName() === 'BatchNormalization' && (i === 0 || i === 3);
-      if (positive) return tf.randomUniform(shape, 0.5, 1.5, 'float32', seed++);
-      // Kernels ~ 1/sqrt(fan-in) keep activations O(1) through 26 layers; vectors ~ 0.1.
-      const fanIn = shape.length >= 2 ? shape.slice(0, -1).reduce((a, b) => a * b, 1) : 100;
-      return tf.randomNormal(shape, 0, 1 / Math.sqrt(fanIn), 'float32', seed++);
-    });
-    layer.setWeights(values);
-    ws.forEach((w, i) => {
-      const data = values[i]!.dataSync() as Float32Array;
+    for (const w of layer.weights) {
+      const data = w.read().dataSync() as Float32Array;
       index.push({ name: w.originalName, shape: w.shape as number[], offset });
       chunks.push(data);
       offset += data.length;
-    });
+    }
   }
   const blob = new Float32Array(offset);
   let o = 0;

@@ -58,7 +58,10 @@ import(workerData.url).then(({ Barrier }) => {
 });`;
   const w = new Worker(code, { eval: true, workerData: { control, url } });
   const messages: string[] = [];
-  const done = new Promise<void>((resolve) => w.on('message', (m: string) => (messages.push(m), m !== 'waiting' && resolve())));
+  const done = new Promise<void>((resolve) => w.on('message', (m: string) => {
+    messages.push(m);
+    if (m !== 'waiting') resolve();
+  }));
   await new Promise<void>((resolve) => w.once('message', () => resolve()));
   Barrier.break(control);
   await done;
