@@ -1,20 +1,33 @@
 /**
- * Training throughput of the Fashion-MNIST model: the full recipe (the train stage's own loop:
- * crop + flip + RandAugment on raw pixels, label smoothing, L2 on non-BN weights, momentum SGD with
- * the LR schedule, EMA of all weights, seeded noise, per-step loss read-back) versus the bare step
- * (forward + backward + SGD update on a fixed batch, what bench/model measures). Same model, batch
- * and backend, measured alternately; medians of the repeats. Prints numbers only.
+ * Training throughput of the demo's model with the demo's full teacher recipe
+ * (manifests/fashion-mnist.yaml: crop + flip + RandAugment on raw pixels, label smoothing, L2 on
+ * non-BN weights, momentum SGD with the LR schedule, EMA of all weights, seeded noise, per-step loss
+ * read-back), through the train stage's own loop, with 1, 2, ... data-parallel workers; beside it
+ * the bare step (forward + backward + SGD on a fixed batch, one thread, what bench/model measures),
+ * the input path alone, and PyTorch on the same architecture and batch (bench/model_torch.py,
+ * torch.set_num_threads(2)).
  *
- *   npx tsx bench/train.ts [--batch 128] [--steps 8] [--repeats 3] [--backend auto]
+ *   npx tsx bench/train.ts [--workers 1,2] [--steps 8] [--warmup 2] [--repeats 3] [--backend auto] [--no-torch]
+ *
+ * Every measurement runs in its own child process (peak RSS is per configuration: the worker
+ * threads live in that process), the configurations interleaved round-robin in each repeat so load
+ * changes hit them alike; warm-up steps (XNNPACK set-up, weight packing, worker start) are excluded
+ * and so is the last step (it writes the final checkpoint). Medians over the repeats. Prints numbers
+ * only; the speed-up line is the median of the per-repeat ratios. Printed too, because on a loaded
+ * machine wall-clock numbers mostly measure the scheduler: images per CPU-second of the child (all
+ * its threads), and the CPU time of the slowest worker thread per step (the step's critical path
+ * on idle cores; needs Node >= 22.19 / 23.9 for process.threadCpuUsage).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
 import type * as tfTypes from '@tensorflow/tfjs';
-import { initBackend } from '../pipeline/backend/select.js';
-import { trainSection } from '../pipeline/manifest/sections/train.js';
-import { FASHION_MNIST_MODEL, resolveModel } from '../pipeline/model/family.js';
+import { initBackend, type BackendPreference } from '../pipeline/backend/select.js';
+import { parseManifest } from '../pipeline/manifest/load.js';
+import { resolveModel } from '../pipeline/model/family.js';
 import { buildResNetRS } from '../pipeline/model/resnet-rs.js';
 import { openStore } from '../pipeline/store/open.js';
 import { augmentImage, randAugmentOptions } from '../pipeline/train/augment.js';
@@ -25,93 +38,197 @@ import { Sfc32 } from '../pipeline/train/rng.js';
 import { train } from '../pipeline/train/trainer.js';
 import { readFashionMnist } from '../test/helpers/fashion-mnist.js';
 
+const self = fileURLToPath(import.meta.url);
+const torchScript = fileURLToPath(new URL('./model_torch.py', import.meta.url));
+const demoManifest = fileURLToPath(new URL('../manifests/fashion-mnist.yaml', import.meta.url));
+
 const { values: a } = parseArgs({
   options: {
-    batch: { type: 'string', default: '128' },
+    workers: { type: 'string', default: '1,2' },
     steps: { type: 'string', default: '8' },
+    warmup: { type: 'string', default: '2' },
     repeats: { type: 'string', default: '3' },
     backend: { type: 'string', default: 'auto' },
+    'no-torch': { type: 'boolean', default: false },
+    child: { type: 'string' },
   },
 });
-const B = Number(a.batch), STEPS = Number(a.steps), REPEATS = Number(a.repeats);
-const backend = await initBackend(a.backend as 'auto');
-const tf = backend.tf;
-const { arch, defaults } = resolveModel({ name: FASHION_MNIST_MODEL });
-const fm = readFashionMnist('train', 1000);
-const data: LabeledData = {
-  train: { count: 1000, size: 28, channels: 1, pixels: fm.images.slice(), labels: Int32Array.from(fm.labels), keys: [] },
-  heldout: { count: 0, size: 28, channels: 1, pixels: new Uint8Array(0), labels: new Int32Array(0), keys: [] },
-  classes: Array.from({ length: 10 }, (_, i) => String(i)),
-  uri: 'memory',
-};
-const cfg = trainSection.parse({ epochs: 1000, batchSize: B, maxSteps: STEPS + 2, checkpoint: { everySteps: 1_000_000 }, randAugment: { scaleWithImage: true } });
+const STEPS = Number(a.steps), WARMUP = Number(a.warmup), REPEATS = Number(a.repeats);
+const WORKERS = a.workers!.split(',').map(Number);
 const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!;
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 
-function bare(): number {
-  const model = buildResNetRS(arch);
-  const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
-  const opt = new MomentumSgd(tf, vars, 0.9, false);
-  const x = new Float32Array(B * 784);
-  for (let i = 0; i < B; i++) normalizeInto(data.train.pixels.subarray(i * 784, (i + 1) * 784), 1, x, i * 784);
-  const xs = tf.tensor4d(x, [B, 28, 28, 1]);
-  const ys = tf.oneHot(tf.tensor1d(data.train.labels.subarray(0, B), 'int32'), 10).toFloat() as tfTypes.Tensor2D;
-  let t0 = 0;
-  for (let s = 0; s <= STEPS; s++) {
-    if (s === 1) t0 = performance.now(); // step 0 is warm-up
-    const { value, grads } = tf.variableGrads(() => softCrossEntropy(tf, model.apply(xs, { training: true }) as tfTypes.Tensor2D, ys), vars);
-    value.dataSync();
-    opt.apply(vars.map((v) => grads[v.name]!), 0.05);
-    tf.dispose([value, ...Object.values(grads)]);
-  }
-  const ips = (STEPS * B) / ((performance.now() - t0) / 1000);
-  tf.dispose([xs, ys]);
-  opt.dispose();
-  model.dispose();
-  return ips;
+const manifest = parseManifest(readFileSync(demoManifest, 'utf8'), demoManifest);
+const recipe = manifest.teacher.train;
+const B = recipe.batchSize;
+
+interface FullResult {
+  ips: number;
+  /** Images per CPU-second of the whole child process (all its threads) over the timed steps. */
+  cpuIps: number;
+  /** Median over the timed steps of the slowest worker thread's CPU time per step (ms), if Node can tell. */
+  stepCpuMs?: number;
+  rssMB: number;
+  reduceShare: number;
+}
+interface BareResult {
+  bare: number;
+  augment: number;
+  rssMB: number;
 }
 
-async function full(): Promise<number> {
+async function childMain(kind: string): Promise<void> {
+  const backend = await initBackend(a.backend as BackendPreference);
+  const tf = backend.tf;
+  const { arch, defaults } = resolveModel(manifest.teacher.model);
+  const fm = readFashionMnist('train', 1000);
+  const data: LabeledData = {
+    train: { count: 1000, size: 28, channels: 1, pixels: fm.images.slice(), labels: Int32Array.from(fm.labels), keys: [] },
+    heldout: { count: 0, size: 28, channels: 1, pixels: new Uint8Array(0), labels: new Int32Array(0), keys: [] },
+    classes: Array.from({ length: 10 }, (_, i) => String(i)),
+    uri: 'memory',
+  };
+  const rss = () => process.resourceUsage().maxRSS / 1024;
+
+  if (kind === 'bare') {
+    const model = buildResNetRS(arch);
+    const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
+    const opt = new MomentumSgd(tf, vars, 0.9, false);
+    const x = new Float32Array(B * 784);
+    for (let i = 0; i < B; i++) normalizeInto(data.train.pixels.subarray(i * 784, (i + 1) * 784), 1, x, i * 784);
+    const xs = tf.tensor4d(x, [B, 28, 28, 1]);
+    const ys = tf.oneHot(tf.tensor1d(data.train.labels.subarray(0, B), 'int32'), 10).toFloat() as tfTypes.Tensor2D;
+    let t0 = 0;
+    for (let s = 0; s < WARMUP + STEPS; s++) {
+      if (s === WARMUP) t0 = performance.now();
+      const { value, grads } = tf.variableGrads(() => softCrossEntropy(tf, model.apply(xs, { training: true }) as tfTypes.Tensor2D, ys), vars);
+      value.dataSync();
+      opt.apply(vars.map((v) => grads[v.name]!), 0.05);
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    const bare = (STEPS * B) / ((performance.now() - t0) / 1000);
+    const ra = randAugmentOptions(recipe, defaults.randAugmentMagnitude, 28);
+    const t1 = performance.now();
+    for (let s = 0; s < STEPS; s++) {
+      for (let i = 0; i < B; i++) {
+        const img = { data: data.train.pixels.subarray(i * 784, (i + 1) * 784), width: 28, height: 28, channels: 1 };
+        normalizeInto(augmentImage(img, recipe, ra, new Sfc32(s * B + i)).data, 1, x, i * 784);
+      }
+    }
+    const augment = (STEPS * B) / ((performance.now() - t1) / 1000);
+    process.stdout.write(JSON.stringify({ bare, augment, rssMB: rss() } satisfies BareResult) + '\n');
+    return;
+  }
+
+  const workers = Number(kind.replace(/^full:/, ''));
+  const cfg = { ...recipe, epochs: 1000, maxSteps: WARMUP + STEPS + 1, checkpoint: { everySteps: 1_000_000, keep: 1 }, workers };
   const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-bench-train-'));
   const store = openStore(`file://${dir}`);
   const model = buildResNetRS(arch);
   let t0 = 0, t1 = 0;
-  await train({
-    tf, model, cfg, seed: 0, defaultMagnitude: defaults.randAugmentMagnitude, numClasses: 10, data, store, log: quiet, backend: backend.name,
-    onStep: (step) => {
-      if (step === 0) t0 = performance.now();
-      if (step === STEPS) t1 = performance.now(); // before the final step, which also writes the end checkpoint
-    },
-  });
-  model.dispose();
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-  return (STEPS * B) / ((t1 - t0) / 1000);
+  let c0 = process.cpuUsage(), cpu = c0;
+  const stepCpu: number[] = [];
+  try {
+    const r = await train({
+      tf, model, cfg, seed: 0, defaultMagnitude: defaults.randAugmentMagnitude, numClasses: 10, data, store, log: quiet, backend: backend.name, workers,
+      onStep: (step, info) => {
+        if (step === WARMUP - 1) [t0, c0] = [performance.now(), process.cpuUsage()];
+        if (step >= WARMUP && step < WARMUP + STEPS && info.cpuMs !== undefined) stepCpu.push(info.cpuMs);
+        if (step === WARMUP + STEPS - 1) [t1, cpu] = [performance.now(), process.cpuUsage(c0)];
+      },
+    });
+    const cpuIps = (STEPS * B) / ((cpu.user + cpu.system) / 1e6);
+    const stepCpuMs = stepCpu.length ? median(stepCpu) : undefined;
+    process.stdout.write(JSON.stringify({ ips: (STEPS * B) / ((t1 - t0) / 1000), cpuIps, stepCpuMs, rssMB: rss(), reduceShare: r.reduceWaitShare } satisfies FullResult) + '\n');
+  } finally {
+    model.dispose();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
-function augmentOnly(): number {
-  const ra = randAugmentOptions(cfg, defaults.randAugmentMagnitude, 28);
-  const x = new Float32Array(B * 784);
-  const t0 = performance.now();
-  for (let s = 0; s < STEPS; s++) {
-    for (let i = 0; i < B; i++) {
-      const img = { data: data.train.pixels.subarray(i * 784, (i + 1) * 784), width: 28, height: 28, channels: 1 };
-      normalizeInto(augmentImage(img, cfg, ra, new Sfc32(s * B + i)).data, 1, x, i * 784);
+function runChild<T>(kind: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [...process.execArgv, self, '--child', kind, '--steps', String(STEPS), '--warmup', String(WARMUP), '--backend', a.backend!], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('error', reject);
+    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as T) : reject(new Error(`bench child ${kind} exited with code ${code}`))));
+  });
+}
+
+interface TorchResult {
+  torch: string;
+  threads: number;
+  small_params: number;
+  small_train_ips: number;
+  small_train_cpu_ips: number;
+}
+
+async function torchBench(): Promise<TorchResult> {
+  const { stdout } = await promisify(execFile)('/usr/bin/python3', [torchScript, '--threads', '2', '--repeats', String(Math.max(3, REPEATS)), '--skip-infer', '--train-batch', String(B)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as TorchResult;
+}
+
+function cpuLine(): string {
+  let flags = '';
+  try {
+    flags = readFileSync('/proc/cpuinfo', 'utf8').includes(' avx512f') ? ', AVX-512' : '';
+  } catch {
+    /* not Linux */
+  }
+  return `CPU ${cpus()[0]?.model ?? 'unknown'} x ${cpus().length}${flags}`;
+}
+
+async function main(): Promise<void> {
+  if (a.child) return childMain(a.child);
+  const backend = await initBackend(a.backend as BackendPreference);
+  const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
+  console.log(`${cpuLine()}; ${backend.summary}`);
+  console.log(`model ${manifest.teacher.model.name}, demo teacher recipe, global batch ${B}; ${STEPS} timed steps after ${WARMUP} warm-up, ${REPEATS} repeats interleaved; load average at start ${load()}`);
+  const bares: BareResult[] = [];
+  const fulls = new Map<number, FullResult[]>(WORKERS.map((w) => [w, []]));
+  for (let r = 0; r < REPEATS; r++) {
+    const b = await runChild<BareResult>('bare');
+    bares.push(b);
+    const line = [`repeat ${r + 1}: bare ${b.bare.toFixed(1)} img/s`];
+    for (const w of WORKERS) {
+      const f = await runChild<FullResult>(`full:${w}`);
+      fulls.get(w)!.push(f);
+      line.push(`${w} worker(s) ${f.ips.toFixed(1)} img/s`);
+    }
+    console.log(line.join(', '));
+  }
+  const mb = median(bares.map((b) => b.bare));
+  console.log(`bare step, 1 thread (fwd+bwd+SGD):   ${mb.toFixed(1)} img/s (median)`);
+  console.log(`input path alone, 1 thread:          ${median(bares.map((b) => b.augment)).toFixed(0)} img/s (crop+flip+RandAugment)`);
+  for (const w of WORKERS) {
+    const rs = fulls.get(w)!;
+    console.log(
+      `full recipe, ${w} worker(s):`.padEnd(37) +
+        `${median(rs.map((f) => f.ips)).toFixed(1)} img/s (median), ${median(rs.map((f) => f.cpuIps)).toFixed(1)} img/CPU-s, peak RSS ${median(rs.map((f) => f.rssMB)).toFixed(0)} MB` +
+        (w > 1 ? `, ${(median(rs.map((f) => f.reduceShare)) * 100).toFixed(1)}% of step time in the reduction` : ''),
+    );
+  }
+  const base = WORKERS[0]!;
+  for (const w of WORKERS.slice(1)) {
+    const ratios = fulls.get(w)!.map((f, i) => f.ips / fulls.get(base)![i]!.ips);
+    console.log(`speedup ${w}/${base}: ${median(ratios).toFixed(2)}`);
+    // Load-robust view: per step, the CPU time of the slowest worker's thread is the step's critical
+    // path on idle cores (waiting at the reduction aside); other load stretches wall time, not this.
+    const cpu = (n: number) => median(fulls.get(n)!.map((f) => f.stepCpuMs ?? NaN));
+    if (Number.isFinite(cpu(w)) && Number.isFinite(cpu(base))) {
+      console.log(`  CPU time per step on the critical path (slowest worker thread): ${base} worker(s) ${cpu(base).toFixed(0)} ms, ${w} workers ${cpu(w).toFixed(0)} ms: CPU-time speed-up ${(cpu(base) / cpu(w)).toFixed(2)} (what idle cores give, barring waits at the reduction)`);
     }
   }
-  return (STEPS * B) / ((performance.now() - t0) / 1000);
+  console.log(`load average at end ${load()} (a loaded machine makes wall-clock numbers unreliable)`);
+  if (a['no-torch']) return;
+  const t = await torchBench();
+  const best = Math.max(...WORKERS);
+  const mBest = median(fulls.get(best)!.map((f) => f.ips));
+  console.log(`PyTorch ${t.torch}, ${t.threads} threads, same architecture (${t.small_params.toLocaleString('en-US')} params), batch ${B}, bare step: ${t.small_train_ips.toFixed(1)} img/s`);
+  console.log(`ratio full recipe ${best} worker(s) / PyTorch bare step: ${(mBest / t.small_train_ips).toFixed(2)}x (target >= 0.5x)`);
+  console.log(`ratio bare step 1 thread / PyTorch bare step: ${(mb / t.small_train_ips).toFixed(2)}x`);
 }
 
-console.log(`${backend.summary}; model ${FASHION_MNIST_MODEL}, batch ${B}, ${STEPS} timed steps x ${REPEATS} repeats`);
-const bares: number[] = [], fulls: number[] = [], augs: number[] = [];
-for (let r = 0; r < REPEATS; r++) {
-  bares.push(bare());
-  fulls.push(await full());
-  augs.push(augmentOnly());
-  console.log(`repeat ${r + 1}: bare ${bares[r]!.toFixed(1)} img/s, full recipe ${fulls[r]!.toFixed(1)} img/s, augmentation alone ${augs[r]!.toFixed(0)} img/s`);
-}
-const mb = median(bares), mf = median(fulls);
-console.log(`bare step (fwd+bwd+SGD):           ${mb.toFixed(1)} img/s (median)`);
-console.log(`full recipe (train stage loop):    ${mf.toFixed(1)} img/s (median)`);
-console.log(`input path alone (crop+flip+RA):   ${median(augs).toFixed(0)} img/s (median, one core)`);
-console.log(`full / bare ratio:                 ${(mf / mb).toFixed(3)}  (recipe + data path cost ${((1 - mf / mb) * 100).toFixed(1)}%)`);
+await main();

@@ -9,6 +9,7 @@
  * Shard indexes are cached (a small LRU), so fetching many samples of the same shard costs one
  * index read plus one range read each.
  */
+import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
 import { openDataset, type OpenDataset } from './dataset-json.js';
 import { DataError, type SampleLocation, type Sample, type ShardIndexFile } from './types.js';
@@ -21,8 +22,8 @@ export class SampleFetcher {
     private readonly cacheShards: number,
   ) {}
 
-  static async open(source: ObjectStore | string, opts: { cacheShards?: number } = {}): Promise<SampleFetcher> {
-    return new SampleFetcher(await openDataset(source), opts.cacheShards ?? 8);
+  static async open(source: ObjectStore | string, opts: { cacheShards?: number; settings?: StoreSettings } = {}): Promise<SampleFetcher> {
+    return new SampleFetcher(await openDataset(source, opts.settings), opts.cacheShards ?? 8);
   }
 
   /** Offsets of every sample of shard n (cached). */

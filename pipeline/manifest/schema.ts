@@ -10,7 +10,7 @@
 import { z } from 'zod';
 import { datasetsSection } from './sections/datasets.js';
 import { modelSection } from './sections/model.js';
-import { trainSection } from './sections/train.js';
+import { trainSection, workersSetting } from './sections/train.js';
 import { pseudoSection } from './sections/pseudo.js';
 import { storeUri } from './uri.js';
 import { inferBackendChoices } from '../inference/engine.js';
@@ -50,6 +50,7 @@ export const evaluateSection = z
     topK: z.array(z.number().int().positive()).min(1).default([1, 5]).describe('Top-k accuracies to report'),
     batchSize: z.number().int().positive().default(256).describe('Eval images per forward pass'),
     concurrency: z.number().int().positive().default(4).describe('Parallel image decodes (sharp) while evaluating'),
+    workers: workersSetting.describe('Workers the eval set is split over with tfjs (decode + forward pass in each); auto: as train.workers. With ONNX Runtime (inferBackend) one session uses every core instead. The result is the same for any count'),
   })
   .describe('Evaluation of teacher, student (and baseline) on the eval set, and the report');
 

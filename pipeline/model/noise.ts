@@ -14,6 +14,10 @@
  * (seed, counter) and advances the counter, so the state is two integers. Layers draw in graph
  * order, so the same seed, data and backend give the same masks. Inference (training=false) never
  * draws.
+ *
+ * Data-parallel training: a worker's batch holds some rows of the global batch. With
+ * `setModelNoiseRows`, each draw is made for the whole global batch and the worker keeps its rows,
+ * so a sample's dropout / stochastic-depth mask is the same whatever the number of workers.
  */
 
 export interface ModelNoiseState {
@@ -22,6 +26,17 @@ export interface ModelNoiseState {
 }
 
 let state: ModelNoiseState = { seed: 0, counter: 0 };
+/** Global row of each local row, and the global batch size (data-parallel workers only). */
+let rows: { global: Int32Array; total: number } | undefined;
+
+/**
+ * Local row r of every noise layer's input is row `global[r]` of a global batch of `total` rows;
+ * undefined: the local batch is the whole batch (the default).
+ */
+export function setModelNoiseRows(map?: { global: Int32Array; total: number }): void {
+  if (map?.global.some((g) => !(g >= 0 && g < map.total))) throw new Error(`model noise rows: every global row must be in 0..${map.total - 1}`);
+  rows = map;
+}
 
 export function seedModelNoise(seed: number): void {
   if (!Number.isInteger(seed)) throw new Error(`model noise seed must be an integer, got ${seed}`);
@@ -47,17 +62,27 @@ function mix(x: number): number {
   return (x ^ (x >>> 15)) >>> 0;
 }
 
-/** n uniforms in [0, 1) from a fresh stream; advances the counter by one. */
+/**
+ * n uniforms in [0, 1) from a fresh stream; advances the counter by one. n counts whole rows of the
+ * layer's input (n = rows x values per row); with a row map (setModelNoiseRows) the stream is drawn
+ * for the global batch and this worker's rows are picked out of it.
+ */
 export function drawUniforms(n: number): Float32Array {
   let a = mix(state.seed ^ mix(state.counter));
   state.counter++;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
+  const map = rows;
+  const per = map ? n / map.global.length : 1;
+  if (map && !Number.isInteger(per)) throw new Error(`model noise: ${n} values do not split into ${map.global.length} rows`);
+  const out = new Float32Array(map ? map.total * per : n);
+  for (let i = 0; i < out.length; i++) {
     // mulberry32
     a = (a + 0x6d2b79f5) | 0;
     let t = Math.imul(a ^ (a >>> 15), 1 | a);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     out[i] = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   }
-  return out;
+  if (!map) return out;
+  const mine = new Float32Array(n);
+  map.global.forEach((g, r) => mine.set(out.subarray(g * per, (g + 1) * per), r * per));
+  return mine;
 }

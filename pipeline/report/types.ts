@@ -21,6 +21,8 @@ export interface ModelEvaluation {
   skipped: number;
   seconds: number;
   imagesPerSecond: number;
+  /** Workers the eval shards were spread over (absent in results written before it was recorded). */
+  workers?: number;
   backend: string | null;
   metrics: ClassificationMetrics;
   /** Top-1 right/wrong per eval image (for paired tests between models). */

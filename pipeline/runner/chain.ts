@@ -71,6 +71,24 @@ async function loadStageModule<K extends Kind>(kind: K): Promise<StageModule<Sta
 }
 
 /**
+ * The config the fingerprint sees: without `workers` (train, evaluate), which says how much of the
+ * machine a stage uses, not what it computes. Changing it re-runs nothing; a training stage records
+ * the worker count it ran with (metrics.json), since per-worker BN statistics make the numerics
+ * depend on it. The stage itself runs with the full config.
+ */
+function fingerprinted<C>(config: C): C {
+  const out = { ...config } as Record<string, unknown>;
+  for (const section of ['train', 'evaluate']) {
+    const v = out[section];
+    if (v && typeof v === 'object' && 'workers' in v) {
+      const { workers: _executionOnly, ...rest } = v as Record<string, unknown>;
+      out[section] = rest;
+    }
+  }
+  return out as C;
+}
+
+/**
  * `runtime`: settings passed to the stage beside its config but not part of it, so not hashed into
  * its fingerprint: how the work is executed, never what it computes.
  */
@@ -86,7 +104,7 @@ function define<K extends Kind>(
     id,
     kind,
     deps,
-    config,
+    config: fingerprinted(config),
     outputs: stageOutputs[kind](id),
     needsBackend,
     run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, runtime ? { ...config, ...runtime } : config),

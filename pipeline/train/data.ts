@@ -92,8 +92,20 @@ export function stratifiedHoldout(labels: ArrayLike<number>, fraction: number, s
   return held;
 }
 
+/**
+ * Pixels live in a SharedArrayBuffer: data-parallel train workers (worker threads) read the one
+ * decoded copy instead of holding one each.
+ */
 function emptySet(count: number, size: number, channels: number): ImageSet {
-  return { count, size, channels, pixels: new Uint8Array(count * size * size * channels), labels: new Int32Array(count), keys: [] };
+  return { count, size, channels, pixels: new Uint8Array(new SharedArrayBuffer(count * size * size * channels)), labels: new Int32Array(count), keys: [] };
+}
+
+/** The set with its pixels in shared memory (copied once if they are not already). */
+export function sharedPixels(set: ImageSet): Uint8Array {
+  if (set.pixels.buffer instanceof SharedArrayBuffer) return set.pixels;
+  const shared = new Uint8Array(new SharedArrayBuffer(set.pixels.byteLength));
+  shared.set(set.pixels);
+  return shared;
 }
 
 /**

@@ -23,6 +23,9 @@ export function softCrossEntropy(tf: Tf, logits: tfTypes.Tensor2D, targets: tfTy
  * Noisy Student's joint loss for one step whose logits hold B labeled rows then rB pseudo-labeled
  * rows: CE(labeled, smoothed targets) + r * CE(pseudo, teacher targets), each a mean over its part
  * (= (B*L_lab + rB*L_unl)/B, N main.py).
+ *
+ * `weights` scale the two means (a data-parallel replica with an uneven slice of the global batch:
+ * the mean of the replicas' losses is then the global loss); at 1 they leave the loss untouched.
  */
 export function studentLoss(
   tf: Tf,
@@ -30,13 +33,15 @@ export function studentLoss(
   labeledTargets: tfTypes.Tensor2D,
   pseudoTargets: tfTypes.Tensor2D | undefined,
   ratio: number,
+  weights: { labeled: number; pseudo: number } = { labeled: 1, pseudo: 1 },
 ): tfTypes.Scalar {
   return tf.tidy(() => {
     const b = labeledTargets.shape[0];
     const k = logits.shape[1];
-    if (!pseudoTargets) return softCrossEntropy(tf, logits, labeledTargets);
+    const scaled = (l: tfTypes.Scalar) => (weights.labeled === 1 ? l : (l.mul(weights.labeled) as tfTypes.Scalar));
+    if (!pseudoTargets) return scaled(softCrossEntropy(tf, logits, labeledTargets));
     const lab = softCrossEntropy(tf, logits.slice([0, 0], [b, k]), labeledTargets);
     const unl = softCrossEntropy(tf, logits.slice([b, 0], [pseudoTargets.shape[0], k]), pseudoTargets);
-    return lab.add(unl.mul(ratio)) as tfTypes.Scalar;
+    return scaled(lab).add(unl.mul(ratio * weights.pseudo)) as tfTypes.Scalar;
   });
 }

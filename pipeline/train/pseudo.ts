@@ -16,11 +16,15 @@ import { DataError } from '../data/types.js';
 import { decodeJsonlGz } from '../pseudo/jsonl.js';
 import type { PseudoLabelRecord } from '../pseudo/records.js';
 import type { Logger } from '../runner/stage.js';
+import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
 import { normalizeInto } from './data.js';
 import type { RawImage } from './randaugment.js';
 import { Sfc32, mix, permutation } from './rng.js';
 import { objectUri } from '../store/uri.js';
+
+/** Default budget of the decoded-image cache (per source). */
+export const PSEUDO_CACHE_BYTES = 512 * 1024 ** 2;
 
 export interface PseudoBatch {
   /** Normalised NHWC float32 of the augmented images. */
@@ -35,22 +39,26 @@ export interface PseudoSource {
   size: number;
   unique: number;
   skipped: { object: string; shard: string; key: string; reason: string }[];
-  batch(step: number, n: number, augment: (img: RawImage, j: number) => RawImage): Promise<PseudoBatch>;
+  /** Everything a data-parallel worker needs to draw the same batches itself (structured-cloneable). */
+  index: PseudoIndex;
+  /**
+   * Positions [from, to) (default: all n) of step `step`'s n pseudo-labeled images; `augment` gets
+   * each image with its position in the step's batch.
+   */
+  batch(step: number, n: number, augment: (img: RawImage, j: number) => RawImage, from?: number, to?: number): Promise<PseudoBatch>;
   close(): Promise<void>;
 }
 
-interface Entry {
+/** One usable pseudo-label record: where its image is and its target distribution. */
+export interface Entry {
   shard: number;
   key: string;
   classes: number[];
   probs: number[];
 }
 
-export async function openPseudoSource(o: {
-  /** Store rooted at the select stage's output prefix. */
-  select: ObjectStore;
-  /** Store rooted at the unlabeled dataset. */
-  unlabeled: ObjectStore;
+/** How pseudo-labeled images and targets are prepared. */
+export interface PseudoSettings {
   ratio: number;
   hard: boolean;
   labelSmoothing: number;
@@ -58,9 +66,27 @@ export async function openPseudoSource(o: {
   imageSize: number;
   channels: 1 | 3;
   seed: number;
-  log: Logger;
   cacheBytes?: number;
-}): Promise<PseudoSource> {
+}
+
+export interface PseudoIndex extends PseudoSettings {
+  /** URI of the unlabeled dataset the images are read from. */
+  unlabeled: string;
+  entries: Entry[];
+  /** Entry of each of the N virtual positions (repeats expanded). */
+  expanded: number[];
+  skipped: PseudoSource['skipped'];
+}
+
+export async function openPseudoSource(
+  o: PseudoSettings & {
+    /** Store rooted at the select stage's output prefix. */
+    select: ObjectStore;
+    /** Store rooted at the unlabeled dataset. */
+    unlabeled: ObjectStore;
+    log: Logger;
+  },
+): Promise<PseudoSource> {
   const ds = await openDataset(o.unlabeled);
   const fetcher = await SampleFetcher.open(o.unlabeled);
   const shardByName = new Map(ds.index.shards.map((s, i) => [s.name.replace(/\.tar$/, ''), i]));
@@ -96,15 +122,33 @@ export async function openPseudoSource(o: {
   if (skipped.length > 10) o.log.warn(`${skipped.length} pseudo-labels skipped in total (images missing from ${ds.uri})`);
   if (entries.length === 0) throw new DataError(`${o.select.uri}: none of the pseudo-labels point at an image of ${ds.uri} (${skipped.length} skipped)`, { uri: o.select.uri });
 
+  const { select: _select, unlabeled: _unlabeled, log: _log, ...settings } = o;
+  return attachPseudoSource({ ...settings, unlabeled: ds.uri, entries, expanded, skipped }, { fetcher, onClose: () => ds.close() });
+}
+
+/**
+ * The batch source over an index (the stage's own, or a copy a data-parallel worker received):
+ * reads and decodes images through `fetcher` (its own connections and decode cache), or opens the
+ * unlabeled dataset by URI (with the run's store settings) when no fetcher is given.
+ */
+export async function attachPseudoSource(
+  index: PseudoIndex,
+  opts: { fetcher?: SampleFetcher; onClose?: () => Promise<void>; storeSettings?: StoreSettings } = {},
+): Promise<PseudoSource> {
+  const f = opts.fetcher ?? (await SampleFetcher.open(index.unlabeled, { settings: opts.storeSettings }));
+  const onClose = opts.onClose;
+  const o = index;
+  const { entries, expanded, skipped } = index;
+  const ds = f.ds;
   const K = o.numClasses;
   const per = o.imageSize * o.imageSize * o.channels;
   const cache = new Map<number, Uint8Array>();
-  const cacheLimit = Math.max(1, Math.floor((o.cacheBytes ?? 512 * 1024 ** 2) / per));
+  const cacheLimit = Math.max(1, Math.floor((o.cacheBytes ?? PSEUDO_CACHE_BYTES) / per));
   const decode = async (i: number): Promise<Uint8Array> => {
     const hit = cache.get(i);
     if (hit) return hit;
     const e = entries[i]!;
-    const s = await fetcher.get(e.shard, e.key);
+    const s = await f.get(e.shard, e.key);
     let px: Buffer;
     try {
       px = await transformImage(s.image, { mode: 'eval', channels: o.channels, imageSize: o.imageSize, cropFraction: 1 });
@@ -137,11 +181,12 @@ export async function openPseudoSource(o: {
     size: N,
     unique: entries.length,
     skipped,
-    async batch(step, n, augment) {
-      const pixels = new Float32Array(n * per);
-      const targets = new Float32Array(n * K);
+    index,
+    async batch(step, n, augment, from = 0, to = n) {
+      const pixels = new Float32Array((to - from) * per);
+      const targets = new Float32Array((to - from) * K);
       const picks: number[] = [];
-      for (let j = 0; j < n; j++) {
+      for (let j = from; j < to; j++) {
         const p = step * n + j;
         const round = Math.floor(p / N);
         if (round !== permIdx) {
@@ -151,16 +196,16 @@ export async function openPseudoSource(o: {
         picks.push(expanded[perm[p % N]!]!);
       }
       const decoded = await Promise.all(picks.map((i) => decode(i)));
-      decoded.forEach((px, j) => {
-        const img = augment({ data: px, width: o.imageSize, height: o.imageSize, channels: o.channels }, j);
-        normalizeInto(img.data, o.channels, pixels, j * per);
-        target(entries[picks[j]!]!, targets, j * K);
+      decoded.forEach((px, k) => {
+        const img = augment({ data: px, width: o.imageSize, height: o.imageSize, channels: o.channels }, from + k);
+        normalizeInto(img.data, o.channels, pixels, k * per);
+        target(entries[picks[k]!]!, targets, k * K);
       });
       return { pixels, targets };
     },
     close: async () => {
-      await fetcher.close();
-      await ds.close();
+      await f.close();
+      await onClose?.();
     },
   };
 }

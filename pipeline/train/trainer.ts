@@ -15,24 +15,31 @@
  * statistics AND write its moving mean/variance (moving = m*moving + (1-m)*batch, m = the layer's
  * momentum, 0 in the released configs => last batch); the EMA then averages those like any weight.
  * (Checked by test/train/recipe.test.ts.) Evaluation and export swap the EMA values into the model.
+ *
+ * Data-parallel (`workers` > 1): this function is the coordinator. The step's work — input path,
+ * forward/backward, the gradient reduction and the update — runs in the replicas (replica.ts,
+ * replicas.ts), each on its slice of the global batch; this loop only sequences steps, metrics,
+ * evaluations and checkpoints (read from replica 0: all replicas hold the same state). With one
+ * worker the single replica runs in this thread: the numerics are those of the single-threaded
+ * recipe. A checkpoint does not depend on the worker count, so a run checkpointed with N workers
+ * resumes with M (the following steps' numerics then differ from an N-worker run: the log says so).
  */
+import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { TrainConfig } from '../manifest/sections/train.js';
-import { modelNoiseState, seedModelNoise } from '../model/noise.js';
+import type { Transport } from '../parallel/protocol.js';
 import type { Logger, Progress } from '../runner/stage.js';
+import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
-import { augmentImage, randAugmentOptions } from './augment.js';
-import { clearCheckpoints, completeCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type NamedArray } from './checkpoint.js';
-import { normalizeInto, type ImageSet, type LabeledData } from './data.js';
-import { WeightEma } from './ema.js';
-import { smoothLabels, softCrossEntropy, studentLoss } from './loss.js';
-import { MomentumSgd } from './optimizer.js';
+import { clearCheckpoints, completeCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
+import type { ImageSet, LabeledData } from './data.js';
 import type { PseudoSource } from './pseudo.js';
-import { Sfc32, mix, permutation } from './rng.js';
+import { combineHeldout, heldoutBatchCount, heldoutBatches, type ReplicaPlan } from './replica.js';
+import { startReplicas } from './replicas.js';
+import { mix } from './rng.js';
 import { learningRate } from './schedule.js';
 import { planSteps, type StepBudget, type TrainRole } from './step-plan.js';
-import { l2Penalty, selectDecayedWeights } from './weight-decay.js';
 
 type Tf = typeof tfTypes;
 
@@ -52,12 +59,25 @@ export interface TrainerOptions {
   progress?: (label: string, total: number, unit?: string) => Progress;
   signal?: AbortSignal;
   backend: string;
-  /** Called after each completed step (and its checkpoint, if any). Tests and tools use it. */
-  onStep?: (step: number, info: { checkpointed: boolean }) => void;
+  /**
+   * Called after each completed step (and its checkpoint, if any) with the step's global-batch loss
+   * and, where Node can tell, the CPU time of the slowest replica's thread. Tests and tools use it.
+   */
+  onStep?: (step: number, info: { checkpointed: boolean; loss: number; cpuMs?: number }) => void;
   /** Names the progress bar (default: student when pseudo-labels are given, else teacher). */
   role?: TrainRole;
   /** A fixed step budget (the all-labels baseline: the teacher's); default from epochs x the data. */
   budget?: StepBudget;
+  /** Data-parallel replicas (resolved count; default 1 = this thread only). */
+  workers?: number;
+  /** How replicas beyond one run: worker threads (wasm/cpu, default) or processes (one per GPU). */
+  transport?: Transport;
+  /** Process transport: the environment of worker `rank` (its CUDA_VISIBLE_DEVICES). */
+  workerEnv?: (rank: number) => NodeJS.ProcessEnv;
+  /** How workers reach the run's stores (a student's unlabeled shards); default: the environment's. */
+  storeSettings?: StoreSettings;
+  /** Process transport: each spawned worker process (tests kill one for real). */
+  onWorkerSpawn?: (rank: number, child: ChildProcess) => void;
 }
 
 export interface EpochMetrics {
@@ -70,6 +90,9 @@ export interface EpochMetrics {
   heldoutAcc: number | null;
   imagesPerSec: number;
   seconds: number;
+  /** Data-parallel replicas that ran the epoch's steps, and the share of their step time spent in the gradient reduction. */
+  workers?: number;
+  reduceWaitShare?: number;
 }
 
 export interface TrainResult {
@@ -80,6 +103,9 @@ export interface TrainResult {
   epochs: EpochMetrics[];
   imagesPerSec: number;
   final: { heldoutLoss: number | null; heldoutAcc: number | null };
+  workers: number;
+  /** Mean share of replica step time spent in the gradient reduction (incl. waiting for the slowest replica). */
+  reduceWaitShare: number;
 }
 
 /** Thrown when the loss stops being a finite number. */
@@ -92,28 +118,16 @@ export class NonFiniteLossError extends Error {
 
 export const METRICS_JSONL = 'metrics.jsonl';
 
-function namedArrays(vars: { name: string; read(): tfTypes.Tensor }[] | tfTypes.Variable[]): NamedArray[] {
-  return vars.map((v) => {
-    const t = 'read' in v && typeof v.read === 'function' ? v.read() : (v as tfTypes.Variable);
-    return { name: v.name, shape: t.shape.slice(), data: t.dataSync() as Float32Array };
-  });
-}
-
 export async function train(o: TrainerOptions): Promise<TrainResult> {
   const { tf, model, cfg, seed, data, store, log } = o;
   const plan = planSteps(cfg, data.train.count, o.budget);
   const { batch, stepsPerEpoch, totalSteps, endStep, schedule } = plan;
-  const ra = randAugmentOptions(cfg, o.defaultMagnitude, data.train.size);
-  const weights = model.weights; // all, incl. BN moving stats: what the EMA and checkpoints cover
-  const trainable = model.trainableWeights;
-  const vars = trainable.map((w) => w.read() as tfTypes.Variable);
-  const { decayed } = selectDecayedWeights(model);
-  const opt = new MomentumSgd(tf, vars, cfg.momentum, cfg.nesterov);
-  const ema = cfg.ema.enabled ? new WeightEma(tf, weights, cfg.ema.decay, cfg.ema.warmup) : undefined;
   const ratio = o.pseudo ? o.pseudo.ratio : 0;
   const pseudoBatch = o.pseudo ? Math.max(1, Math.round(ratio * batch)) : 0;
-  const K = o.numClasses;
-  const S = data.train.size, C = data.train.channels, per = S * S * C;
+  const weights = model.weights; // all, incl. BN moving stats: what the EMA and checkpoints cover
+  const trainable = model.trainableWeights;
+  const workers = Math.max(1, Math.min(o.workers ?? 1, batch));
+  if (workers < (o.workers ?? 1)) log.warn(`${o.workers} workers requested but the batch holds ${batch} images: using ${workers}`);
 
   let epochs: EpochMetrics[] = [];
   // Running sums of the current epoch (checkpointed, so a resumed epoch reports the same averages).
@@ -124,9 +138,10 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
   // ---- resume
   // Checkpoints of a different recipe/seed/data (the runner re-runs a stage whose config changed,
   // into the same prefix) are not resumed from: that run starts over. A different *model* under the
-  // same recipe is an error instead (the shape check below), since it usually is a mistake.
+  // same recipe is an error instead (the shape check below), since it usually is a mistake. The
+  // worker count is not part of the recipe: a checkpoint resumes with any number of workers.
   const recipeHash = createHash('sha256')
-    .update(JSON.stringify({ cfg: { ...cfg, maxSteps: undefined }, seed, train: data.train.count, heldout: data.heldout.count, pseudo: o.pseudo?.size ?? 0, ratio, ...(o.budget ? { budget: o.budget } : {}) }))
+    .update(JSON.stringify({ cfg: { ...cfg, maxSteps: undefined, workers: undefined }, seed, train: data.train.count, heldout: data.heldout.count, pseudo: o.pseudo?.size ?? 0, ratio, ...(o.budget ? { budget: o.budget } : {}) }))
     .digest('hex')
     .slice(0, 16);
   const steps = await completeCheckpoints(store);
@@ -151,202 +166,149 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     };
     check('weights', weights.map((w) => ({ name: w.originalName, shape: w.shape as number[] })));
     check('slots', trainable.map((w) => ({ name: w.originalName, shape: w.shape as number[] })));
-    if (ema) check('ema', weights.map((w) => ({ name: w.originalName, shape: w.shape as number[] })));
-    tf.tidy(() => {
-      ck.groups.weights.forEach((a, i) => weights[i]!.write(tf.tensor(a.data, a.shape)));
-      opt.load(ck.groups.slots.map((a) => tf.tensor(a.data, a.shape)));
-      if (ema) ema.load(ck.groups.ema.map((a) => tf.tensor(a.data, a.shape)));
-    });
-    start = ck.meta.step;
-    resumedFrom = start;
-    epochs = (ck.meta.state['epochs'] as EpochMetrics[]) ?? [];
-    const acc = ck.meta.state['epochSums'] as number[] | undefined;
-    if (acc) [epochLoss, epochCorrect, epochSeen, epochSteps, epochImages] = acc as [number, number, number, number, number];
-    log.info(`resuming from checkpoint ${ck.key} (step ${start} of ${endStep})`, { step: start });
-  } else {
-    log.info(`training from step 0: ${endStep} steps (${stepsPerEpoch}/epoch, batch ${batch}${pseudoBatch ? ` + ${pseudoBatch} pseudo-labeled` : ''}, peak lr ${schedule.peakLr.toFixed(4)})`);
+    if (cfg.ema.enabled) check('ema', weights.map((w) => ({ name: w.originalName, shape: w.shape as number[] })));
   }
 
-  const bar = o.progress?.(`train ${o.role ?? (o.pseudo ? 'student' : 'teacher')}`, endStep, 'steps');
-  bar?.update(start);
-
-  const writeMetrics = async () => {
-    await store.put(METRICS_JSONL, epochs.map((e) => JSON.stringify(e)).join('\n') + (epochs.length ? '\n' : ''), { contentType: 'application/x-ndjson' });
-  };
-  const checkpoint = async (step: number) => {
-    const groups = {
-      weights: namedArrays(weights.map((w) => ({ name: w.originalName, read: () => w.read() }))),
-      slots: namedArrays(trainable.map((w, i) => ({ name: w.originalName, read: () => opt.slots[i]! }))),
-      ema: ema ? namedArrays(weights.map((w, i) => ({ name: w.originalName, read: () => ema.shadows[i]! }))) : [],
-    };
-    const key = await saveCheckpoint(store, step, groups, {
-      recipe: recipeHash,
-      epochs,
-      epochSums: [epochLoss, epochCorrect, epochSeen, epochSteps, epochImages],
-      // The data cursor and every RNG are functions of (seed, step); recorded for inspection.
-      cursor: { epoch: Math.floor(step / stepsPerEpoch), position: step % stepsPerEpoch, stepsPerEpoch },
-      seed,
-      noise: modelNoiseState(),
-    });
-    await pruneCheckpoints(store, cfg.checkpoint.keep);
-    return key;
-  };
-
-  let permEpoch = -1;
-  let perm: Uint32Array = new Uint32Array(0);
-  let epochStart = performance.now();
-  let totalImages = 0, totalMs = 0;
-  const x = new Float32Array((batch + pseudoBatch) * per);
-  const labels = new Int32Array(batch);
-
-  for (let step = start; step < endStep; step++) {
-    if (o.signal?.aborted) {
-      await checkpoint(step);
-      throw o.signal.reason ?? new Error('aborted');
-    }
-    const t0 = performance.now();
-    const epoch = Math.floor(step / stepsPerEpoch);
-    const pos = step % stepsPerEpoch;
-    if (epoch !== permEpoch) {
-      perm = permutation(data.train.count, new Sfc32(mix(seed, 0xda7a, epoch)));
-      permEpoch = epoch;
-    }
-    for (let i = 0; i < batch; i++) {
-      const idx = perm[pos * batch + i]!;
-      labels[i] = data.train.labels[idx]!;
-      const img = { data: data.train.pixels.subarray(idx * per, (idx + 1) * per), width: S, height: S, channels: C };
-      const aug = augmentImage(img, cfg, ra, new Sfc32(mix(seed, 0xa06, step, i)));
-      normalizeInto(aug.data, C, x, i * per);
-    }
-    let pseudoTargets: Float32Array | undefined;
-    if (o.pseudo) {
-      const pb = await o.pseudo.batch(step, pseudoBatch, (img, j) => augmentImage(img, cfg, ra, new Sfc32(mix(seed, 0x5eed, step, j))));
-      x.set(pb.pixels, batch * per);
-      pseudoTargets = pb.targets;
-    }
-    seedModelNoise(mix(seed, 0x9015e, step));
-    const lr = learningRate(schedule, step);
-
-    let correct = 0;
-    const { value, grads } = tf.tidy(() => {
-      const xs = tf.tensor4d(x, [batch + pseudoBatch, S, S, C]);
-      const ys = smoothLabels(tf, tf.tensor1d(labels, 'int32'), K, cfg.labelSmoothing);
-      const pt = pseudoTargets ? tf.tensor2d(pseudoTargets, [pseudoBatch, K]) : undefined;
-      let logitsLabeled: tfTypes.Tensor2D | undefined;
-      const r = tf.variableGrads(() => {
-        const logits = model.apply(xs, { training: true }) as tfTypes.Tensor2D;
-        logitsLabeled = tf.keep(pt ? logits.slice([0, 0], [batch, K]) : logits);
-        return studentLoss(tf, logits, ys, pt, ratio).add(l2Penalty(tf, decayed, cfg.weightDecay)) as tfTypes.Scalar;
-      }, vars);
-      const pred = logitsLabeled!.argMax(-1).dataSync();
-      logitsLabeled!.dispose();
-      for (let i = 0; i < batch; i++) if (pred[i] === labels[i]) correct++;
-      return r;
-    });
-    const lossValue = (await value.data())[0]!;
-    value.dispose();
-    if (!Number.isFinite(lossValue)) {
-      tf.dispose(Object.values(grads));
-      throw new NonFiniteLossError(step, epoch, lossValue);
-    }
-    opt.apply(vars.map((v) => grads[v.name]!), lr);
-    tf.dispose(Object.values(grads));
-    ema?.update(step + 1);
-
-    const ms = performance.now() - t0;
-    totalMs += ms;
-    totalImages += batch + pseudoBatch;
-    epochLoss += lossValue;
-    epochCorrect += correct;
-    epochSeen += batch;
-    epochSteps++;
-    epochImages += batch + pseudoBatch;
-    const done = step + 1;
-    const ips = totalImages / (totalMs / 1000);
-    bar?.update(done, { epoch: epoch + 1, loss: Number(lossValue.toFixed(4)), acc: Number((correct / batch).toFixed(3)), lr: Number(lr.toFixed(5)), 'img/s': Math.round(ips) });
-
-    if (done % stepsPerEpoch === 0 || done === endStep) {
-      const held = evaluate(o, ema);
-      const m: EpochMetrics = {
-        epoch: epoch + 1,
-        step: done,
-        lr,
-        trainLoss: epochLoss / epochSteps,
-        trainAcc: epochCorrect / epochSeen,
-        heldoutLoss: held?.loss ?? null,
-        heldoutAcc: held?.acc ?? null,
-        imagesPerSec: epochImages / ((performance.now() - epochStart) / 1000),
-        seconds: (performance.now() - epochStart) / 1000,
-      };
-      epochs = [...epochs.filter((e) => e.step < done), m];
-      log.info(
-        `epoch ${m.epoch} step ${done}/${endStep}: loss ${m.trainLoss.toFixed(4)} acc ${m.trainAcc.toFixed(3)}` +
-          (held ? ` | held-out loss ${held.loss.toFixed(4)} acc ${held.acc.toFixed(3)}` : '') +
-          ` | ${m.imagesPerSec.toFixed(1)} img/s`,
-        { ...m },
-      );
-      await writeMetrics();
-      epochLoss = epochCorrect = epochSeen = epochSteps = epochImages = 0;
-      epochStart = performance.now();
-    }
-    const checkpointed = done % cfg.checkpoint.everySteps === 0 || done === endStep;
-    if (checkpointed) await checkpoint(done);
-    o.onStep?.(step, { checkpointed });
-  }
-  bar?.stop();
-  if (start === endStep && resumedFrom !== null) log.info('all steps were already done; finishing');
-
-  const final = evaluate(o, ema);
-  opt.dispose();
-  // Leave the EMA weights in the model: that is what gets exported and evaluated.
-  if (ema) {
-    weights.forEach((w, i) => w.write(ema.shadows[i]!));
-    ema.dispose();
-  }
-  return {
-    steps: endStep,
-    totalSteps,
-    stepsPerEpoch,
-    resumedFrom,
-    epochs,
-    imagesPerSec: totalMs > 0 ? totalImages / (totalMs / 1000) : 0,
-    final: { heldoutLoss: final?.loss ?? null, heldoutAcc: final?.acc ?? null },
-  };
-}
-
-/** Held-out loss (plain CE) and accuracy with the EMA weights swapped in (inference mode). */
-function evaluate(o: TrainerOptions, ema: WeightEma | undefined): { loss: number; acc: number } | undefined {
-  const set = o.data.heldout;
-  if (set.count === 0) return undefined;
-  const { tf, model } = o;
-  const weights = model.weights;
-  const saved = ema ? weights.map((w) => w.read().clone()) : [];
-  if (ema) weights.forEach((w, i) => w.write(ema.shadows[i]!));
+  const replicaPlan: ReplicaPlan = { cfg, seed, numClasses: o.numClasses, defaultMagnitude: o.defaultMagnitude, batch, pseudoBatch, ratio, stepsPerEpoch };
+  const replicas = await startReplicas({
+    tf, model, plan: replicaPlan, data, pseudo: o.pseudo, workers, transport: o.transport ?? 'thread', backend: o.backend, log, storeSettings: o.storeSettings, env: o.workerEnv, onSpawn: o.onWorkerSpawn,
+  });
   try {
-    return evaluateSet(tf, model, set, o.cfg.evalBatchSize, o.numClasses);
-  } finally {
-    if (ema) {
-      weights.forEach((w, i) => w.write(saved[i]!));
-      tf.dispose(saved);
+    if (ck) {
+      await replicas.load(ck.groups);
+      start = ck.meta.step;
+      resumedFrom = start;
+      epochs = (ck.meta.state['epochs'] as EpochMetrics[]) ?? [];
+      const acc = ck.meta.state['epochSums'] as number[] | undefined;
+      if (acc) [epochLoss, epochCorrect, epochSeen, epochSteps, epochImages] = acc as [number, number, number, number, number];
+      log.info(`resuming from checkpoint ${ck.key} (step ${start} of ${endStep})`, { step: start });
+      const ckWorkers = (ck.meta.state['workers'] as number | undefined) ?? 1;
+      if (ckWorkers !== workers) {
+        log.warn(
+          `checkpoint ${ck.key} was written by a ${ckWorkers}-worker run; resuming with ${workers} workers: training continues from its exact state, ` +
+            `but the numerics of the remaining steps differ from an uninterrupted ${ckWorkers}-worker run (BN batch statistics are per worker and the gradient sum order depends on the worker count)`,
+          { checkpointWorkers: ckWorkers, workers },
+        );
+      }
+    } else {
+      log.info(`training from step 0: ${endStep} steps (${stepsPerEpoch}/epoch, batch ${batch}${pseudoBatch ? ` + ${pseudoBatch} pseudo-labeled` : ''}, peak lr ${schedule.peakLr.toFixed(4)})`);
     }
+    if (workers > 1) log.info(`data-parallel: ${workers} workers (${replicas.transport}s), ${Math.floor(batch / workers)}-${Math.ceil(batch / workers)} labeled images each per step, BN statistics per worker`, { workers });
+
+    const bar = o.progress?.(`train ${o.role ?? (o.pseudo ? 'student' : 'teacher')}`, endStep, 'steps');
+    bar?.update(start);
+
+    const writeMetrics = async () => {
+      await store.put(METRICS_JSONL, epochs.map((e) => JSON.stringify(e)).join('\n') + (epochs.length ? '\n' : ''), { contentType: 'application/x-ndjson' });
+    };
+    const checkpoint = async (step: number) => {
+      const key = await saveCheckpoint(store, step, await replicas.state(), {
+        recipe: recipeHash,
+        epochs,
+        epochSums: [epochLoss, epochCorrect, epochSeen, epochSteps, epochImages],
+        // The data cursor and every RNG are functions of (seed, step); recorded for inspection.
+        cursor: { epoch: Math.floor(step / stepsPerEpoch), position: step % stepsPerEpoch, stepsPerEpoch },
+        seed,
+        noise: { seed: mix(seed, 0x9015e, step), counter: 0 },
+        workers,
+      });
+      await pruneCheckpoints(store, cfg.checkpoint.keep);
+      return key;
+    };
+
+    let epochStart = performance.now();
+    let totalImages = 0, totalMs = 0, epochWait = 0, totalWait = 0, waitSteps = 0;
+
+    for (let step = start; step < endStep; step++) {
+      if (o.signal?.aborted) {
+        await checkpoint(step);
+        throw o.signal.reason ?? new Error('aborted');
+      }
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const lr = learningRate(schedule, step);
+
+      // ---- the step: input, forward/backward, reduction and update, in the replicas
+      const t0 = performance.now();
+      const r = await replicas.step(step, lr);
+      const ms = performance.now() - t0;
+      if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(step, epoch, r.loss);
+
+      // ---- after the step: metrics, progress, evaluation, checkpoint, observers
+      totalMs += ms;
+      totalImages += r.images;
+      totalWait += r.reduceShare;
+      waitSteps++;
+      epochWait += r.reduceShare;
+      epochLoss += r.loss;
+      epochCorrect += r.correct;
+      epochSeen += r.labeled;
+      epochSteps++;
+      epochImages += r.images;
+      const done = step + 1;
+      const ips = totalImages / (totalMs / 1000);
+      bar?.update(done, {
+        epoch: epoch + 1,
+        loss: Number(r.loss.toFixed(4)),
+        acc: Number((r.correct / r.labeled).toFixed(3)),
+        lr: Number(lr.toFixed(5)),
+        'img/s': Math.round(ips),
+        ...(workers > 1 ? { workers, 'reduce wait': `${(r.reduceShare * 100).toFixed(1)}%` } : {}),
+      });
+
+      if (done % stepsPerEpoch === 0 || done === endStep) {
+        const held = await replicas.evaluate();
+        const m: EpochMetrics = {
+          epoch: epoch + 1,
+          step: done,
+          lr,
+          trainLoss: epochLoss / epochSteps,
+          trainAcc: epochCorrect / epochSeen,
+          heldoutLoss: held?.loss ?? null,
+          heldoutAcc: held?.acc ?? null,
+          imagesPerSec: epochImages / ((performance.now() - epochStart) / 1000),
+          seconds: (performance.now() - epochStart) / 1000,
+          workers,
+          reduceWaitShare: epochWait / epochSteps,
+        };
+        epochs = [...epochs.filter((e) => e.step < done), m];
+        log.info(
+          `epoch ${m.epoch} step ${done}/${endStep}: loss ${m.trainLoss.toFixed(4)} acc ${m.trainAcc.toFixed(3)}` +
+            (held ? ` | held-out loss ${held.loss.toFixed(4)} acc ${held.acc.toFixed(3)}` : '') +
+            ` | ${m.imagesPerSec.toFixed(1)} img/s` +
+            (workers > 1 ? ` on ${workers} workers, ${((m.reduceWaitShare ?? 0) * 100).toFixed(1)}% of step time in the gradient reduction` : ''),
+          { ...m },
+        );
+        await writeMetrics();
+        epochLoss = epochCorrect = epochSeen = epochSteps = epochImages = epochWait = 0;
+        epochStart = performance.now();
+      }
+      const checkpointed = done % cfg.checkpoint.everySteps === 0 || done === endStep;
+      if (checkpointed) await checkpoint(done);
+      o.onStep?.(step, { checkpointed, loss: r.loss, ...(r.cpuMs !== undefined ? { cpuMs: r.cpuMs } : {}) });
+    }
+    bar?.stop();
+    if (start === endStep && resumedFrom !== null) log.info('all steps were already done; finishing');
+
+    const final = await replicas.evaluate();
+    // Leave the EMA weights in the model: that is what gets exported and evaluated.
+    await replicas.finish();
+    return {
+      steps: endStep,
+      totalSteps,
+      stepsPerEpoch,
+      resumedFrom,
+      epochs,
+      imagesPerSec: totalMs > 0 ? totalImages / (totalMs / 1000) : 0,
+      final: { heldoutLoss: final?.loss ?? null, heldoutAcc: final?.acc ?? null },
+      workers,
+      reduceWaitShare: waitSteps > 0 ? totalWait / waitSteps : 0,
+    };
+  } finally {
+    await replicas.close();
   }
 }
 
+/** Held-out loss (plain CE) and accuracy of `model` as it is (inference mode), in one thread. */
 export function evaluateSet(tf: Tf, model: tfTypes.LayersModel, set: ImageSet, batchSize: number, numClasses: number): { loss: number; acc: number } {
-  const per = set.size * set.size * set.channels;
-  let lossSum = 0, correct = 0;
-  for (let b = 0; b < set.count; b += batchSize) {
-    const n = Math.min(batchSize, set.count - b);
-    const x = new Float32Array(n * per);
-    for (let i = 0; i < n; i++) normalizeInto(set.pixels.subarray((b + i) * per, (b + i + 1) * per), set.channels, x, i * per);
-    const labels = set.labels.subarray(b, b + n);
-    const [l, pred] = tf.tidy(() => {
-      const logits = model.apply(tf.tensor4d(x, [n, set.size, set.size, set.channels]), { training: false }) as tfTypes.Tensor2D;
-      const ys = tf.oneHot(tf.tensor1d(labels, 'int32'), numClasses).toFloat() as tfTypes.Tensor2D;
-      return [softCrossEntropy(tf, logits, ys).mul(n).dataSync()[0]!, logits.argMax(-1).dataSync()];
-    });
-    lossSum += l;
-    for (let i = 0; i < n; i++) if (pred[i] === labels[i]) correct++;
-  }
-  return { loss: lossSum / set.count, acc: correct / set.count };
+  return combineHeldout([heldoutBatches(tf, model, set, batchSize, numClasses, 0, heldoutBatchCount(set.count, batchSize))], set.count);
 }

@@ -1,23 +1,19 @@
 /**
  * One trained model on the eval set: the saved model is the train stage's EMA export, run with
  * predict() (BN moving statistics, no dropout / stochastic depth) on the eval preprocessing the
- * train stage recorded in the checkpoint — the same loading path infer uses for its teacher.
+ * train stage recorded in the checkpoint — the same loading path infer uses for its teacher. The
+ * shards go through a ShardPredictor (one thread, or the evaluate workers); the metrics are summed
+ * in shard order, so they are the same for any number of workers.
  */
-import { availableParallelism } from 'node:os';
-import { batches } from '../../pipeline/data/batches.js';
-import type { InferEngine } from '../../pipeline/inference/engine.js';
-import { ensureOnnx } from '../../pipeline/model/onnx-file.js';
-import { loadOnnxTeacher } from '../../pipeline/pseudo/onnx-teacher.js';
-import type { Teacher } from '../../pipeline/pseudo/teacher.js';
-import { readDataset } from '../../pipeline/data/reader.js';
 import type { OpenDataset } from '../../pipeline/data/dataset-json.js';
-import { loadTeacher, readTeacherInfo, recordedArch } from '../../pipeline/pseudo/load-teacher.js';
+import { readTeacherInfo, recordedArch } from '../../pipeline/pseudo/load-teacher.js';
 import { MetricsAccumulator } from '../../pipeline/report/metrics.js';
 import { CorrectnessRecorder } from '../../pipeline/report/per-image.js';
 import type { ModelEvaluation, ModelRole } from '../../pipeline/report/types.js';
 import type { Progress } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { trimUri } from '../../pipeline/store/uri.js';
+import type { ShardPredictor } from './predictor.js';
 
 export interface EvaluateModelOptions {
   /** Train stage id (names the result and the messages). */
@@ -26,14 +22,9 @@ export interface EvaluateModelOptions {
   model: ObjectStore;
   eval: OpenDataset;
   topK: number[];
-  batchSize: number;
-  concurrency: number;
+  /** Runs the shards through the model: in this thread, or spread over workers. */
+  predictor: ShardPredictor;
   backend: string | null;
-  /** Inference engine (resolved by the stage from inferBackend); default tfjs. */
-  engine?: InferEngine;
-  /** ONNX Runtime threads (default: all cores). */
-  threads?: number;
-  signal?: AbortSignal;
   progress?: Progress;
 }
 
@@ -52,55 +43,28 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
   if (!info.preprocessing) throw new Error(`model ${uri} (${o.stage}) records no eval preprocessing (userDefinedMetadata.preprocessing): cannot prepare its inputs`);
   const pre = info.preprocessing;
   const arch = await recordedArch(o.model);
-  let net: Teacher;
-  if (o.engine === 'onnx') {
-    await ensureOnnx(o.model);
-    net = await loadOnnxTeacher(o.model, arch, pre, { threads: o.threads ?? availableParallelism() });
-  } else {
-    net = await loadTeacher(o.model, arch, pre);
-  }
   const numClasses = o.eval.index.classes.length;
-  if (net.arch.classes !== numClasses) {
-    net.dispose();
-    throw new Error(`model ${uri} (${o.stage}) has ${net.arch.classes} outputs but the eval set ${o.eval.uri} has ${numClasses} classes`);
-  }
-  if (!o.eval.index.labeled) {
-    net.dispose();
-    throw new Error(`eval set ${o.eval.uri} is not labeled (dataset.json labeled: false): nothing to measure accuracy against`);
-  }
+  if (arch.classes !== numClasses) throw new Error(`model ${uri} (${o.stage}) has ${arch.classes} outputs but the eval set ${o.eval.uri} has ${numClasses} classes`);
+  if (!o.eval.index.labeled) throw new Error(`eval set ${o.eval.uri} is not labeled (dataset.json labeled: false): nothing to measure accuracy against`);
   const acc = new MetricsAccumulator(o.eval.index.classes, o.topK);
   // Per-image correctness: what the report's paired tests (McNemar) compare between models.
   const perImage = new CorrectnessRecorder();
   const started = performance.now();
   let skipped = 0;
   let done = 0;
-  try {
-    const samples = readDataset(o.eval, { signal: o.signal });
-    for await (const b of batches(samples, {
-      size: o.batchSize,
-      channels: pre.channels,
-      imageSize: pre.imageSize,
-      mode: 'eval',
-      cropFraction: pre.cropFraction,
-      dtype: 'float32',
-      normalize: { mean: pre.mean, std: pre.std },
-      concurrency: o.concurrency,
-    })) {
-      o.signal?.throwIfAborted();
-      skipped += b.skipped.length;
-      const n = b.keys.length;
-      const top = await net.predictTopK(b.pixels as Float32Array, n, acc.maxK);
-      for (let i = 0; i < n; i++) {
-        const label = b.labels[i]!;
-        if (label < 0) throw new Error(`eval set ${o.eval.uri}: sample ${b.keys[i]} (shard ${b.shards[i]}) has no label`);
-        acc.add(label, top.classes.subarray(i * top.k, (i + 1) * top.k));
-        perImage.add(`${b.shards[i]}/${b.keys[i]}`, top.classes[i * top.k] === label);
-      }
-      done += n + b.skipped.length;
-      o.progress?.update(done);
+  const shards = o.eval.index.shards.map((_, n) => n);
+  const results = await o.predictor.predict({ uri, id: info.id, arch, preprocessing: pre }, shards, acc.maxK, (r) => {
+    done += r.labels.length + r.skipped;
+    o.progress?.update(done);
+  });
+  // Shard order, whatever order the workers finished in.
+  for (const r of results) {
+    skipped += r.skipped;
+    for (let i = 0; i < r.labels.length; i++) {
+      const ranked = r.classes.subarray(i * r.k, (i + 1) * r.k);
+      acc.add(r.labels[i]!, ranked);
+      perImage.add(`${r.shard}/${r.keys[i]}`, ranked[0] === r.labels[i]);
     }
-  } finally {
-    net.dispose();
   }
   const seconds = (performance.now() - started) / 1000;
   const metrics = acc.result();
@@ -116,7 +80,9 @@ export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvalu
     skipped,
     seconds,
     imagesPerSecond: seconds > 0 ? metrics.samples / seconds : 0,
-    backend: net.backend,
+    workers: o.predictor.workers,
+    // What ran the forward passes (tfjs backend, or ONNX Runtime and its execution provider).
+    backend: results[0]?.backend ?? o.backend,
     metrics,
     perImage: perImage.result(),
   };

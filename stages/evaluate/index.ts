@@ -12,14 +12,14 @@
  * then the report (charts, report.md, and report.json last: the stage's declared output).
  */
 import { readDatasetsList } from '../../pipeline/contracts/import.js';
-import { evaluateStageConfig, modelResultKey, pseudoResultKey, type EvaluateStageConfigInput } from '../../pipeline/contracts/evaluate.js';
+import { evaluateStageConfig, modelResultKey, pseudoResultKey, type EvaluateStageConfig, type EvaluateStageConfigInput } from '../../pipeline/contracts/evaluate.js';
 import { readInferSummary } from '../../pipeline/contracts/infer.js';
 import { parseStageConfig } from '../../pipeline/contracts/json.js';
 import { readSelectSummary } from '../../pipeline/contracts/select.js';
 import { modelDir } from '../../pipeline/contracts/train.js';
 import { openDataset, type OpenDataset } from '../../pipeline/data/dataset-json.js';
 import { openObjectRef, openRef } from '../../pipeline/data/dataset-ref.js';
-import { resolveInferEngine, type InferEngine } from '../../pipeline/inference/engine.js';
+import { resolveInferEngine } from '../../pipeline/inference/engine.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { buildSummary, type EvaluatedModel } from '../../pipeline/report/summary.js';
@@ -29,8 +29,11 @@ import { writeReport } from '../../pipeline/report/write.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { trimUri } from '../../pipeline/store/uri.js';
+import { currentBackend, initBackend } from '../../pipeline/backend/select.js';
+import { resolveWorkers } from '../../pipeline/parallel/workers.js';
 import { evaluateModel } from './evaluate-model.js';
 import { evaluatePseudo } from './evaluate-pseudo.js';
+import { startPredictor, type ShardPredictor } from './predictor.js';
 import { readTrainingInfo } from './training-info.js';
 
 async function readJsonIfAny<T>(store: ObjectStore, key: string): Promise<T | undefined> {
@@ -84,6 +87,19 @@ async function groundTruthOf(ctx: StageContext, importId: string, inferId: strin
   };
 }
 
+async function startEvaluatePredictor(ctx: StageContext, cfg: EvaluateStageConfig, ds: OpenDataset): Promise<ShardPredictor> {
+  const decision = await resolveInferEngine(cfg.inferBackend);
+  if (decision.reason) ctx.log.info(`evaluate: ${decision.reason}; using tfjs`);
+  const backend = currentBackend() ?? (await initBackend('auto'));
+  const plan = resolveWorkers(cfg.evaluate.workers, backend.name);
+  const predictor = await startPredictor({
+    eval: ds, batchSize: cfg.evaluate.batchSize, concurrency: cfg.evaluate.concurrency, plan, engine: decision.engine, backend: backend.name, storeSettings: ctx.storeSettings, log: ctx.log, signal: ctx.signal,
+  });
+  const how = decision.engine === 'onnx' ? 'ONNX Runtime uses every core in this process' : plan.reason;
+  ctx.log.info(`evaluate: ${predictor.workers} worker(s) over ${ds.index.shards.length} eval shard(s) (${how})`, { workers: predictor.workers, engine: decision.engine });
+  return predictor;
+}
+
 export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput): Promise<StageResult> {
   const cfg = parseStageConfig(evaluateStageConfig, raw, 'evaluate');
   const started = performance.now();
@@ -91,7 +107,7 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
   const backend = ctx.backend ?? null;
   const { ds, close } = await openEvalSet(ctx, cfg.inputs.data);
   const models: ModelEvaluation[] = [];
-  let engine: InferEngine | undefined;
+  let predictor: ShardPredictor | undefined;
   try {
     for (const stage of cfg.inputs.models) {
       ctx.signal.throwIfAborted();
@@ -106,33 +122,20 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
         models.push(previous);
         continue;
       }
-      if (!engine) {
-        const decision = await resolveInferEngine(cfg.inferBackend);
-        if (decision.reason) ctx.log.info(`evaluate: ${decision.reason}; using tfjs`);
-        engine = decision.engine;
-      }
+      // Workers start with the first model that needs evaluating (none when every result is reused).
+      predictor ??= await startEvaluatePredictor(ctx, cfg, ds);
       const progress = ctx.progress(`evaluate ${stage}`, ds.index.samples, 'images');
       try {
-        const result = await evaluateModel({
-          stage,
-          model: modelStore,
-          eval: ds,
-          topK: cfg.evaluate.topK,
-          batchSize: cfg.evaluate.batchSize,
-          concurrency: cfg.evaluate.concurrency,
-          backend,
-          engine,
-          signal: ctx.signal,
-          progress,
-        });
+        const result = await evaluateModel({ stage, model: modelStore, eval: ds, topK: cfg.evaluate.topK, predictor, backend, progress });
         await out.put(key, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
-        ctx.log.info(`evaluate: ${stage} top-1 ${(result.metrics.top1 * 100).toFixed(2)} %`, { samples: result.metrics.samples, skipped: result.skipped, imagesPerSecond: Math.round(result.imagesPerSecond) });
+        ctx.log.info(`evaluate: ${stage} top-1 ${(result.metrics.top1 * 100).toFixed(2)} %`, { samples: result.metrics.samples, skipped: result.skipped, imagesPerSecond: Math.round(result.imagesPerSecond), workers: predictor.workers });
         models.push(result);
       } finally {
         progress.stop();
       }
     }
   } finally {
+    await predictor?.close();
     await close();
   }
 

@@ -27,6 +27,7 @@ import { readGroundTruth } from '../../pipeline/train/ground-truth.js';
 import { openPseudoSource, type PseudoSource } from '../../pipeline/train/pseudo.js';
 import { studentBudget, teacherBudget as planTeacherBudget, type StepBudget } from '../../pipeline/train/step-plan.js';
 import { train, type TrainerOptions, type TrainResult } from '../../pipeline/train/trainer.js';
+import { resolveWorkers } from '../../pipeline/parallel/workers.js';
 import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
 
 
@@ -126,6 +127,9 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
     ctx.log.info(`student: ${pseudo.unique} pseudo-labeled images (${pseudo.size} with repeats, ${pseudo.skipped.length} skipped), ratio ${pseudo.ratio}`);
   }
 
+  const parallel = resolveWorkers(cfg.train.workers, backend.name);
+  ctx.log.info(`train ${ctx.outPrefix}: ${parallel.reason}`, { workers: parallel.workers });
+
   // Initial weights from the training seed: same seed, same starting point (and same run).
   const model = withSeededMathRandom(mix(seed, 0x1a17), () => buildResNetRS(arch));
   try {
@@ -149,6 +153,10 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
       backend: backend.name,
       role: cfg.role,
       budget,
+      workers: parallel.workers,
+      transport: parallel.transport,
+      workerEnv: parallel.env,
+      storeSettings: ctx.storeSettings,
       onStep: hooks.onStep,
     });
     const summary = metricsRecord(cfg, result, backend.name, data, pseudo, budget);
@@ -215,6 +223,8 @@ function metricsRecord(cfg: TrainStageConfig, r: TrainResult, backend: string, d
     stepsPerEpoch: r.stepsPerEpoch,
     resumedFrom: r.resumedFrom,
     imagesPerSec: Number(r.imagesPerSec.toFixed(2)),
+    workers: r.workers,
+    reduceWaitShare: Number(r.reduceWaitShare.toFixed(4)),
     heldoutLoss: r.final.heldoutLoss,
     heldoutAcc: r.final.heldoutAcc,
     ...(pseudo ? { pseudo: { unique: pseudo.unique, withRepeats: pseudo.size, skipped: pseudo.skipped.length, ratio: pseudo.ratio } } : {}),

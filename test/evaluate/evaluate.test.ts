@@ -68,7 +68,7 @@ before(async () => {
   root = new FileStore(dir);
   run = await makeRun(root, 'demo');
   evalImages = await fashionPngs(EVAL_SHARDS.reduce((a, b) => a + b, 0), 1000);
-  await runStage({ ...testContext(run, root, 'evaluate/'), backend: 'wasm' }, evaluateConfig());
+  await runStage({ ...testContext(run, root, 'evaluate/'), backend: 'wasm' }, evaluateConfig({ workers: 2 }));
   report = JSON.parse((await run.get('evaluate/report.json')).toString('utf8')) as Report;
 });
 
@@ -119,6 +119,23 @@ test('model metrics equal an independent computation from raw model outputs', { 
   assert.equal(report.summary.pValueVsTeacher, paired.pValue);
   assert.ok(report.summary.wallSeconds >= 0);
   assert.deepEqual(Object.keys(report.summary).sort(), ['allLabelsTop1', 'controlTop1', 'pValueVsControl', 'pValueVsTeacher', 'studentMinusControl', 'studentMinusTeacher', 'studentTop1', 'teacherTop1', 'wallSeconds']);
+});
+
+test('one worker and two workers (one eval shard each) give the same model metrics', { skip: NEEDS }, async () => {
+  // tfjs explicitly: with ONNX Runtime (the default when installed) one session uses every core and
+  // there is no pool of workers.
+  const withWorkers = async (workers: number): Promise<Report> => {
+    const prefix = `evaluate-${workers}w/`;
+    await runStage({ ...testContext(run, root, prefix), backend: 'wasm' }, { ...evaluateConfig({ workers }), inferBackend: 'tfjs' });
+    return JSON.parse((await run.get(`${prefix}report.json`)).toString('utf8')) as Report;
+  };
+  const one = await withWorkers(1);
+  const two = await withWorkers(2);
+  assert.deepEqual(one.models.map((m) => m.metrics), two.models.map((m) => m.metrics));
+  assert.deepEqual(one.models.map((m) => m.skipped), two.models.map((m) => m.skipped));
+  assert.deepEqual([one.models.map((m) => m.workers), two.models.map((m) => m.workers)], [[1, 1, 1], [2, 2, 2]]);
+  // The default run (ONNX Runtime when installed) evaluated the same images.
+  assert.deepEqual(two.models.map((m) => m.metrics.samples), report.models.map((m) => m.metrics.samples));
 });
 
 test('pseudo-label precision and accuracy-vs-threshold equal a recount from the stored objects', { skip: NEEDS }, async () => {

@@ -3,7 +3,8 @@
  * checkpoint, started again, and must (a) resume at the step after that checkpoint — never redoing a
  * committed step — and (b) end with weights bit-identical to an uninterrupted run with the same seed
  * on the same backend (every random draw is a function of (seed, step), and the checkpoint holds the
- * exact float32 weights, momentum slots and EMA shadows).
+ * exact float32 weights, momentum slots and EMA shadows). Once with one worker, once with two
+ * data-parallel workers (the child kills itself at a named step: no timing involved).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,9 +30,10 @@ interface ChildRun {
   stderr: string;
 }
 
-function runChild(dir: string, labeled: string, prefix: string, killAfterCheckpoints = Infinity): Promise<ChildRun> {
+function runChild(dir: string, labeled: string, prefix: string, killAfterCheckpoints = Infinity, o: { workers?: number; selfKillAtStep?: number } = {}): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv, child, dir, labeled, prefix, BACKEND], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = o.selfKillAtStep === undefined ? process.env : { ...process.env, SELFTRAIN_TEST_SELF_KILL: String(o.selfKillAtStep) };
+    const p = spawn(process.execPath, [...process.execArgv, child, dir, labeled, prefix, BACKEND, String(o.workers ?? 1)], { stdio: ['ignore', 'pipe', 'pipe'], env });
     const steps: ChildRun['steps'] = [];
     let buf = '', stderr = '', ckpts = 0;
     p.stdout.on('data', (d: Buffer) => {
@@ -94,6 +96,38 @@ test('SIGKILL after the 2nd checkpoint, resume: identical final weights, no comm
     assert.deepEqual(mb.epochs.map((e: { trainLoss: number }) => e.trainLoss), ma.epochs.map((e: { trainLoss: number }) => e.trainLoss));
     // Old checkpoints pruned to `keep` (2).
     assert.equal(readdirSync(path.join(dir, 'killed/ckpt')).length, 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('2 workers: the child SIGKILLs itself after step 7 (checkpoints after 3 and 6); the resumed run is bit-identical to an uninterrupted one', { skip: NEEDS, timeout: 900_000 }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-resume-2w-'));
+  try {
+    const store = openStore(`file://${dir}`);
+    await writeFashionDataset(store.sub('data/labeled'), { split: 'train', perClass: 5, labeled: true, perShard: 20 });
+    await store.close();
+    const labeled = `file://${dir}/data/labeled`;
+
+    const whole = await runChild(dir, labeled, 'uninterrupted/', Infinity, { workers: 2 });
+    assert.equal(whole.code, 0, whole.stderr);
+    const total = whole.steps.length;
+    assert.ok(total > 8, `expected more than 8 steps, got ${total}`);
+
+    const killed = await runChild(dir, labeled, 'killed/', Infinity, { workers: 2, selfKillAtStep: 7 });
+    assert.equal(killed.signal, 'SIGKILL', killed.stderr);
+    assert.deepEqual(killed.steps.map((s) => s.step), [...Array(8).keys()], 'killed right after step 7');
+    assert.deepEqual(killed.steps.filter((s) => s.ckpt).map((s) => s.step), [2, 5], 'checkpoints after 3 and 6 steps');
+
+    const resumed = await runChild(dir, labeled, 'killed/', Infinity, { workers: 2 });
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.deepEqual(resumed.steps.map((s) => s.step), [...Array(total - 6).keys()].map((k) => k + 6), 'steps 6.. redone, nothing committed redone');
+    assert.ok(modelWeights(dir, 'uninterrupted/').equals(modelWeights(dir, 'killed/')), 'exported EMA weights are bit-identical');
+    const ma = JSON.parse(readFileSync(path.join(dir, 'uninterrupted/metrics.json'), 'utf8'));
+    const mb = JSON.parse(readFileSync(path.join(dir, 'killed/metrics.json'), 'utf8'));
+    assert.equal(mb.resumedFrom, 6);
+    assert.equal(mb.workers, 2);
+    assert.deepEqual(mb.epochs.map((e: { trainLoss: number }) => e.trainLoss), ma.epochs.map((e: { trainLoss: number }) => e.trainLoss));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -12,6 +12,9 @@ import { z } from 'zod';
  * stochastic-depth rates belong to the model section (per-model defaults); RandAugment's magnitude
  * defaults to the model's too.
  */
+/** `auto` or a worker count (train.workers, evaluate.workers). */
+export const workersSetting = z.union([z.literal('auto'), z.number().int().positive().max(1024)]).default('auto');
+
 const scheduleSection = z
   .strictObject({
     type: z.enum(['cosine', 'step']).default('cosine').describe('cosine: linear warm-up then cosine to 0 (paper, TF2). step: warm-up then x`stepFactor` at `boundaries` (TF1 public code)'),
@@ -133,6 +136,9 @@ export const trainSection = z
     checkpoint: checkpointSection,
     seed: z.number().int().nonnegative().optional().describe('Training seed (data order, augmentation, dropout, stochastic depth); default: the manifest seed'),
     student: studentSection,
+    workers: workersSetting.describe(
+      'Data-parallel workers (synchronous SGD, gradients averaged in a fixed order; BN statistics per worker). auto: one per core on wasm/cpu, 1 on tfjs-node (libtensorflow threads itself), one per visible GPU on tfjs-node-gpu. An execution setting: not part of the stage fingerprint, and a checkpoint resumes with any count',
+    ),
   })
   .prefault({})
   .describe('Training recipe (ResNet-RS)');
