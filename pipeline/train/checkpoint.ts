@@ -129,11 +129,16 @@ export async function loadCheckpoint(store: ObjectStore, step: number): Promise<
   return { key: where, meta, groups };
 }
 
-/** Deletes all but the newest `keep` complete checkpoints, and any incomplete one older than the newest. */
-export async function pruneCheckpoints(store: ObjectStore, keep: number): Promise<void> {
+/**
+ * Deletes all but the newest `keep` complete checkpoints, and any incomplete one older than the
+ * newest. `protect`: a step whose checkpoint stays whatever its age (the divergence guard's last
+ * good one).
+ */
+export async function pruneCheckpoints(store: ObjectStore, keep: number, protect?: number): Promise<void> {
   const steps = await completeCheckpoints(store);
   const newest = steps[steps.length - 1] ?? -1;
   const doomed = new Set(steps.slice(0, Math.max(0, steps.length - keep)));
+  if (protect !== undefined) doomed.delete(protect);
   const objs = await store.list(CKPT_PREFIX);
   const dirs = new Set<number>();
   for (const o of objs) {
@@ -151,4 +156,13 @@ export async function pruneCheckpoints(store: ObjectStore, keep: number): Promis
 /** Removes every checkpoint (a fresh start). */
 export async function clearCheckpoints(store: ObjectStore): Promise<void> {
   await store.deletePrefix(CKPT_PREFIX);
+}
+
+/** Deletes the complete checkpoints after `step` (a rewind: they belong to a run that diverged). */
+export async function dropCheckpointsAfter(store: ObjectStore, step: number): Promise<void> {
+  for (const s of (await completeCheckpoints(store)).filter((x) => x > step).reverse()) {
+    const key = checkpointKey(s);
+    await store.delete(key + COMMIT);
+    await store.deletePrefix(key);
+  }
 }

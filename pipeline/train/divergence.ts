@@ -115,11 +115,14 @@ export class DivergenceError extends Error {
     readonly verdict: Extract<Verdict, { kind: 'diverged' }>,
     readonly setting: { path: string; value: number },
     retries: number,
+    /** Why no retry was possible, when that is the reason for stopping (e.g. no good checkpoint yet). */
+    noRetry?: string,
   ) {
     super(
       `training diverged at step ${verdict.step} (epoch ${verdict.epoch}): ${verdict.reason}` +
         (verdict.heldoutAcc !== null ? `; held-out accuracy ${verdict.heldoutAcc.toFixed(3)}` : '') +
         (retries > 0 ? `, still after ${retries} retr${retries === 1 ? 'y' : 'ies'} from the last good checkpoint with a smaller learning rate` : '') +
+        (noRetry ? ` (no retry: ${noRetry})` : '') +
         `. Lower ${setting.path} (now ${setting.value}) or check the data`,
     );
     this.name = 'DivergenceError';

@@ -32,7 +32,8 @@ import type { Transport } from '../parallel/protocol.js';
 import type { Logger, Progress } from '../runner/stage.js';
 import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
-import { clearCheckpoints, completeCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
+import { clearCheckpoints, completeCheckpoints, dropCheckpointsAfter, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
+import { DIVERGENCE_DEFAULTS, DivergenceError, DivergenceMonitor, type DivergenceState, type Verdict } from './divergence.js';
 import type { ImageSet, LabeledData } from './data.js';
 import type { PseudoSource } from './pseudo.js';
 import { combineHeldout, heldoutBatchCount, heldoutBatches, type ReplicaPlan } from './replica.js';
@@ -66,8 +67,10 @@ export interface TrainerOptions {
   onStep?: (step: number, info: { checkpointed: boolean; loss: number; cpuMs?: number }) => void;
   /** Names the progress bar (default: student when pseudo-labels are given, else teacher). */
   role?: TrainRole;
-  /** A fixed step budget (the all-labels baseline: the teacher's); default from epochs x the data. */
+  /** A fixed step budget (the control and the all-labels bound: the student's); default from epochs x the data. */
   budget?: StepBudget;
+  /** The manifest field of this recipe's learning rate, named by a divergence error (default `train.baseLr`). */
+  lrSetting?: string;
   /** Data-parallel replicas (resolved count; default 1 = this thread only). */
   workers?: number;
   /** How replicas beyond one run: worker threads (wasm/cpu, default) or processes (one per GPU). */
@@ -106,6 +109,8 @@ export interface TrainResult {
   workers: number;
   /** Mean share of replica step time spent in the gradient reduction (incl. waiting for the slowest replica). */
   reduceWaitShare: number;
+  /** Divergence-guard retries taken (each went back to a good checkpoint) and the learning-rate scale they left. */
+  divergence: { retries: number; lrScale: number };
 }
 
 /** Thrown when the loss stops being a finite number. */
@@ -169,6 +174,16 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     if (cfg.ema.enabled) check('ema', weights.map((w) => ({ name: w.originalName, shape: w.shape as number[] })));
   }
 
+  // ---- divergence guard: judges every held-out evaluation (pipeline/train/divergence.ts); on a
+  // verdict, training goes back to the last good checkpoint with a smaller learning rate, or stops
+  // with an error naming the step, the numbers and the setting. Its state rides in the checkpoints.
+  const guardCfg = cfg.divergence;
+  const guard = guardCfg?.enabled === false ? undefined : new DivergenceMonitor(o.numClasses, { ...DIVERGENCE_DEFAULTS, ...(guardCfg ?? {}) });
+  let lrScale = 1;
+  /** The newest checkpoint followed by a clean evaluation (no strikes): where a retry goes back to. */
+  let goodCheckpoint: number | undefined;
+  let lastCheckpoint: number | undefined;
+
   const replicaPlan: ReplicaPlan = { cfg, seed, numClasses: o.numClasses, defaultMagnitude: o.defaultMagnitude, batch, pseudoBatch, ratio, stepsPerEpoch };
   const replicas = await startReplicas({
     tf, model, plan: replicaPlan, data, pseudo: o.pseudo, workers, transport: o.transport ?? 'thread', backend: o.backend, log, storeSettings: o.storeSettings, env: o.workerEnv, onSpawn: o.onWorkerSpawn,
@@ -182,6 +197,12 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       const acc = ck.meta.state['epochSums'] as number[] | undefined;
       if (acc) [epochLoss, epochCorrect, epochSeen, epochSteps, epochImages] = acc as [number, number, number, number, number];
       log.info(`resuming from checkpoint ${ck.key} (step ${start} of ${endStep})`, { step: start });
+      lrScale = (ck.meta.state['lrScale'] as number | undefined) ?? 1;
+      const guardState = ck.meta.state['divergence'] as DivergenceState | undefined;
+      if (guard && guardState) guard.load(guardState);
+      goodCheckpoint = ck.meta.state['goodCheckpoint'] as number | undefined;
+      lastCheckpoint = start;
+      if (lrScale !== 1) log.info(`the learning rate runs at x${lrScale} since a divergence retry before this checkpoint`);
       const ckWorkers = (ck.meta.state['workers'] as number | undefined) ?? 1;
       if (ckWorkers !== workers) {
         log.warn(
@@ -211,12 +232,42 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         seed,
         noise: { seed: mix(seed, 0x9015e, step), counter: 0 },
         workers,
+        ...(lrScale !== 1 ? { lrScale } : {}),
+        ...(guard ? { divergence: guard.state(), ...(goodCheckpoint !== undefined ? { goodCheckpoint } : {}) } : {}),
       });
-      await pruneCheckpoints(store, cfg.checkpoint.keep);
+      lastCheckpoint = step;
+      await pruneCheckpoints(store, cfg.checkpoint.keep, goodCheckpoint);
       return key;
+    };
+    const lrPath = o.lrSetting ?? 'train.baseLr';
+    /** After a divergence verdict: the step to continue from (a good checkpoint's), or a DivergenceError. */
+    const rewind = async (verdict: Extract<Verdict, { kind: 'diverged' }>): Promise<number> => {
+      const g = guard!;
+      const scale = g.retry();
+      const setting = { path: lrPath, value: cfg.baseLr };
+      if (scale === null) throw new DivergenceError(verdict, setting, g.retries);
+      if (goodCheckpoint === undefined) throw new DivergenceError(verdict, setting, g.retries - 1, 'no checkpoint followed by a clean evaluation yet');
+      log.warn(
+        `training diverged at step ${verdict.step} (epoch ${verdict.epoch}): ${verdict.reason}. Going back to the checkpoint of step ${goodCheckpoint} ` +
+          `and retrying with the learning rate x${scale} (retry ${g.retries} of ${g.settings.maxRetries}; ${lrPath} is ${cfg.baseLr})`,
+        { step: verdict.step, trainLoss: verdict.trainLoss, runningMin: verdict.runningMin, heldoutAcc: verdict.heldoutAcc, lrScale: scale, backTo: goodCheckpoint },
+      );
+      const back = await loadCheckpoint(store, goodCheckpoint);
+      await replicas.load(back.groups);
+      await dropCheckpointsAfter(store, goodCheckpoint);
+      lastCheckpoint = goodCheckpoint;
+      lrScale = scale;
+      epochs = (back.meta.state['epochs'] as EpochMetrics[]) ?? [];
+      const acc = back.meta.state['epochSums'] as number[] | undefined;
+      [epochLoss, epochCorrect, epochSeen, epochSteps, epochImages] = (acc ?? [0, 0, 0, 0, 0]) as [number, number, number, number, number];
+      epochWait = 0;
+      epochStart = performance.now();
+      await writeMetrics();
+      return goodCheckpoint;
     };
 
     let epochStart = performance.now();
+    let clean = false;
     let totalImages = 0, totalMs = 0, epochWait = 0, totalWait = 0, waitSteps = 0;
 
     for (let step = start; step < endStep; step++) {
@@ -225,13 +276,20 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         throw o.signal.reason ?? new Error('aborted');
       }
       const epoch = Math.floor(step / stepsPerEpoch);
-      const lr = learningRate(schedule, step);
+      const lr = learningRate(schedule, step) * lrScale;
 
       // ---- the step: input, forward/backward, reduction and update, in the replicas
       const t0 = performance.now();
       const r = await replicas.step(step, lr);
       const ms = performance.now() - t0;
-      if (!Number.isFinite(r.loss)) throw new NonFiniteLossError(step, epoch, r.loss);
+      if (!Number.isFinite(r.loss)) {
+        if (!guard) throw new NonFiniteLossError(step, epoch, r.loss);
+        const verdict = guard.observe({ step: step + 1, epoch: epoch + 1, trainLoss: r.loss, heldoutAcc: null, warm: true });
+        if (verdict.kind === 'diverged') {
+          step = (await rewind(verdict)) - 1; // the loop's step++ continues at the checkpoint's step
+          continue;
+        }
+      }
 
       // ---- after the step: metrics, progress, evaluation, checkpoint, observers
       totalMs += ms;
@@ -281,8 +339,25 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
         await writeMetrics();
         epochLoss = epochCorrect = epochSeen = epochSteps = epochImages = epochWait = 0;
         epochStart = performance.now();
+        if (guard) {
+          // The chance rule needs a hold-out that can tell chance from a weak model: 2 images per class at least.
+          const heldoutAcc = data.heldout.count >= 2 * o.numClasses ? m.heldoutAcc : null;
+          const verdict = guard.observe({ step: done, epoch: m.epoch, trainLoss: m.trainLoss, heldoutAcc, warm: done > schedule.warmupSteps });
+          if (verdict.kind === 'diverged') {
+            step = (await rewind(verdict)) - 1;
+            continue;
+          }
+          const g = guard.state();
+          clean = g.lossStrikes === 0 && g.chanceStrikes === 0;
+        }
       }
       const checkpointed = done % cfg.checkpoint.everySteps === 0 || done === endStep;
+      // A clean evaluation vouches for the newest checkpoint (this step's, when one is written now).
+      if (clean) {
+        if (checkpointed) goodCheckpoint = done;
+        else if (lastCheckpoint !== undefined) goodCheckpoint = lastCheckpoint;
+        clean = false;
+      }
       if (checkpointed) await checkpoint(done);
       o.onStep?.(step, { checkpointed, loss: r.loss, ...(r.cpuMs !== undefined ? { cpuMs: r.cpuMs } : {}) });
     }
@@ -302,6 +377,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       final: { heldoutLoss: final?.loss ?? null, heldoutAcc: final?.acc ?? null },
       workers,
       reduceWaitShare: waitSteps > 0 ? totalWait / waitSteps : 0,
+      divergence: { retries: guard?.retries ?? 0, lrScale },
     };
   } finally {
     await replicas.close();

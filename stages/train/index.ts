@@ -157,9 +157,11 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
       transport: parallel.transport,
       workerEnv: parallel.env,
       storeSettings: ctx.storeSettings,
+      // The control and the bound train with the teacher's recipe (pipeline/runner/chain.ts).
+      lrSetting: cfg.role === 'student' ? 'student.train.baseLr' : 'teacher.train.baseLr',
       onStep: hooks.onStep,
     });
-    const summary = metricsRecord(cfg, result, backend.name, data, pseudo, budget);
+    const summary = { ...metricsRecord(cfg, result, backend.name, data, pseudo, budget), ...(await versusTeacher(ctx, cfg, result)) };
     await out.put(METRICS_JSON, JSON.stringify(summary, null, 2), { contentType: 'application/json' });
     // The trained model carries how its inputs must be prepared (infer/evaluate read this).
     const meta = (model.getUserDefinedMetadata() ?? {}) as Record<string, unknown>;
@@ -179,6 +181,21 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
     model.dispose();
     await pseudo?.close();
   }
+}
+
+/**
+ * A student that ends below its teacher on the held-out labeled images (the same images: same
+ * labeled set and seed) is flagged in its summary and the log, so it is not mistaken for a success.
+ */
+async function versusTeacher(ctx: StageContext, cfg: TrainStageConfig, r: TrainResult): Promise<Record<string, unknown>> {
+  if (cfg.role !== 'student' || !cfg.inputs.teacher || r.final.heldoutAcc === null) return {};
+  const teacher = JSON.parse((await ctx.run.sub(cfg.inputs.teacher).get(METRICS_JSON)).toString('utf8')) as { heldoutAcc?: number | null; heldoutImages?: number };
+  if (typeof teacher.heldoutAcc !== 'number' || teacher.heldoutAcc <= r.final.heldoutAcc) return {};
+  ctx.log.warn(
+    `the student ends BELOW its teacher on the held-out labeled images: ${(r.final.heldoutAcc * 100).toFixed(1)}% vs ${(teacher.heldoutAcc * 100).toFixed(1)}% ` +
+      `(${teacher.heldoutImages ?? '?'} images; the evaluate stage's test set decides, but check the student's recipe)`,
+  );
+  return { belowTeacherOnHeldout: { student: r.final.heldoutAcc, teacher: teacher.heldoutAcc, teacherStage: cfg.inputs.teacher } };
 }
 
 async function initFromTeacher(model: import('@tensorflow/tfjs').LayersModel, teacherStore: ObjectStore): Promise<void> {
@@ -227,6 +244,7 @@ function metricsRecord(cfg: TrainStageConfig, r: TrainResult, backend: string, d
     reduceWaitShare: Number(r.reduceWaitShare.toFixed(4)),
     heldoutLoss: r.final.heldoutLoss,
     heldoutAcc: r.final.heldoutAcc,
+    ...(r.divergence.retries > 0 ? { divergence: r.divergence } : {}),
     ...(pseudo ? { pseudo: { unique: pseudo.unique, withRepeats: pseudo.size, skipped: pseudo.skipped.length, ratio: pseudo.ratio } } : {}),
     epochs: r.epochs,
   };

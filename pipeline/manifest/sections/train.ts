@@ -96,6 +96,17 @@ const checkpointSection = z
   .prefault({})
   .describe('Resumable checkpoints in the store');
 
+const divergenceSection = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe('Watch every held-out evaluation for divergence (false: train through, as before)'),
+    lossFactor: z.number().gt(1).default(3).describe('Diverged when the epoch training loss stays above this multiple of its running minimum…'),
+    patience: z.number().int().positive().default(3).describe('…or the held-out accuracy stays at chance, for this many evaluations in a row after warm-up'),
+    backoff: z.number().gt(0).lt(1).default(0.5).describe('On divergence, go back to the last good checkpoint and multiply the learning rate by this'),
+    maxRetries: z.number().int().min(0).default(2).describe('Retries before the stage stops with an error naming the step, the numbers and the setting to change'),
+  })
+  .optional()
+  .describe('Divergence guard (absent = on, with these defaults); a non-finite loss always counts as divergence');
+
 const studentSection = z
   .strictObject({
     ratio: z.number().positive().max(64).default(3).describe('Pseudo-labeled images per labeled image in each step (Noisy Student unlabel_ratio; B1-B7 scripts: 3)'),
@@ -136,6 +147,7 @@ export const trainSection = z
     checkpoint: checkpointSection,
     seed: z.number().int().nonnegative().optional().describe('Training seed (data order, augmentation, dropout, stochastic depth); default: the manifest seed'),
     student: studentSection,
+    divergence: divergenceSection,
     workers: workersSetting.describe(
       'Data-parallel workers (synchronous SGD, gradients averaged in a fixed order; BN statistics per worker). auto: one per core on wasm/cpu, 1 on tfjs-node (libtensorflow threads itself), one per visible GPU on tfjs-node-gpu. An execution setting: not part of the stage fingerprint, and a checkpoint resumes with any count',
     ),
