@@ -13,6 +13,7 @@ import { encodePng } from '../../pipeline/data/png-encode.js';
 import { uprightJpegSize, uprightPngSize } from '../../pipeline/data/image-header.js';
 import { centerCrop, shrinkOnLoadGeometry, SHRINK_ON_LOAD_MIN_FACTOR, transformImage } from '../../pipeline/data/preprocess.js';
 import type { Sample, SkippedSample } from '../../pipeline/data/types.js';
+import { normaliseInto } from '../../stages/infer/shard-batches.js';
 import { bombPng, photo, picture } from './fixtures.js';
 
 describe('preprocessing', () => {
@@ -109,6 +110,17 @@ describe('preprocessing', () => {
       assert.equal(px.length, size * size, `${mode} ${size}`);
       const rgb = await transformImage(png, { channels: 3, imageSize: size, mode, key: 'k' });
       assert.equal(rgb.length, size * size * 3);
+    }
+  });
+
+  test('infer input normalisation: (v - mean) / std per channel as float32, bit for bit, at an offset', () => {
+    for (const channels of [1, 3] as const) {
+      const p = { imageSize: 16, channels, cropFraction: 0.875, mean: [123.675, 116.28, 103.53].slice(0, channels), std: [58.395, 57.12, 57.375].slice(0, channels) };
+      const px = Buffer.from(Array.from({ length: 16 * 16 * channels }, (_, i) => (i * 37 + (i >> 4)) & 0xff));
+      const out = new Float32Array(px.length + 5).fill(-1);
+      normaliseInto(px, p, out, 5);
+      assert.deepEqual([...out.subarray(0, 5)], [-1, -1, -1, -1, -1]);
+      for (let i = 0; i < px.length; i++) assert.equal(out[5 + i], Math.fround((px[i]! - p.mean[i % channels]!) / p.std[i % channels]!), `x${channels} [${i}]`);
     }
   });
 
