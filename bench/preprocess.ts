@@ -182,9 +182,9 @@ async function main(): Promise<void> {
       'Pillow decode-only ': () => parallel(procs, files, py('decode')),
       'Pillow eval (draft)': () => parallel(procs, files, py('eval-draft')),
     };
-    const all: Record<string, Rate[]> = {};
+    const all: Record<string, Rate[]> = Object.fromEntries(Object.keys(runs).map((name) => [name, []]));
     for (let round = 0; round < repeats; round++) {
-      for (const [name, f] of Object.entries(runs)) (all[name] ??= []).push(await f());
+      for (const [name, f] of Object.entries(runs)) all[name]!.push(await f());
     }
     const med: Record<string, Rate> = Object.fromEntries(Object.entries(all).map(([k, rs]) => [k, { wall: median(rs.map((r) => r.wall)), perCpu: median(rs.map((r) => r.perCpu)) }]));
     const f = (x: number) => x.toFixed(0).padStart(6);

@@ -22,15 +22,15 @@ const defaults: ReturnType<Tf['getGradient']>[] = [];
  * For benchmarks only (bench/step-profile.ts measures before/after): restores tfjs's own
  * gradients for the ops replaced here.
  */
-export function restoreDefaultGradients(tf: Tf): void {
-  for (const config of defaults) if (config) tf.registerGradient(config);
+export function restoreDefaultGradients(tf: Tf, kernels?: readonly string[]): void {
+  for (const config of defaults) if (config && (!kernels || kernels.includes(config.kernelName))) tf.registerGradient(config);
   registered = false;
 }
 
 export function registerFastGradients(tf: Tf): void {
   if (registered) return;
   registered = true;
-  if (!defaults.length) defaults.push(tf.getGradient('FusedBatchNorm'), tf.getGradient('Mean'), tf.getGradient('Sum'));
+  if (!defaults.length) defaults.push(tf.getGradient('FusedBatchNorm'), tf.getGradient('Mean'), tf.getGradient('Sum'), tf.getGradient('Relu'));
   tf.registerGradient({
     kernelName: 'FusedBatchNorm',
     inputsToSave: ['x', 'mean', 'variance', 'scale'],
@@ -46,6 +46,26 @@ export function registerFastGradients(tf: Tf): void {
     inputsToSave: ['x'],
     gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => reduceGrad(tf, dy as Tensor, saved, attrs, false),
   });
+  tf.registerGradient({
+    kernelName: 'Relu',
+    inputsToSave: ['x'],
+    gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => reluGrad(tf, dy as Tensor, saved),
+  });
+}
+
+/**
+ * dx = dy · step(x), as tfjs's own ReLU gradient. On wasm one SIMD pass (simd-kernels.ts) instead
+ * of Step then Multiply; elsewhere tfjs's formula.
+ */
+function reluGrad(tf: Tf, dy: Tensor, saved: Tensor[]) {
+  const [x] = saved;
+  if (!x) throw new Error('Relu gradient: tfjs saved no input x');
+  return {
+    x: () =>
+      tf.getBackend() === 'wasm' && x.dtype === 'float32' && dy.dtype === 'float32'
+        ? (tf.engine().runKernel('SelftrainReluGrad', { dy, x }) as Tensor)
+        : tf.mul(dy, tf.cast(tf.step(x), 'float32')),
+  };
 }
 
 /**
@@ -57,6 +77,7 @@ export function registerFastGradients(tf: Tf): void {
  */
 function fusedBatchNormGrad(tf: Tf, dy: Tensor, saved: Tensor[], attrs: NamedAttrMap) {
   const [x, mean, variance, scaleSaved] = saved;
+  if (!x || !mean || !variance) throw new Error(`FusedBatchNorm gradient: tfjs saved ${saved.length} tensors, not x, mean, variance`);
   const eps = attrs.varianceEpsilon as number;
   const scale = scaleSaved ?? tf.scalar(1);
   // Sum of a full-size tensor down to `shape` (the broadcast operand's shape).
@@ -94,11 +115,12 @@ function fusedBatchNormGrad(tf: Tf, dy: Tensor, saved: Tensor[], attrs: NamedAtt
  */
 function reduceGrad(tf: Tf, dy: Tensor, saved: Tensor[], attrs: NamedAttrMap, mean: boolean) {
   const [x] = saved;
+  if (!x) throw new Error(`${mean ? 'Mean' : 'Sum'} gradient: tfjs saved no input x`);
   const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
   const expanded = x.shape.slice();
   let n = 1;
   for (const a of axes) {
-    n *= x.shape[a];
+    n *= x.shape[a]!; // parseAxisParam checked every axis against x's rank
     expanded[a] = 1;
   }
   return {

@@ -142,7 +142,7 @@ function kernelCaller(tf: Tf): Caller {
   };
 }
 
-function convInfoFor(tf: Tf, xShape: number[], filterShape: number[], attrs: NamedAttrMap, kernel: string): Conv2DInfo {
+export function convInfoFor(tf: Tf, xShape: number[], filterShape: number[], attrs: NamedAttrMap, kernel: string): Conv2DInfo {
   const { strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as {
     strides: number | [number, number];
     pad: ConvPad;
@@ -256,7 +256,7 @@ function conv2DBackpropInputPolyphase(k: Caller, backend: WasmBackend, dy: Tenso
           for (let c = 0; c < ci; c++) {
             const src = ((a * fw + b) * ci + c) * co;
             const dst = (vy * uw + vx) * co * groups * ci + group + c;
-            for (let o = 0; o < co; o++) gv[dst + o * groups * ci] = wv[src + o];
+            for (let o = 0; o < co; o++) gv[dst + o * groups * ci] = wv[src + o]!;
           }
         }
       }
@@ -320,7 +320,7 @@ function conv2DBackpropInput(tf: Tf, k: Caller, args: KernelArgs): TensorInfo {
   // fh-1-top before and h+top-ho·s after (output exactly H rows). A negative padding (explicit
   // paddings wider than the filter, or rows the forward conv never read) crops dyd instead.
   const pads = [fh - 1 - top, h + top - ho * sh, fw - 1 - left, w + left - wo * sw];
-  const [cropT, cropB, cropL, cropR] = pads.map((p) => Math.max(0, -p));
+  const [cropT, cropB, cropL, cropR] = pads.map((p) => Math.max(0, -p)) as [number, number, number, number];
   if (cropT || cropB || cropL || cropR) {
     const rows = ho * sh - cropT - cropB;
     const cols = wo * sw - cropL - cropR;
@@ -349,6 +349,17 @@ function conv2DBackpropInput(tf: Tf, k: Caller, args: KernelArgs): TensorInfo {
   return out;
 }
 
+/** The pooling geometry of a pool-gradient kernel's attributes (dilation 1, as tfjs's pools). */
+export function poolInfoOf(tf: Tf, inputShape: number[], attrs: NamedAttrMap): Conv2DInfo {
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as never as {
+    filterSize: number | [number, number];
+    strides: number | [number, number];
+    pad: 'valid' | 'same' | number;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  return tf.backend_util.computePool2DInfo(inputShape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+}
+
 /**
  * wasm's own MaxPoolGrad (and MaxPoolWithArgmax) start the running maximum at FLT_MIN, the
  * smallest *positive* float, so a window whose values are all <= 0 sends its gradient to the
@@ -358,13 +369,7 @@ function conv2DBackpropInput(tf: Tf, k: Caller, args: KernelArgs): TensorInfo {
  */
 function maxPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo {
   const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
-  const { filterSize, strides, pad, dimRoundingMode } = attrs as never as {
-    filterSize: number | [number, number];
-    strides: number | [number, number];
-    pad: 'valid' | 'same' | number;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  };
-  const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const info = poolInfoOf(tf, input.shape, attrs);
   const wasm = backend as WasmBackend;
   // readSync copies out of the heap, so these stay valid when makeOutput grows the heap.
   const x = wasm.readSync(input.dataId);
@@ -391,8 +396,8 @@ function maxPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
             if (ix < 0 || ix >= w) continue;
             const base = ((b * h + iy) * w + ix) * c;
             for (let ch = 0; ch < c; ch++) {
-              const v = x[base + ch];
-              if (v > best[ch]) {
+              const v = x[base + ch]!;
+              if (v > best[ch]!) {
                 best[ch] = v;
                 where[ch] = base + ch;
               }
@@ -400,7 +405,7 @@ function maxPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
           }
         }
         const gBase = ((b * ho + oy) * wo + ox) * c;
-        for (let ch = 0; ch < c; ch++) if (where[ch] >= 0) dx[where[ch]] += g[gBase + ch];
+        for (let ch = 0; ch < c; ch++) if (where[ch]! >= 0) dx[where[ch]!]! += g[gBase + ch]!;
       }
     }
   }
@@ -456,9 +461,9 @@ function depthwiseBackprop(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs, 
             const fBase = (fy * fw + fx) * c * m;
             for (let ch = 0; ch < c; ch++) {
               for (let q = 0; q < m; q++) {
-                const gv = g[gBase + ch * m + q];
-                if (which === 'filter') res[fBase + ch * m + q] += other[xBase + ch] * gv;
-                else res[xBase + ch] += other[fBase + ch * m + q] * gv;
+                const gv = g[gBase + ch * m + q]!;
+                if (which === 'filter') res[fBase + ch * m + q]! += other[xBase + ch]! * gv;
+                else res[xBase + ch]! += other[fBase + ch * m + q]! * gv;
               }
             }
           }

@@ -32,6 +32,11 @@ export const inferStageConfig = z.object({
     /** An unlabeled dataset ref given directly instead of through the import list. */
     unlabeled: z.string().optional(),
   }),
+  /**
+   * Where the workers run (pseudo.infer executor, slurm, external): passed by the chain beside the
+   * config, not part of it (not hashed into the fingerprint), since it never changes the predictions.
+   */
+  runtime: inferSection.pick({ executor: true, slurm: true, external: true }).optional(),
 });
 export type InferStageConfig = z.output<typeof inferStageConfig>;
 export type InferStageConfigInput = z.input<typeof inferStageConfig>;

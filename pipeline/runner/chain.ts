@@ -69,7 +69,18 @@ async function loadStageModule<K extends Kind>(kind: K): Promise<StageModule<Sta
   return mod as StageModule<StageConfigs[K]>;
 }
 
-function define<K extends Kind>(kind: K, id: string, deps: string[], config: StageConfigs[K], needsBackend: boolean): StageDefinition<K, StageConfigs[K]> {
+/**
+ * `runtime`: settings passed to the stage beside its config but not part of it, so not hashed into
+ * its fingerprint: how the work is executed, never what it computes.
+ */
+function define<K extends Kind>(
+  kind: K,
+  id: string,
+  deps: string[],
+  config: StageConfigs[K],
+  needsBackend: boolean,
+  runtime?: Partial<StageConfigs[K]>,
+): StageDefinition<K, StageConfigs[K]> {
   return {
     id,
     kind,
@@ -77,7 +88,7 @@ function define<K extends Kind>(kind: K, id: string, deps: string[], config: Sta
     config,
     outputs: stageOutputs[kind](id),
     needsBackend,
-    run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, config),
+    run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, runtime ? { ...config, ...runtime } : config),
   };
 }
 
@@ -105,7 +116,13 @@ export const buildChain: ChainBuilder = (m) => {
     const infer = `infer-${k}`;
     const select = `select-${k}`;
     const student = `train-student-${k}`;
-    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: m.pseudo.infer, ...engine(m), seed, inputs: { data: 'import', teacher } }, true));
+    // Where the workers run (executor, slurm, external) does not change what they compute: passed
+    // beside the config, so switching executor re-runs nothing.
+    const { executor, slurm, external, ...inferSettings } = m.pseudo.infer;
+    const runtime = executor || slurm || external ? { runtime: { executor, slurm, external } } : undefined;
+    stages.push(
+      define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: inferSettings, ...engine(m), seed, inputs: { data: 'import', teacher } }, true, runtime),
+    );
     stages.push(define('select', select, ['import', infer], { iteration: k, select: m.pseudo.select, seed, inputs: { data: 'import', predictions: infer } }, false));
     stages.push(
       define(

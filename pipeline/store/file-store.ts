@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { checkKey, checkPrefix, compareKeys, TEMP_MARKER } from './keys.js';
 import { NotFoundError, StoreError, type Body, type ObjectInfo, type ObjectStore } from './types.js';

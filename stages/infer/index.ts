@@ -20,7 +20,9 @@ const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
 export async function runStage(ctx: StageContext, raw: InferStageConfigInput): Promise<StageResult> {
   const cfg = parseStageConfig(inferStageConfig, raw, 'infer');
-  const unlabeled = cfg.inputs.unlabeled ?? (await readDatasetsList(ctx.run, cfg.inputs.data ?? 'import')).unlabeled;
+  // The run's label space is the labeled set's (the import list's classes), never the unlabeled set's.
+  const list = cfg.inputs.unlabeled && !cfg.inputs.data ? undefined : await readDatasetsList(ctx.run, cfg.inputs.data ?? 'import');
+  const unlabeled = cfg.inputs.unlabeled ?? list!.unlabeled;
   const teacherStore = ctx.run.sub(modelDir(cfg.inputs.teacher));
   const teacher = objectUri(ctx.run, modelDir(cfg.inputs.teacher));
   let expectedArch: ExpectedArch;
@@ -34,7 +36,7 @@ export async function runStage(ctx: StageContext, raw: InferStageConfigInput): P
   const backend = (BACKENDS as readonly string[]).includes(ctx.backend ?? '') ? (ctx.backend as (typeof BACKENDS)[number]) : 'auto';
   return runInferStage(
     ctx,
-    { id: ctx.stageId, dataset: refUri(ctx.root, unlabeled), teacher, expectedArch, config: cfg.infer, backend, inferBackend: cfg.inferBackend },
+    { id: ctx.stageId, dataset: refUri(ctx.root, unlabeled), teacher, expectedArch, config: { ...cfg.infer, ...cfg.runtime }, backend, inferBackend: cfg.inferBackend, ...(list ? { classes: list.classes } : {}) },
     cfg.infer.workers,
   );
 }

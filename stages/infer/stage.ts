@@ -1,6 +1,7 @@
 /**
- * The infer stage: writes the job description, runs the local executor (N worker processes),
- * and writes the summary once every shard has its prediction object. Data problems in shards
+ * The infer stage: writes the job description, has an executor run the workers (local processes,
+ * a Slurm job array, or workers started elsewhere: ./executors/), and writes the summary once
+ * every shard has its prediction object. Data problems in shards
  * fail the stage with every bad shard named; finished shards stay, so after fixing the data a
  * re-run only does the rest.
  */
@@ -13,14 +14,16 @@ import { openDataset } from '../../pipeline/data/dataset-json.js';
 import type { InferConfig } from '../../pipeline/manifest/sections/pseudo.js';
 import type { ExpectedArch } from '../../pipeline/pseudo/load-teacher.js';
 import type { TeacherPreprocessing } from '../../pipeline/pseudo/teacher.js';
-import { runLocalWorkers } from './executor.js';
+import { makeExecutor, type ExecutorContext } from './executors/index.js';
+import { samplesIn } from './executors/store-state.js';
+import { listPredictedShards } from '../../pipeline/pseudo/predictions-reader.js';
 import { openStore } from '../../pipeline/store/open.js';
 import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { readJobIfAny, writeJob, type InferJob } from './job.js';
-import { INFER_SUMMARY_KEY, predictionKey, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
+import { ERRORS_DIR, INFER_SUMMARY_KEY, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
 import { summarise } from './summary.js';
 import { trimUri } from '../../pipeline/store/uri.js';
-import { type StoreSettings } from '../../pipeline/store/settings.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface InferStageOptions {
   id: string;
@@ -32,6 +35,8 @@ export interface InferStageOptions {
   /** Eval preprocessing; default: what the train stage recorded in the checkpoint's metadata. */
   preprocessing?: TeacherPreprocessing;
   config: InferConfig;
+  /** Names of the teacher's classes (the labeled set's); default "0".."K-1". */
+  classes?: string[];
   backend?: InferJob['backend'];
   /** The manifest's inferBackend: auto (ONNX Runtime when installed), onnx or tfjs. Default auto. */
   inferBackend?: InferBackendChoice;
@@ -108,54 +113,44 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
     // Shards done under another job (other teacher weights, topK, preprocessing...) must not be
     // mistaken for done work: the runner re-runs a changed stage into the same prefix.
     const previous = await readJobIfAny(ctx.run, o.id);
+    const backends = new Set<string>();
+    const executor = makeExecutor(o.config, { workers: plan.workers, maxRestarts: o.config.maxRestarts, threads: job.engine === 'onnx' ? plan.threads : undefined, onBackend: (b) => backends.add(b) });
+    const shards = ds.index.shards.map((s) => ({ name: shardBase(s.name), samples: s.samples }));
+    const progress = ctx.progress(`infer ${o.id}`, ds.index.samples, 'img');
+    const execCtx = (done: ReadonlySet<string>): ExecutorContext => ({
+      runUri: ctx.run.uri,
+      stage: o.id,
+      shards,
+      done,
+      out,
+      onnx: job.engine === 'onnx',
+      signal: ctx.signal,
+      env: o.env ?? process.env,
+      storeSettings: ctx.storeSettings,
+      log: ctx.log,
+      progress: (samples) => progress.update(samples),
+    });
     if (previous && canonical({ ...previous, concurrency: 0 }) !== canonical({ ...job, concurrency: 0 })) {
       ctx.log.warn(`infer: ${o.id} ran before with other settings or teacher weights; discarding its outputs`);
-      for (const prefix of [PREDICTIONS_DIR, STATS_DIR]) await out.deletePrefix(prefix);
+      // Workers still running for the old job must not write into the new outputs.
+      await executor.abandon?.(execCtx(new Set()));
+      for (const prefix of [PREDICTIONS_DIR, STATS_DIR, ERRORS_DIR]) await out.deletePrefix(prefix);
       await out.delete(INFER_SUMMARY_KEY);
     }
     await writeJob(ctx.run, job);
-    const total = ds.index.samples;
-    const present = new Set((await out.list(PREDICTIONS_DIR)).map((x) => x.key));
-    const already = ds.index.shards.filter((s) => present.has(predictionKey(shardBase(s.name)))).length;
-    const remaining = ds.index.shards.length - already;
-    const processes = Math.max(1, Math.min(plan.workers, remaining));
-    const progress = ctx.progress(`infer ${o.id}`, total, 'img');
-    const engine = job.engine === 'onnx' ? `ONNX Runtime, ${plan.threads} thread(s) each` : `tfjs ${job.backend}`;
-    ctx.log.info(`infer: ${ds.index.shards.length} shards (${already} already done), ${total} samples, ${remaining > 0 ? processes : 0} worker process(es), ${engine}`, { dataset: o.dataset, teacher: o.teacher });
-    const doneByShard = new Map<string, number>();
-    const backends = new Set<string>();
-    let processed = 0;
+    const present = new Set(await listPredictedShards(out));
+    const already = shards.filter((s) => present.has(s.name)).length;
+    const remaining = shards.length - already;
+    const engine = job.engine === 'onnx' ? `ONNX Runtime${executor.name === 'local' ? `, ${plan.threads} thread(s) each` : ''}` : `tfjs ${job.backend}`;
+    const where = executor.name === 'local' ? `${remaining > 0 ? Math.max(1, Math.min(plan.workers, remaining)) : 0} worker process(es)` : `executor ${executor.name}`;
+    ctx.log.info(`infer: ${shards.length} shards (${already} already done), ${ds.index.samples} samples, ${where}, ${engine}`, { dataset: o.dataset, teacher: o.teacher });
     // Progress is absolute: samples of shards finished by an earlier (interrupted) run count.
-    const base = ds.index.shards.filter((s) => present.has(predictionKey(shardBase(s.name)))).reduce((a, s) => a + s.samples, 0);
+    const base = samplesIn(shards, present);
     progress.update(base);
     const t0 = performance.now();
-    const result = remaining <= 0 ? { restarts: 0, errors: [] } : await runLocalWorkers({
-      runUri: ctx.run.uri,
-      stage: o.id,
-      workers: processes,
-      storeSettings: ctx.storeSettings,
-      threads: job.engine === 'onnx' ? plan.threads : undefined,
-      maxRestarts: o.config.maxRestarts,
-      signal: ctx.signal,
-      env: o.env,
-      onEvent: (w, e) => {
-        if (e.event === 'start') {
-          backends.add(e.backend);
-          ctx.log.info(`infer worker ${w}: ${e.todo}/${e.shards} shards to do on ${e.backend}`);
-        } else if (e.event === 'batch') {
-          doneByShard.set(e.shard, e.done);
-          progress.update(base + [...doneByShard.values()].reduce((a, b) => a + b, 0) + processed);
-        } else if (e.event === 'shard') {
-          doneByShard.delete(e.shard);
-          processed += e.samples;
-          progress.update(base + [...doneByShard.values()].reduce((a, b) => a + b, 0) + processed);
-        } else if (e.event === 'shard-error') {
-          ctx.log.error(`infer: shard ${e.shard}: ${e.error}`);
-        }
-      },
-      onStderr: (w, line) => ctx.log.debug(`infer worker ${w}: ${line}`),
-    });
+    const result = remaining <= 0 ? { tasks: 0, restarts: 0, errors: [] } : await executor.run(execCtx(present));
     progress.stop();
+    const processed = samplesIn(shards, new Set(await listPredictedShards(out))) - base;
     if (result.errors.length > 0) {
       throw new Error(`infer: ${result.errors.length} shard(s) of ${o.dataset} cannot be processed:\n${result.errors.map((e) => `  ${e.shard}: ${e.error}`).join('\n')}`);
     }
@@ -163,16 +158,25 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
     const summary = await summarise(out, ds.index, {
       dataset: o.dataset,
       teacher: job.teacherId,
+      classes: labelSpace(o.classes, o.expectedArch.classes),
       topK: o.config.topK,
       wallSeconds,
       processedSamples: processed,
-      workers: remaining > 0 ? processes : 0,
+      workers: result.tasks,
       restarts: result.restarts,
     });
     return { summary: { samples: summary.samples, skipped: summary.skipped, imagesPerSecond: summary.imagesPerSecond, restarts: summary.restarts, teacher: summary.teacher, engine: job.engine, backend: backends.size > 0 ? [...backends].join('; ') : null } };
   } finally {
     await ds.close();
   }
+}
+
+/**
+ * The class names predictions index into: the teacher's outputs, named by the labeled set when its
+ * list has that length (an unlabeled set has no say in it).
+ */
+export function labelSpace(names: string[] | undefined, outputs: number): string[] {
+  return names && names.length === outputs ? names : Array.from({ length: outputs }, (_, i) => String(i));
 }
 
 /** JSON with sorted keys, so equal jobs compare equal whatever order their fields were written in. */

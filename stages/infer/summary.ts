@@ -16,7 +16,7 @@ async function shardStats(out: ObjectStore, shard: string, numClasses: number): 
   for await (const r of readPredictions(out, shard, numClasses)) {
     s.samples++;
     if ('error' in r) s.failed++;
-    else s.histogram[histogramBin(r.maxProb)]++;
+    else s.histogram[histogramBin(r.maxProb)]!++; // histogramBin clamps to 0..HISTOGRAM_BINS-1
   }
   return s;
 }
@@ -24,7 +24,17 @@ async function shardStats(out: ObjectStore, shard: string, numClasses: number): 
 export async function summarise(
   out: ObjectStore,
   index: DatasetIndex,
-  fields: { dataset: string; teacher: string; topK: number; wallSeconds: number; processedSamples: number; workers: number; restarts: number },
+  fields: {
+    dataset: string;
+    teacher: string;
+    /** The run's label space (the teacher's outputs): never the unlabeled set's own class list. */
+    classes: string[];
+    topK: number;
+    wallSeconds: number;
+    processedSamples: number;
+    workers: number;
+    restarts: number;
+  },
 ): Promise<InferSummary> {
   const shards = index.shards.map((s) => shardBase(s.name));
   const present = new Set((await out.list('predictions/')).map((o) => o.key));
@@ -34,7 +44,7 @@ export async function summarise(
   let samples = 0;
   let skipped = 0;
   for (const shard of shards) {
-    const s = await shardStats(out, shard, index.classes.length);
+    const s = await shardStats(out, shard, fields.classes.length);
     samples += s.samples;
     skipped += s.failed;
     s.histogram.forEach((c, i) => (histogram[i] += c));
@@ -42,8 +52,8 @@ export async function summarise(
   const summary: InferSummary = {
     dataset: fields.dataset,
     teacher: fields.teacher,
-    numClasses: index.classes.length,
-    classes: index.classes,
+    numClasses: fields.classes.length,
+    classes: fields.classes,
     topK: fields.topK,
     shards,
     samples,

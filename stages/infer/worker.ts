@@ -17,9 +17,11 @@ import type { PredictionRecord } from '../../pipeline/pseudo/records.js';
 import type { Teacher } from '../../pipeline/pseudo/teacher.js';
 import { prefetch } from './bounded.js';
 import { readJob, type InferJob } from './job.js';
-import { histogramBin, HISTOGRAM_BINS, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
+import { errorKey, histogramBin, HISTOGRAM_BINS, ownedShards, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
+
+export { ownedShards };
 import { normaliseInto, shardBatches, type Slot } from './shard-batches.js';
-import { type StoreSettings } from '../../pipeline/store/settings.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export type WorkerEvent =
   | { event: 'start'; index: number; count: number; shards: number; todo: number; backend: string; teacher: string }
@@ -56,16 +58,6 @@ export interface WorkerResult {
   forwardSeconds: number;
   /** Shards that could not be processed, with the reason (data problems: retrying cannot help). */
   errors: { shard: string; error: string }[];
-}
-
-/** Shard numbers a worker owns: `n % count == index`. */
-export function ownedShards(total: number, index: number, count: number): number[] {
-  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) {
-    throw new Error(`bad worker index ${index} of ${count} (need 0 <= index < count)`);
-  }
-  const out: number[] = [];
-  for (let n = index; n < total; n += count) out.push(n);
-  return out;
 }
 
 /**
@@ -178,6 +170,9 @@ async function processShards(
       } else if (item.kind === 'error') {
         records = [];
         errors.push({ shard: name, error: item.error });
+        // In the store too: an executor that cannot see this process's events (slurm, external)
+        // learns from it that the shard will never get predictions.
+        await out.put(errorKey(name), JSON.stringify({ shard: name, error: item.error }) + '\n', { contentType: 'application/json' });
         emit({ event: 'shard-error', shard: name, error: item.error });
         shardStart = performance.now();
       } else {
@@ -186,7 +181,7 @@ async function processShards(
         const stats: ShardStats = { shard: name, samples: item.samples, failed: 0, seconds: (performance.now() - shardStart) / 1000, histogram: new Array(HISTOGRAM_BINS).fill(0) };
         for (const r of shardRecords) {
           if ('error' in r) stats.failed++;
-          else stats.histogram[histogramBin(r.maxProb)]++;
+          else stats.histogram[histogramBin(r.maxProb)]!++; // histogramBin clamps to 0..HISTOGRAM_BINS-1
         }
         total += item.samples;
         shardStart = performance.now();

@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStore } from '../../pipeline/store/file-store.js';
-import type { ObjectStore } from '../../pipeline/store/types.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import type { PredictionRecord } from '../../pipeline/pseudo/records.js';
 import { buildInferJob, runInferStage, type InferStageOptions } from '../../stages/infer/stage.js';
@@ -22,7 +21,7 @@ import { runSelectStage } from '../../stages/select/stage.js';
 import type { SelectSummary } from '../../stages/select/select.js';
 import { s3TestEnv, s3TestStore } from '../helpers/s3.js';
 import { testContext } from './context.js';
-import { inferConfig, PREPROCESSING, TEACHER_MODEL, teacherArch, writeTeacher, writeUnlabeled } from './fixtures.js';
+import { inferConfig, inferOptions, predictionsOf, referencePredictions, TEACHER_MODEL, teacherArch, writeTeacher, writeUnlabeled } from './fixtures.js';
 import { trimUri } from '../../pipeline/store/uri.js';
 import { hasExtra, needs } from '../helpers/extras.js';
 
@@ -36,22 +35,7 @@ let root: FileStore;
 const reference = new Map<string, Buffer>();
 
 function options(over: Partial<InferStageOptions> = {}): InferStageOptions {
-  return {
-    id: 'infer-1',
-    dataset: `${root.uri}/data/unlabeled`,
-    teacher: `${root.uri}/teacher/model`,
-    expectedArch: teacherArch(),
-    preprocessing: PREPROCESSING,
-    config: inferConfig(),
-    backend: 'wasm',
-    ...over,
-  };
-}
-
-async function predictionsOf(run: ObjectStore, stage = 'infer-1'): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  for (const o of await run.list(`${stage}/predictions/`)) out.set(o.key.slice(`${stage}/predictions/`.length), await run.get(o.key));
-  return out;
+  return inferOptions(root, over);
 }
 
 async function records(body: Buffer): Promise<PredictionRecord[]> {
@@ -68,11 +52,7 @@ before(async () => {
   await writeUnlabeled(root.sub('data/unlabeled'), { shards: SHARDS });
   await writeTeacher(root.sub('teacher/model'));
   // Reference: one worker, in this process, uninterrupted.
-  const run = root.sub('runs/reference');
-  await writeJob(run, await buildInferJob(options()));
-  const result = await runInferWorker({ run, stage: 'infer-1', index: 0, count: 1 });
-  assert.deepEqual(result.errors, []);
-  for (const [k, v] of await predictionsOf(run)) reference.set(k, v);
+  for (const [k, v] of await referencePredictions(root.sub('runs/reference'), options())) reference.set(k, v);
 });
 
 after(() => dir && rmSync(dir, { recursive: true, force: true }));
