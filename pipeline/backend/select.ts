@@ -56,7 +56,7 @@ let pending: Promise<BackendSelection> | undefined;
  * is process-global, so silently switching would change numerics under other modules' feet).
  */
 export async function initBackend(preference: BackendPreference = 'auto'): Promise<BackendSelection> {
-  if (pending) {
+  if (pending !== undefined) {
     const done = await pending;
     if (preference !== 'auto' && preference !== done.name) {
       throw new Error(`compute backend already initialised as '${done.name}'; cannot switch to '${preference}' in the same process`);
