@@ -169,6 +169,7 @@ async function main(): Promise<void> {
     const files = await makeJpegs(dir, n, w, h);
     const node = (mode: Mode) => (part: string[]): [string, string[]] => [process.execPath, [...process.execArgv, self, '--worker', mode, String(size), ...part]];
     const py = (mode: string) => (part: string[]): [string, string[]] => ['/usr/bin/python3', [pillow, mode, String(size), ...part]];
+    const loadAvgAtStart = loadavg()[0] ?? 0;
     console.log(`CPU: ${cpus()[0]?.model ?? 'unknown'}, ${availableParallelism()} logical cores; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start`);
     console.log(await versions());
     console.log(`${n} JPEGs ${w}x${h} q90 -> eval ${size}x${size} RGB (centre crop 0.875, bicubic), ${procs} process(es) per library, ${repeats} interleaved rounds, medians`);
@@ -197,6 +198,13 @@ async function main(): Promise<void> {
     const verdict = (x: number, target: number) => (x >= target ? 'met' : 'NOT met');
     console.log(`ratio sharp eval / Pillow eval: ${(se.wall / pe.wall).toFixed(2)}x wall (target >= 1.30x: ${verdict(se.wall / pe.wall, 1.3)}), ${(se.perCpu / pe.perCpu).toFixed(2)}x per CPU-s (${verdict(se.perCpu / pe.perCpu, 1.3)})`);
     console.log(`ratio sharp eval / sharp decode-only: ${((100 * se.wall) / sd.wall).toFixed(0)}% wall (target >= 90%: ${verdict(se.wall / sd.wall, 0.9)}), ${((100 * se.perCpu) / sd.perCpu).toFixed(0)}% per CPU-s (${verdict(se.perCpu / sd.perCpu, 0.9)})`);
+    // On a busy machine the scheduler shares the cores out per thread, not per process: a sharp
+    // process (main thread, libuv thread, libvips worker) then gets more of them than a Pillow one
+    // (one thread), and the wall ratios say more about the other load than about the libraries.
+    const load = Math.max(loadAvgAtStart, loadavg()[0] ?? 0);
+    if (load > 0.5 * availableParallelism()) {
+      console.log(`loaded machine (load average up to ${load.toFixed(2)} on ${availableParallelism()} cores): wall ratios favour the library with more threads per process; the per CPU-s ratios are the comparable ones (on an idle machine, a core per process, both kinds should agree)`);
+    }
     // Forward pass of twice the time the machine needs to decode a batch (all processes' rate):
     // a model that the preprocessing can keep up with, if decoding overlaps the forward passes.
     const batch = 32;
