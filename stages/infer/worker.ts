@@ -20,7 +20,7 @@ import { readJob, type InferJob } from './job.js';
 import { errorKey, histogramBin, HISTOGRAM_BINS, ownedShards, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
 
 export { ownedShards };
-import { shardBatches, type Slot } from './shard-batches.js';
+import { normaliseInto, shardBatches, type Slot } from './shard-batches.js';
 import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export type WorkerEvent =
@@ -201,10 +201,10 @@ async function processShards(
   }
 
   async function predictBatch(slots: Slot[], shard: string): Promise<void> {
-    const ok = slots.filter((s): s is Extract<Slot, { pixels: Float32Array }> => 'pixels' in s);
+    const ok = slots.filter((s): s is Extract<Slot, { pixels: Buffer }> => 'pixels' in s);
     let top: Awaited<ReturnType<Teacher['predictTopK']>> | undefined;
     if (ok.length > 0) {
-      ok.forEach((s, i) => batchPixels.set(s.pixels, i * pixelsPer));
+      ok.forEach((s, i) => normaliseInto(s.pixels, job.preprocessing, batchPixels, i * pixelsPer));
       const f0 = performance.now();
       top = await teacher.predictTopK(batchPixels.subarray(0, ok.length * pixelsPer), ok.length, job.topK);
       forwardSeconds += (performance.now() - f0) / 1000;

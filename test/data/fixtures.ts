@@ -17,6 +17,26 @@ export async function picture(w: number, h: number, format: 'png' | 'jpeg' | 'we
   return sharp(raw, { raw: { width: w, height: h, channels: 3 } }).toFormat(format).toBuffer();
 }
 
+/**
+ * Raw w×h RGB pixels with photo-like statistics: smooth gradients, a hard-edged disc, a texture
+ * and pixel noise (seeded), for transforms whose output depends on image content.
+ */
+export function photo(w: number, h: number, seed = 1): Buffer {
+  const raw = Buffer.alloc(w * h * 3);
+  let s = (seed * 2654435761) >>> 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      s = (s * 1103515245 + 12345) >>> 0;
+      const noise = s >>> 27;
+      const i = (y * w + x) * 3;
+      raw[i] = ((x * 200) / w + noise) & 0xff;
+      raw[i + 1] = ((x - w / 2) ** 2 + (y - h / 2) ** 2 < (h / 3) ** 2 ? 200 : 40) + noise;
+      raw[i + 2] = (Math.sin(x / 7) * Math.cos(y / 11) * 100 + 120 + noise) & 0xff;
+    }
+  }
+  return raw;
+}
+
 function pngChunk(type: string, body: Buffer): Buffer {
   const out = Buffer.alloc(12 + body.length);
   out.writeUInt32BE(body.length, 0);
