@@ -20,6 +20,7 @@
  * `<select-id>/summary.json`, `evaluate/report.json` — each written LAST by its stage.
  */
 import type { Manifest } from '../manifest/schema.js';
+import { resolveModel } from '../model/family.js';
 import { datasetsListKey, type ImportStageConfig } from '../contracts/import.js';
 import { modelJsonKey, type TrainStageConfigInput } from '../contracts/train.js';
 import { inferSummaryKey, type InferStageConfigInput } from '../contracts/infer.js';
@@ -125,15 +126,24 @@ function imagesPerStep(t: Manifest['student']['train'], student: boolean): numbe
 }
 
 /**
+ * A model's shape: its resolved architecture without the noise settings (dropout, stochastic depth),
+ * which Noisy Student gives the student alone; the evaluate stage compares the same way.
+ */
+function shapeOf(model: Manifest['student']['model']): string {
+  const { dropoutRate: _d, stochasticDepthRate: _sd, ...shape } = resolveModel(model).arch;
+  return JSON.stringify(shape);
+}
+
+/**
  * Whether the teacher can serve as the labeled-only control (evaluate.control 'auto'): the student's
- * model, and at least the student's training images. Decided from the manifest alone (the chain is
+ * model (up to its noise), and at least the student's training images. Decided from the manifest alone (the chain is
  * built before any data is counted): exactly when both recipes give `steps`; from epochs when both
  * give epochs (an epoch is a pass over the same labeled set, whose size then cancels out). The
  * report checks the recorded budgets again and says when the teacher falls short.
  */
 export function teacherIsControl(m: Manifest): boolean {
   const t = m.teacher.train, s = m.student.train;
-  if (JSON.stringify(m.teacher.model) !== JSON.stringify(m.student.model)) return false;
+  if (shapeOf(m.teacher.model) !== shapeOf(m.student.model)) return false;
   const perStep = imagesPerStep(s, true);
   if (t.steps !== undefined && s.steps !== undefined) return t.steps * imagesPerStep(t, false) >= s.steps * perStep;
   if (t.steps === undefined && s.steps === undefined) return t.epochs >= s.epochs * (perStep / s.batchSize);

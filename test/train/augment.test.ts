@@ -35,7 +35,7 @@ test('the default crop path (the demo teacher recipe) is unchanged: same pixels 
 });
 
 test('manifests without the new options resolve to the same train config (no new keys, same fingerprints)', () => {
-  const demo = parse(readFileSync(new URL('../../../manifests/fashion-mnist.yaml', import.meta.url), 'utf8')) as { teacher: { train: unknown } };
+  const demo = parse(readFileSync(new URL('../../../manifests/fashion-mnist-ci.yaml', import.meta.url), 'utf8')) as { teacher: { train: unknown } };
   const c = trainSection.parse(demo.teacher.train);
   assert.deepEqual(Object.keys(c.crop).sort(), ['aspect', 'flip', 'minArea', 'type']);
   assert.equal('erasing' in c, false);

@@ -173,7 +173,8 @@ test('evaluate.control: auto uses the teacher when it has the student\'s model a
   const student = { steps: 1000, batchSize: 32, student: { ratio: 3 } }; // 1000 x 128 images
   assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'auto'), ['train-teacher-1', 'train-student-1'], '128k >= 128k: the teacher is the control');
   assert.deepEqual(ids({ steps: 999, batchSize: 128 }, student, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control'], 'one step short');
-  assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'auto', { t: same, s: { ...same, dropoutRate: 0.3 } }), ['train-teacher-1', 'train-student-1', 'train-control'], 'another model');
+  assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'auto', { t: same, s: { ...same, imageSize: 32 } }), ['train-teacher-1', 'train-student-1', 'train-control'], 'another model');
+  assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'auto', { t: same, s: { ...same, dropoutRate: 0.3, stochasticDepthRate: 0.2 } }), ['train-teacher-1', 'train-student-1'], 'the student\'s noise is not another model');
   // Epochs over the same labeled set: 8 >= 2 x (32 + 96) / 32.
   assert.deepEqual(ids({ epochs: 8 }, { epochs: 2, batchSize: 32 }, 'auto'), ['train-teacher-1', 'train-student-1']);
   assert.deepEqual(ids({ epochs: 7.9 }, { epochs: 2, batchSize: 32 }, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control']);

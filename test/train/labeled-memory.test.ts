@@ -61,15 +61,15 @@ test('the ImageNet manifest: one warning per train stage; the shipped Fashion-MN
   assert.match(warnings[0]!, /datasets\.labeled: "webdataset:s3:\/\/my-bucket\/datasets\/imagenet-train" with datasets\.maxSamples\.labeled: 28532/);
   assert.match(warnings[0]!, /or lower teacher\.model\.imageSize/);
   assert.match(warnings[1]!, /^`run` will stop at train-student-1: .*or lower student\.model\.imageSize/);
-  for (const name of ['fashion-mnist.yaml', 'fashion-mnist-ci.yaml']) {
+  for (const name of ['fashion-mnist.yaml', 'fashion-mnist-full.yaml', 'fashion-mnist-ci.yaml']) {
     const f = load(name);
     assert.deepEqual(labeledMemoryWarnings(buildChain(f), { labeled: 60_000, unlabeled: 60_000, labeledRef: f.datasets.labeled }), [], name);
   }
 });
 
 test('the all-labels baseline counts labeled + unlabeled; an imported source is capped with maxSamples', () => {
-  const m = load('fashion-mnist.yaml');
-  assert.equal(m.evaluate.baseline, true, 'the demo trains the baseline');
+  const m = load('fashion-mnist-full.yaml');
+  assert.equal(m.evaluate.baseline, true, 'the full manifest trains the all-labels bound');
   // 1,000 labeled fit at 224 px grey; 1,000 + 59,000 (2.8 GiB at 224) do not fit at 320 px.
   const bigger = { ...m, teacher: { ...m.teacher, model: { ...m.teacher.model, imageSize: 320 } }, student: { ...m.student, model: { ...m.student.model, imageSize: 320 } } };
   const warnings = labeledMemoryWarnings(buildChain(bigger), { labeled: 1_000, unlabeled: 59_000, labeledRef: m.datasets.labeled });
