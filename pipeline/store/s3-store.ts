@@ -29,10 +29,6 @@ import type { Body, ObjectInfo, ObjectStore, PutOptions } from './types.js';
 
 const MiB = 1024 * 1024;
 
-// The SDK warns in every process that its Node 20 support ends in 2027; the project targets
-// Node 20 on purpose, so silence it unless the user set the variable themselves.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-
 export interface S3StoreOptions {
   bucket: string;
   /** Key prefix inside the bucket ('' for the bucket root), without leading/trailing '/'. */
