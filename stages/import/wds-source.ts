@@ -6,12 +6,13 @@
  * `dataset.json` beside the tars (our own format), or "0".."K-1" for the largest index seen.
  * Bad samples — no image member, no `.cls` while others have one, class index out of range,
  * an undecodable/empty/oversized image, the rest of a truncated tar — are recorded naming the
- * tar and key, and skipped.
+ * tar and key, and skipped. A tar holding a link, a device or a member whose name is absolute or
+ * climbs out with `..` is refused (HostileMemberError): the import stops naming tar and member.
  */
 import { DATASET_JSON } from '../../pipeline/data/dataset-json.js';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../../pipeline/data/preprocess.js';
 import { checkGroup } from '../../pipeline/data/sample-members.js';
-import { groupMembers, readTarMembers } from '../../pipeline/data/tar.js';
+import { groupMembers, HostileMemberError, readTarMembers } from '../../pipeline/data/tar.js';
 import { DataError, type ImageExt } from '../../pipeline/data/types.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
@@ -72,6 +73,10 @@ export async function openWebDatasetSource(uri: string, o: WdsOptions = {}): Pro
         }
       }
     } catch (err) {
+      if (err instanceof HostileMemberError) {
+        await store.close();
+        throw err; // a tar with links or escaping names is refused whole, not partly imported
+      }
       problems.push({ key: '', where: tarWhere, reason: (err as Error).message });
     }
   }
