@@ -17,5 +17,6 @@ export function toyOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ToyOpti
     unitMs: Number(env.TOY_UNIT_MS ?? 1),
     journal: env.TOY_JOURNAL || undefined,
     failAt: env.TOY_FAIL_AT || undefined,
+    unitBytes: Number(env.TOY_UNIT_BYTES ?? 0),
   };
 }

@@ -58,6 +58,7 @@ export interface ToyEnv {
   unitMs?: number;
   journal?: string;
   failAt?: string;
+  unitBytes?: number;
   leaseTtlMs?: number;
   heartbeatMs?: number;
 }
@@ -69,6 +70,7 @@ function envOf(toy: ToyEnv): NodeJS.ProcessEnv {
     TOY_UNIT_MS: String(toy.unitMs ?? 1),
     TOY_JOURNAL: toy.journal ?? '',
     TOY_FAIL_AT: toy.failAt ?? '',
+    TOY_UNIT_BYTES: String(toy.unitBytes ?? 0),
     TOY_LEASE_TTL_MS: String(toy.leaseTtlMs ?? ''),
     TOY_LEASE_HEARTBEAT_MS: String(toy.heartbeatMs ?? ''),
     SELFTRAIN_PROGRESS_INTERVAL_S: '0.05',

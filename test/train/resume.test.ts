@@ -51,7 +51,7 @@ function runChild(dir: string, labeled: string, prefix: string, killAfterCheckpo
 
 function modelWeights(dir: string, prefix: string): Buffer {
   const m = path.join(dir, prefix, 'model');
-  const file = readdirSync(m).find((f) => f.endsWith('.bin'))!;
+  const file = readdirSync(m).find((f) => /^weights-.*\.bin$/.test(f))!;
   return readFileSync(path.join(m, file));
 }
 
