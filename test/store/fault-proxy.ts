@@ -9,25 +9,35 @@
  *   stall     forwards after a pause (`stallMs`), like an overloaded gateway
  *   truncate  forwards, then sends the response headers and only the first half of the body and
  *             drops the connection: a body cut short mid-transfer (GETs with a body only)
+ *   hold      forwards only when `releaseHeld()` is called: a test stages a race with it
  *
- * Either `failNext(count, fault)` (the next `count` requests get `fault`), or `setRate(rate,
- * seed)` (each request is faulted with probability `rate`, the fault drawn from all four, seeded).
+ * Either `failNext(count, fault[, match])` (the next `count` requests, or the next `count` that
+ * `match` accepts, get `fault`), or `setRate(rate, seed)` (each request is faulted with probability
+ * `rate`, the fault drawn from all four, seeded). `nextFault()` resolves when a fault is injected,
+ * so a test can act while a stalled request is held.
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rng } from '../../pipeline/data/rng.js';
 
-export type Fault = '503' | 'reset' | 'stall' | 'truncate';
+export type Fault = '503' | 'reset' | 'stall' | 'truncate' | 'hold';
+/** The faults `setRate` draws from ('hold' is for staged races only). */
 export const FAULTS: readonly Fault[] = ['503', 'reset', 'stall', 'truncate'];
 
 export interface FaultProxy {
   endpoint: string;
   /** Requests seen so far (faulted or forwarded). */
   readonly requests: number;
+  /** Method and path of every request seen, in order. */
+  readonly log: ReadonlyArray<{ method: string; url: string }>;
   /** Faults injected so far, by kind (a truncate drawn for a bodiless response is not counted). */
   readonly injected: Readonly<Record<Fault, number>>;
-  /** Injects `fault` into the next `count` requests. */
-  failNext(count: number, fault: Fault): void;
+  /** Injects `fault` into the next `count` requests (only those `match` accepts, when given). */
+  failNext(count: number, fault: Fault, match?: (req: { method: string; url: string }) => boolean): void;
+  /** Resolves when the next fault is injected (as its request arrives). */
+  nextFault(): Promise<{ fault: Fault; method: string; url: string }>;
+  /** Forwards the requests held by 'hold' faults. */
+  releaseHeld(): void;
   /** Faults each later request with probability `rate` (0 turns it off), kinds drawn evenly. */
   setRate(rate: number, seed: number, faults?: readonly Fault[]): void;
   close(): Promise<void>;
@@ -43,19 +53,31 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions = {})
   const stallMs = o.stallMs ?? 1500;
   let pending = 0;
   let nextFault: Fault = '503';
+  let pendingMatch: ((req: { method: string; url: string }) => boolean) | undefined;
+  let waiters: ((f: { fault: Fault; method: string; url: string }) => void)[] = [];
   let rate = 0;
   let random = rng(0);
   let rateFaults: readonly Fault[] = FAULTS;
   let requests = 0;
-  const injected: Record<Fault, number> = { '503': 0, reset: 0, stall: 0, truncate: 0 };
+  const log: { method: string; url: string }[] = [];
+  const injected: Record<Fault, number> = { '503': 0, reset: 0, stall: 0, truncate: 0, hold: 0 };
+  let held: (() => void)[] = [];
 
-  const pick = (): Fault | undefined => {
-    if (pending > 0) {
-      pending--;
-      return nextFault;
+  const pick = (req: IncomingMessage): Fault | undefined => {
+    const chosen = ((): Fault | undefined => {
+      if (pending > 0 && (!pendingMatch || pendingMatch({ method: req.method ?? '', url: req.url ?? '' }))) {
+        pending--;
+        return nextFault;
+      }
+      if (rate > 0 && random() < rate) return rateFaults[Math.floor(random() * rateFaults.length)];
+      return undefined;
+    })();
+    if (chosen) {
+      const w = waiters;
+      waiters = [];
+      for (const resolve of w) resolve({ fault: chosen, method: req.method ?? '', url: req.url ?? '' });
     }
-    if (rate > 0 && random() < rate) return rateFaults[Math.floor(random() * rateFaults.length)];
-    return undefined;
+    return chosen;
   };
 
   const forward = (req: IncomingMessage, res: ServerResponse, truncate: boolean) => {
@@ -89,7 +111,8 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions = {})
 
   const server: Server = createServer((req, res) => {
     requests++;
-    const fault = pick();
+    log.push({ method: req.method ?? '', url: req.url ?? '' });
+    const fault = pick(req);
     if (fault === '503' || fault === 'reset') {
       injected[fault]++;
       // Drain the body first so the client sees the fault, not a write error.
@@ -104,13 +127,15 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions = {})
       });
       return;
     }
-    if (fault === 'stall') {
-      injected.stall++;
+    if (fault === 'stall' || fault === 'hold') {
+      injected[fault]++;
       req.pause();
-      setTimeout(() => {
+      const go = () => {
         req.resume();
         forward(req, res, false);
-      }, stallMs);
+      };
+      if (fault === 'stall') setTimeout(go, stallMs);
+      else held.push(go);
       return;
     }
     forward(req, res, fault === 'truncate');
@@ -122,12 +147,20 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions = {})
     get requests() {
       return requests;
     },
+    log,
     get injected() {
       return { ...injected };
     },
-    failNext(count, f) {
+    failNext(count, f, match) {
       pending = count;
       nextFault = f;
+      pendingMatch = match;
+    },
+    nextFault: () => new Promise((resolve) => waiters.push(resolve)),
+    releaseHeld() {
+      const go = held;
+      held = [];
+      for (const f of go) f();
     },
     setRate(r, seed, faults = FAULTS) {
       rate = r;
@@ -136,6 +169,7 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions = {})
     },
     close: () =>
       new Promise<void>((resolve) => {
+        held = [];
         server.closeAllConnections();
         server.close(() => resolve());
       }),
