@@ -22,6 +22,7 @@ import { runInferWorker } from '../stages/infer/worker.js';
 import { createTestBucket, deleteTestBucket, s3TestEnv } from '../test/helpers/s3.js';
 import { S3Store } from '../pipeline/store/s3-store.js';
 import { PREPROCESSING, teacherArch, writeTeacher, writeUnlabeled, fashionPngs } from '../test/pseudo/fixtures.js';
+import { trimUri } from '../pipeline/store/uri.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -40,7 +41,7 @@ const env = await s3TestEnv();
 if (!env) throw new Error('bench/infer needs an S3 endpoint (SELFTRAIN_TEST_S3_ENDPOINT) or Swift installed');
 const bucket = await createTestBucket(env);
 const store = new S3Store({ bucket, endpoint: env.endpoint, region: env.region, credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey } });
-const base = store.uri.replace(/\/$/, '');
+const base = trimUri(store.uri);
 const line = (k: string, v: string) => console.log(`${k.padEnd(44)} ${v}`);
 
 try {
@@ -51,7 +52,6 @@ try {
   const job = (stage: string, data: string): Promise<InferJob> =>
     buildInferJob({
       id: stage,
-      deps: [],
       dataset: `${base}/${data}`,
       teacher: `${base}/teacher`,
       expectedArch: teacherArch(),

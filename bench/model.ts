@@ -27,7 +27,7 @@ import { getTf, initBackend, type BackendPreference } from '../pipeline/backend/
 import { countResNetRS } from '../pipeline/model/count.js';
 import { FASHION_MNIST_MODEL, resolveModel } from '../pipeline/model/family.js';
 import { buildModel } from '../pipeline/model/resnet-rs.js';
-import { readFashionMnist } from '../test/model/fashion-mnist.js';
+import { fashionMnistFloats } from '../test/helpers/fashion-mnist.js';
 
 const selfPath = fileURLToPath(import.meta.url);
 const torchScript = fileURLToPath(new URL('./model_torch.py', import.meta.url));
@@ -85,7 +85,7 @@ async function rs50Inference(runs: number, warmup = 2): Promise<Rate> {
 async function smallTraining(runs: number, warmup = 2): Promise<Rate> {
   const tf = getTf();
   const model = buildModel({ name: FASHION_MNIST_MODEL });
-  const data = readFashionMnist(TRAIN_BATCH, 'train');
+  const data = fashionMnistFloats('train', TRAIN_BATCH);
   const x = tf.tensor4d(data.images, [TRAIN_BATCH, 28, 28, 1]);
   const y = tf.oneHot(tf.tensor1d(data.labels, 'int32'), 10);
   const opt = tf.train.momentum(0.05, 0.9);

@@ -21,7 +21,7 @@ import { openStore } from '../pipeline/store/open.js';
 import type { ImageSet } from '../pipeline/train/data.js';
 import { evaluateSet } from '../pipeline/train/trainer.js';
 import { runStage } from '../stages/train/index.js';
-import { readFashionMnist } from '../test/train/fmnist.js';
+import { readFashionMnist } from '../test/helpers/fashion-mnist.js';
 import { writeFashionDataset } from '../test/train/make-dataset.js';
 
 const { values: a } = parseArgs({
@@ -50,6 +50,9 @@ const ctx: StageContext = {
   run,
   root: run,
   outPrefix: 'train-teacher-1/',
+  stageId: 'train-teacher-1',
+  storeSettings: {},
+  stageRuns: async () => [],
   log: { info: (m) => console.log(m), warn: (m) => console.warn(m), error: (m) => console.error(m), debug: () => {} },
   signal: new AbortController().signal,
   progress: (label, total) => ({

@@ -23,7 +23,7 @@ import { softCrossEntropy } from '../pipeline/train/loss.js';
 import { MomentumSgd } from '../pipeline/train/optimizer.js';
 import { Sfc32 } from '../pipeline/train/rng.js';
 import { train } from '../pipeline/train/trainer.js';
-import { readFashionMnist } from '../test/train/fmnist.js';
+import { readFashionMnist } from '../test/helpers/fashion-mnist.js';
 
 const { values: a } = parseArgs({
   options: {

@@ -21,8 +21,9 @@ mkdir -p "$1" || die "cannot create $1"
 DIR=$(cd "$1" && pwd -P)   # swift needs absolute config paths
 PY=/usr/bin/python3        # a pyenv python may come first on PATH; swift's modules live in Debian's
 
+BIN=${SELFTRAIN_SWIFT_BIN_DIR:-/usr/bin}   # where the Swift servers are (Debian: /usr/bin)
 for bin in swift-proxy-server swift-account-server swift-container-server swift-object-server swift-ring-builder; do
-  [[ -x /usr/bin/$bin ]] || die "/usr/bin/$bin not found: install the Debian packages listed in infra/local-s3/README.md"
+  [[ -x $BIN/$bin ]] || die "$BIN/$bin not found: install the Debian packages listed in infra/local-s3/README.md"
 done
 
 ACCOUNT_PORT=$((PORT + 1)); CONTAINER_PORT=$((PORT + 2)); OBJECT_PORT=$((PORT + 3)); MEMCACHE_PORT=$((PORT + 4))
@@ -206,10 +207,10 @@ else
   say "memcached not installed: running without it (about 2x slower)"
 fi
 # -v sends logs to the console (there is no syslog here), which we redirect to DIR/logs.
-launch account   $PY /usr/bin/swift-account-server   "$ETC/account-server.conf" -v
-launch container $PY /usr/bin/swift-container-server "$ETC/container-server.conf" -v
-launch object    $PY /usr/bin/swift-object-server    "$ETC/object-server.conf" -v
-launch proxy     $PY /usr/bin/swift-proxy-server     "$ETC/proxy-server.conf" -v
+launch account   $PY $BIN/swift-account-server   "$ETC/account-server.conf" -v
+launch container $PY $BIN/swift-container-server "$ETC/container-server.conf" -v
+launch object    $PY $BIN/swift-object-server    "$ETC/object-server.conf" -v
+launch proxy     $PY $BIN/swift-proxy-server     "$ETC/proxy-server.conf" -v
 
 # Ready when the proxy's healthcheck answers and the storage servers accept connections.
 if ! $PY - "$PORT" "$ACCOUNT_PORT" "$CONTAINER_PORT" "$OBJECT_PORT" "$PIDS" <<'PYEOF'

@@ -6,6 +6,9 @@ import { z } from 'zod';
 import { openStore } from '../store/open.js';
 import { NotFoundError, type ObjectStore } from '../store/types.js';
 import { DataError, type DatasetIndex } from './types.js';
+import { formatZodIssues } from '../log/errors.js';
+import { trimUri } from '../store/uri.js';
+import { type StoreSettings } from '../store/settings.js';
 
 export const DATASET_JSON = 'dataset.json';
 
@@ -54,7 +57,7 @@ export function parseDatasetJson(text: string, uri: string): DatasetIndex {
   }
   const r = datasetIndexSchema.safeParse(raw);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    const issues = formatZodIssues(r.error);
     throw new DataError(`${uri}/${DATASET_JSON}: ${issues}`, { uri });
   }
   const idx = r.data as DatasetIndex;
@@ -63,11 +66,11 @@ export function parseDatasetJson(text: string, uri: string): DatasetIndex {
   return idx;
 }
 
-/** Opens a dataset from an ObjectStore rooted at its prefix, or from a URI. */
-export async function openDataset(source: ObjectStore | string): Promise<OpenDataset> {
-  const store = typeof source === 'string' ? openStore(source) : source;
+/** Opens a dataset from an ObjectStore rooted at its prefix, or from a URI (opened with `settings`). */
+export async function openDataset(source: ObjectStore | string, settings: StoreSettings = {}): Promise<OpenDataset> {
+  const store = typeof source === 'string' ? openStore(source, settings) : source;
   const owned = typeof source === 'string';
-  const uri = store.uri.replace(/\/$/, '');
+  const uri = trimUri(store.uri);
   try {
     let text: string;
     try {

@@ -15,6 +15,7 @@ import type { ObjectStore } from '../store/types.js';
 import { DATASET_JSON, parseDatasetJson, shardIndexName, shardName } from './dataset-json.js';
 import { packShard, type SampleToPack } from './tar.js';
 import { DataError, type DatasetIndex, type SampleLocation, type ShardEntry, type ShardIndexFile } from './types.js';
+import { trimUri } from '../store/uri.js';
 
 const PROGRESS = '_progress/';
 const progressKey = (n: number) => `${PROGRESS}shard-${String(n).padStart(6, '0')}.json`;
@@ -52,7 +53,7 @@ export class DatasetWriter {
   ) {}
 
   private get where(): string {
-    return this.store.uri.replace(/\/$/, '');
+    return trimUri(this.store.uri);
   }
 
   /** Loads resume state. Returns 'complete' when dataset.json of this same plan already exists. */

@@ -15,3 +15,13 @@ export function describeError(err: unknown): string {
 export function errorStack(err: unknown): string | undefined {
   return err instanceof Error && err.stack ? redactText(err.stack) : undefined;
 }
+
+/** The shape of a zod error's issues (structural, so this module needs no zod import). */
+interface IssueList {
+  issues: readonly { path: readonly PropertyKey[]; message: string }[];
+}
+
+/** A zod error as one line: `path.to.field: message; other.field: message` (`root` for an empty path). */
+export function formatZodIssues(error: IssueList, root = '(root)'): string {
+  return error.issues.map((i) => `${i.path.map(String).join('.') || root}: ${i.message}`).join('; ');
+}

@@ -1,7 +1,9 @@
 /**
  * ResNet-RS in TensorFlow.js — the public surface of pipeline/model/:
- * - family.ts: names, block layouts, per-model defaults (resolution, dropout, stochastic depth,
- *   RandAugment magnitude), `resolveModel(choice)` → { arch, defaults }, FASHION_MNIST_MODEL.
+ * - registry.ts: one named entry per variant with its full config and source (MODEL_REGISTRY,
+ *   `lookupModel(name)`, FASHION_MNIST_MODEL).
+ * - family.ts: `resolveModel(choice)` → { entry, arch, defaults, preprocessing }; a choice whose
+ *   depth/width/stem contradicts its name is a ModelChoiceError naming the field.
  * - count.ts: analytic parameters / FLOPs (`selftrain model info`).
  * - resnet-rs.ts: `buildResNetRS(arch)` / `buildModel(choice)` → tf.LayersModel (logits output),
  *   `archOf(model)` reads the architecture back from a built or loaded model.
@@ -10,6 +12,7 @@
  * Call `initBackend()` (pipeline/backend/select.ts) before building or loading a model.
  */
 export * from './family.js';
+export { findModel, lookupModel, MODEL_NAMES, MODEL_REGISTRY, IMAGENET_NORMALIZATION, type EntryStatus, type Normalization } from './registry.js';
 export { countResNetRS, type ModelCounts } from './count.js';
 export { archOf, buildModel, buildResNetRS, modelNameFor, ARCH_METADATA_KEY, type LayersModel } from './resnet-rs.js';
 export { drawUniforms, modelNoiseState, seedModelNoise, setModelNoiseState, type ModelNoiseState } from './noise.js';

@@ -20,6 +20,7 @@ import { getTf } from '../backend/select.js';
 import { openStore } from '../store/open.js';
 import { NotFoundError, type ObjectStore } from '../store/types.js';
 import { registerModelLayers } from './layers.js';
+import { objectUri } from '../store/uri.js';
 
 type io = typeof TfNamespace.io;
 type ModelArtifacts = TfNamespace.io.ModelArtifacts;
@@ -27,13 +28,14 @@ type ModelJSON = TfNamespace.io.ModelJSON;
 type WeightsManifestEntry = TfNamespace.io.WeightsManifestEntry;
 type WeightsManifestConfig = TfNamespace.io.WeightsManifestConfig;
 
-export const MODEL_JSON_KEY = 'model.json';
+export { MODEL_JSON_KEY } from './layout.js';
+import { MODEL_JSON_KEY } from './layout.js';
 const WEIGHTS_RE = /^weights-[0-9a-f]{16}\.bin$/;
 
 const BYTES_PER: Record<string, number> = { float32: 4, int32: 4, bool: 1, float16: 2, uint8: 1, uint16: 2, complex64: 8 };
 
 function where(store: ObjectStore, key: string): string {
-  return `${store.uri.replace(/\/+$/, '')}/${key}`;
+  return objectUri(store, key);
 }
 
 /** A tfjs IOHandler whose save/load go to `store` (rooted at the model's directory). */

@@ -4,11 +4,12 @@
  * the wrong network, or fail deep inside tfjs with a shape error).
  */
 import { createHash } from 'node:crypto';
-import { archOf } from '../model/resnet-rs.js';
+import { ARCH_METADATA_KEY, archOf } from '../model/resnet-rs.js';
 import { loadModel, MODEL_JSON_KEY } from '../model/store-io.js';
 import type { ResNetRSArch } from '../model/family.js';
 import type { ObjectStore } from '../store/types.js';
 import { teacherFromModel, type Teacher, type TeacherPreprocessing } from './teacher.js';
+import { objectUri, trimUri } from '../store/uri.js';
 
 /** Fields that decide the network's shape; regularisation (dropout etc.) is irrelevant at inference. */
 const SHAPE_FIELDS = ['depth', 'blocks', 'widthMultiplier', 'imageSize', 'inputChannels', 'classes', 'smallInput'] as const;
@@ -45,7 +46,7 @@ export interface TeacherInfo {
 
 /** Id and recorded preprocessing of the checkpoint at `store`, without loading the weights. */
 export async function readTeacherInfo(store: ObjectStore): Promise<TeacherInfo> {
-  const uri = store.uri.replace(/\/+$/, '');
+  const uri = trimUri(store.uri);
   const json = await store.get(MODEL_JSON_KEY).catch((err: Error) => {
     throw new Error(`teacher checkpoint ${uri}: ${err.message}`, { cause: err });
   });
@@ -68,8 +69,25 @@ export async function readTeacherInfo(store: ObjectStore): Promise<TeacherInfo> 
   return info;
 }
 
+/** The architecture the checkpoint records (what it was trained as), read from model.json alone. */
+export async function recordedArch(store: ObjectStore): Promise<ExpectedArch> {
+  const where = objectUri(store, MODEL_JSON_KEY);
+  const json = await store.get(MODEL_JSON_KEY).catch((err: Error) => {
+    throw new Error(`teacher checkpoint ${trimUri(store.uri)}: ${err.message}`, { cause: err });
+  });
+  let meta: Record<string, unknown> | undefined;
+  try {
+    meta = (JSON.parse(json.toString('utf8')) as { userDefinedMetadata?: Record<string, unknown> }).userDefinedMetadata;
+  } catch (err) {
+    throw new Error(`${where}: not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const arch = meta?.[ARCH_METADATA_KEY] as ExpectedArch | undefined;
+  if (!arch) throw new Error(`${where}: records no ResNet-RS architecture (not saved by selftrain?)`);
+  return arch;
+}
+
 export async function loadTeacher(store: ObjectStore, expected: ExpectedArch, preprocessing: TeacherPreprocessing): Promise<Teacher> {
-  const uri = store.uri.replace(/\/+$/, '');
+  const uri = trimUri(store.uri);
   const json = await store.get(MODEL_JSON_KEY).catch((err: Error) => {
     throw new Error(`teacher checkpoint ${uri}: ${err.message}`, { cause: err });
   });

@@ -5,13 +5,11 @@
 import type { ObjectStore } from '../store/types.js';
 import { decodeJsonlGz } from './jsonl.js';
 import { predictionRecord, type PredictionRecord } from './records.js';
+import { PREDICTIONS_DIR, PREDICTION_SUFFIX, predictionKey } from '../contracts/infer.js';
+import { formatZodIssues } from '../log/errors.js';
+import { objectUri } from '../store/uri.js';
 
-export const PREDICTIONS_DIR = 'predictions/';
-export const PREDICTION_SUFFIX = '.jsonl.gz';
-
-export function predictionKey(shard: string): string {
-  return `${PREDICTIONS_DIR}${shard}${PREDICTION_SUFFIX}`;
-}
+export { PREDICTIONS_DIR, PREDICTION_SUFFIX, predictionKey } from '../contracts/infer.js';
 
 /** Shard names (without `.tar`) that have a committed prediction object, sorted. */
 export async function listPredictedShards(store: ObjectStore): Promise<string[]> {
@@ -24,11 +22,11 @@ export async function listPredictedShards(store: ObjectStore): Promise<string[]>
 
 export async function* readPredictions(store: ObjectStore, shard: string, numClasses: number): AsyncGenerator<PredictionRecord> {
   const key = predictionKey(shard);
-  const where = `${store.uri.replace(/\/$/, '')}/${key}`;
+  const where = objectUri(store, key);
   for await (const { line, value } of decodeJsonlGz(await store.getStream(key), where)) {
     const parsed = predictionRecord.safeParse(value);
     if (!parsed.success) {
-      throw new Error(`${where}: line ${line} is not a prediction record: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(record)'}: ${i.message}`).join('; ')}`);
+      throw new Error(`${where}: line ${line} is not a prediction record: ${formatZodIssues(parsed.error, '(record)')}`);
     }
     const r = parsed.data;
     if ('classes' in r) {

@@ -4,6 +4,7 @@ import { dirname, join, resolve, sep } from 'node:path';
 import { NotFoundError, type ObjectStore } from '../store/types.js';
 import type { Report } from './types.js';
 import { REPORT_JSON, REPORT_MD } from './write.js';
+import { objectUri } from '../store/uri.js';
 
 /** Where the evaluate stage writes its report inside the run. */
 export const REPORT_PREFIX = 'evaluate/';
@@ -12,7 +13,7 @@ export class NoReportError extends Error {}
 
 /** Copies report.json, report.md and the charts report.json names; returns the relative paths written. */
 export async function copyReport(run: ObjectStore, outDir: string): Promise<string[]> {
-  const base = `${run.uri.replace(/\/+$/, '')}/${REPORT_PREFIX}`;
+  const base = objectUri(run, REPORT_PREFIX);
   let json: Buffer;
   try {
     json = await run.get(`${REPORT_PREFIX}${REPORT_JSON}`);

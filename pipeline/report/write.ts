@@ -7,8 +7,9 @@ import { renderSvg, reportCharts } from './charts.js';
 import { renderMarkdown } from './markdown.js';
 import type { Report } from './types.js';
 
-export const REPORT_JSON = 'report.json';
-export const REPORT_MD = 'report.md';
+import { REPORT_JSON, REPORT_MD } from '../contracts/evaluate.js';
+
+export { REPORT_JSON, REPORT_MD };
 
 /** `out` is rooted at the report's directory (e.g. `<run>/evaluate/`). */
 export async function writeReport(out: ObjectStore, draft: Omit<Report, 'charts'>): Promise<Report> {

@@ -19,29 +19,45 @@
  * `<select-id>/summary.json`, `evaluate/report.json` — each written LAST by its stage.
  */
 import type { Manifest } from '../manifest/schema.js';
+import { datasetsListKey, type ImportStageConfig } from '../contracts/import.js';
+import { modelJsonKey, type TrainStageConfigInput } from '../contracts/train.js';
+import { inferSummaryKey, type InferStageConfigInput } from '../contracts/infer.js';
+import { selectSummaryKey, type SelectStageConfigInput } from '../contracts/select.js';
+import { reportKey, type EvaluateStageConfigInput } from '../contracts/evaluate.js';
 import type { StageContext, StageDefinition, StageModule } from './stage.js';
 
-export type ChainBuilder = (manifest: Manifest) => StageDefinition[];
+/** Each stage kind's config, as its contract (pipeline/contracts/<kind>.ts) accepts it. */
+export interface StageConfigs {
+  import: ImportStageConfig;
+  train: TrainStageConfigInput;
+  infer: InferStageConfigInput;
+  select: SelectStageConfigInput;
+  evaluate: EvaluateStageConfigInput;
+}
+export type Kind = keyof StageConfigs;
 
-/** Final objects per stage kind, relative to the run. */
-export const stageOutputs = {
-  import: (id: string) => [`${id}/datasets.json`],
-  train: (id: string) => [`${id}/model/model.json`],
-  infer: (id: string) => [`${id}/summary.json`],
-  select: (id: string) => [`${id}/summary.json`],
-  evaluate: (id: string) => [`${id}/report.json`],
-} as const;
+/** A stage of the real chain: its kind decides its config's type. */
+export type ChainStage = { [K in Kind]: StageDefinition<K, StageConfigs[K]> }[Kind];
 
-type Kind = keyof typeof stageOutputs;
+export type ChainBuilder = (manifest: Manifest) => ChainStage[];
+
+/** Final objects per stage kind, relative to the run (each stage writes its own LAST). */
+export const stageOutputs: { [K in Kind]: (id: string) => string[] } = {
+  import: (id) => [datasetsListKey(id)],
+  train: (id) => [modelJsonKey(id)],
+  infer: (id) => [inferSummaryKey(id)],
+  select: (id) => [selectSummaryKey(id)],
+  evaluate: (id) => [reportKey(id)],
+};
 
 // Same extension as this file: .ts under tsx, .js from dist/.
 const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 
-async function loadStageModule(kind: Kind): Promise<StageModule> {
+async function loadStageModule<K extends Kind>(kind: K): Promise<StageModule<StageConfigs[K]>> {
   const url = new URL(`../../stages/${kind}/index${ext}`, import.meta.url);
-  let mod: Partial<StageModule>;
+  let mod: Partial<StageModule<StageConfigs[K]>>;
   try {
-    mod = (await import(url.href)) as Partial<StageModule>;
+    mod = (await import(url.href)) as Partial<StageModule<StageConfigs[K]>>;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ERR_MODULE_NOT_FOUND' && e.message.includes(`stages/${kind}/index`)) {
@@ -50,10 +66,10 @@ async function loadStageModule(kind: Kind): Promise<StageModule> {
     throw err;
   }
   if (typeof mod.runStage !== 'function') throw new Error(`stages/${kind}/index${ext} does not export runStage(ctx, config)`);
-  return mod as StageModule;
+  return mod as StageModule<StageConfigs[K]>;
 }
 
-function define(kind: Kind, id: string, deps: string[], config: Record<string, unknown>, needsBackend: boolean): StageDefinition {
+function define<K extends Kind>(kind: K, id: string, deps: string[], config: StageConfigs[K], needsBackend: boolean): StageDefinition<K, StageConfigs[K]> {
   return {
     id,
     kind,
@@ -65,28 +81,24 @@ function define(kind: Kind, id: string, deps: string[], config: Record<string, u
   };
 }
 
-/** A sub-block of the pseudo section when it has one (infer/select), else the whole section. */
-function pseudoPart(m: Manifest, part: 'infer' | 'select'): unknown {
-  const p = m.pseudo as Record<string, unknown>;
-  return part in p ? p[part] : p;
-}
-
 export const buildChain: ChainBuilder = (m) => {
   const seed = m.seed;
   // `sizes` only feeds `plan`'s estimates: kept out of the fingerprint so editing it re-runs nothing.
   const { sizes: _planOnly, ...datasets } = m.datasets;
-  const stages: StageDefinition[] = [define('import', 'import', [], { datasets, seed }, false)];
+  const stages: ChainStage[] = [define('import', 'import', [], { datasets, seed }, false)];
   stages.push(
     define('train', 'train-teacher-1', ['import'], { role: 'teacher', iteration: 1, model: m.teacher.model, train: m.teacher.train, seed, inputs: { data: 'import' } }, true),
   );
   let teacher = 'train-teacher-1';
   const trained = [teacher];
+  // Each round's select stage and the infer stage it selects from: evaluate judges these pairs.
+  const rounds: { select: string; infer: string }[] = [];
   for (let k = 1; k <= m.iterations; k++) {
     const infer = `infer-${k}`;
     const select = `select-${k}`;
     const student = `train-student-${k}`;
-    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: pseudoPart(m, 'infer'), seed, inputs: { data: 'import', teacher } }, true));
-    stages.push(define('select', select, ['import', infer], { iteration: k, select: pseudoPart(m, 'select'), seed, inputs: { data: 'import', predictions: infer } }, false));
+    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: m.pseudo.infer, seed, inputs: { data: 'import', teacher } }, true));
+    stages.push(define('select', select, ['import', infer], { iteration: k, select: m.pseudo.select, seed, inputs: { data: 'import', predictions: infer } }, false));
     stages.push(
       define(
         'train',
@@ -97,6 +109,7 @@ export const buildChain: ChainBuilder = (m) => {
       ),
     );
     trained.push(student);
+    rounds.push({ select, infer });
     teacher = student;
   }
   if (m.evaluate.baseline) {
@@ -116,9 +129,14 @@ export const buildChain: ChainBuilder = (m) => {
     );
     trained.push('train-baseline');
   }
-  const pseudoStages = stages.filter((s) => s.kind === 'select').map((s) => s.id);
   stages.push(
-    define('evaluate', 'evaluate', ['import', ...trained, ...pseudoStages], { evaluate: m.evaluate, seed, inputs: { data: 'import', models: trained, pseudo: pseudoStages } }, true),
+    define(
+      'evaluate',
+      'evaluate',
+      ['import', ...trained, ...rounds.map((r) => r.select)],
+      { evaluate: m.evaluate, seed, inputs: { data: 'import', models: trained, pseudo: rounds } },
+      true,
+    ),
   );
   return stages;
 };

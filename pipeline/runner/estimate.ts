@@ -4,17 +4,18 @@
  *
  * `estimateStages` is a pure function of the stage chain (each stage's manifest slice) and the
  * dataset sizes. `resolveDatasetSizes` finds those sizes, best source first:
- *   1. the datasets' `dataset.json` (through the run's `import/datasets.json` when the import stage
- *      has run, or at the manifest's dataset URI / store prefix) when the store is reachable;
+ *   1. the datasets' `dataset.json` (through the import stage's dataset list when it has run, or
+ *      at the manifest's dataset URI / store prefix) when the store is reachable;
  *   2. the manifest's `datasets.sizes`;
  *   3. a known import source (fashion-mnist:train 60,000 / test 10,000, split by labeledPerClass);
  *   4. unknown: the dependent numbers print as `?`.
  *
  * The formulas follow the code that does the work, so the estimate moves with it:
- *  - train: the trainer's step plan (pipeline/train/trainer.ts `planSteps`: the stratified hold-out
- *    removed, drop-remainder batches, `maxSteps`), B labeled + round(ratio·B) pseudo-labeled images
- *    per student step; compute 3 × forward FLOPs per trained image (forward + backward ≈ 2×
- *    forward) plus one forward pass over the hold-out after every epoch;
+ *  - train: the trainer's own step plan (pipeline/train/step-plan.ts: the stratified hold-out
+ *    removed, drop-remainder batches, `maxSteps`, the baseline's teacher budget over labeled +
+ *    unlabeled), B labeled + round(ratio·B) pseudo-labeled images per student step; compute 3 ×
+ *    forward FLOPs per trained image (forward + backward ≈ 2× forward) plus one forward pass over
+ *    the hold-out after every epoch, after the last step and for the final record;
  *  - checkpoints: weights incl. BN moving statistics + momentum slots (trainable only) + EMA shadows
  *    (all weights), float32, `checkpoint.keep` of them, plus the final EMA model;
  *  - predictions / pseudo-labels: bytes per sample measured by encoding a synthetic shard in the real
@@ -23,16 +24,21 @@
  */
 import type { Manifest } from '../manifest/schema.js';
 import type { ModelConfig } from '../manifest/sections/model.js';
-import type { TrainConfig } from '../manifest/sections/train.js';
-import type { InferConfig, SelectConfig } from '../manifest/sections/pseudo.js';
+import type { SelectConfig } from '../manifest/sections/pseudo.js';
 import { IMPORT_SOURCE_RE } from '../manifest/sections/datasets.js';
+import { readDatasetsList, type DatasetsList } from '../contracts/import.js';
 import { resolveModel } from '../model/family.js';
 import { countResNetRS } from '../model/count.js';
 import { encodeJsonlGz } from '../pseudo/jsonl.js';
 import { makeTarget } from '../pseudo/targets.js';
 import type { ObjectStore } from '../store/types.js';
 import { rng } from '../data/rng.js';
-import type { StageDefinition } from './stage.js';
+import type { ChainStage } from './chain.js';
+import { evaluateStageConfig } from '../contracts/evaluate.js';
+import { inferStageConfig } from '../contracts/infer.js';
+import { selectStageConfig } from '../contracts/select.js';
+import { trainStageConfig, type TrainStageConfig } from '../contracts/train.js';
+import { trainPlan, type SetCounts, type TrainPlan } from '../train/step-plan.js';
 
 export type DatasetName = 'labeled' | 'unlabeled' | 'eval';
 export type SizeOrigin = 'dataset.json' | 'manifest sizes' | 'known source' | 'unknown';
@@ -80,6 +86,8 @@ export interface StageEstimate {
   flops?: number;
   /** How the numbers were made (one line). */
   note: string;
+  /** Train stages: the trainer's step plan the numbers follow. */
+  plan?: TrainPlan;
 }
 
 export interface EstimateTotals {
@@ -163,6 +171,7 @@ export async function resolveDatasetSizes(
   m: Manifest,
   run: ObjectStore | undefined,
   openRef: ((ref: string) => Promise<{ store: ObjectStore; close(): Promise<void> }>) | undefined,
+  importId = 'import',
 ): Promise<ResolvedSizes> {
   const fallback = manifestDatasetSizes(m);
   const notes: string[] = [];
@@ -170,16 +179,10 @@ export async function resolveDatasetSizes(
   const { openDataset } = await import('../data/dataset-json.js');
 
   // Refs the import stage resolved (import sources → their imported prefix), when it has run.
-  let refs: Partial<Record<DatasetName, string>> = {};
-  try {
-    const text = (await run.get('import/datasets.json')).toString('utf8');
-    refs = JSON.parse(text) as typeof refs;
-  } catch {
-    // Not imported yet (or unreadable): only existing dataset refs can be read.
-  }
+  const refs: Partial<DatasetsList> = await readDatasetsList(run, importId).catch(() => ({}));
   const sizes = { ...fallback };
   for (const name of ['labeled', 'unlabeled', 'eval'] as const) {
-    const ref = typeof refs[name] === 'string' ? refs[name] : isImportSource(m.datasets[name]) ? undefined : m.datasets[name];
+    const ref = refs[name] ?? (isImportSource(m.datasets[name]) ? undefined : m.datasets[name]);
     if (!ref) continue;
     let opened: { store: ObjectStore; close(): Promise<void> } | undefined;
     try {
@@ -222,35 +225,22 @@ function modelCost(model: ModelConfig): ModelCost {
   return { forwardFlops: c.flops, params: c.params, nonTrainable: c.nonTrainableParams, classes: arch.classes };
 }
 
-/** Held-out samples: the trainer's stratified split rounds per class; without class counts, overall. */
-function holdoutCount(labeled: DatasetSize, fraction: number): number {
-  if (labeled.classCounts?.length) return labeled.classCounts.reduce((a, n) => a + Math.round(n * fraction), 0);
-  return Math.round((labeled.samples ?? 0) * fraction);
+/** A dataset's counts for the step plan, when its size is known. */
+function countsOf(d: DatasetSize): SetCounts | undefined {
+  return d.samples === undefined ? undefined : { samples: d.samples, ...(d.classCounts ? { classCounts: d.classCounts } : {}) };
 }
 
-export interface TrainPlan {
-  trainCount: number;
-  heldout: number;
-  batch: number;
-  pseudoBatch: number;
-  stepsPerEpoch: number;
-  steps: number;
-  /** Hold-out evaluations: after every epoch and after the last step. */
-  evaluations: number;
-}
-
-/** The trainer's step plan (pipeline/train/trainer.ts planSteps), from counts alone. */
-export function trainPlan(cfg: TrainConfig, labeled: DatasetSize, student: boolean): TrainPlan | undefined {
-  if (labeled.samples === undefined) return undefined;
-  const heldout = holdoutCount(labeled, cfg.holdout);
-  const trainCount = Math.max(1, labeled.samples - heldout);
-  const batch = Math.min(cfg.batchSize, trainCount);
-  const stepsPerEpoch = Math.max(1, Math.floor(trainCount / batch));
-  const totalSteps = Math.max(1, Math.round(cfg.epochs * stepsPerEpoch));
-  const steps = Math.min(totalSteps, cfg.maxSteps ?? Infinity);
-  const pseudoBatch = student ? Math.max(1, Math.round(cfg.student.ratio * batch)) : 0;
-  const evaluations = Math.floor(steps / stepsPerEpoch) + (steps % stepsPerEpoch ? 1 : 0);
-  return { trainCount, heldout, batch, pseudoBatch, stepsPerEpoch, steps, evaluations };
+/**
+ * The trainer's plan for a train stage (pipeline/train/step-plan.ts, the same code the trainer
+ * runs), or undefined when a size it needs is unknown. The baseline's hold-out is drawn from
+ * labeled + unlabeled; without the unlabeled set's class counts (its dataset.json has none: its
+ * labels are held back) it is rounded overall, within a few images of the trainer's.
+ */
+export function trainStagePlan(t: Pick<TrainStageConfig, 'role' | 'train'>, sizes: DatasetSizes): TrainPlan | undefined {
+  const labeled = countsOf(sizes.labeled);
+  const unlabeled = countsOf(sizes.unlabeled);
+  if (!labeled || (t.role === 'baseline' && !unlabeled)) return undefined;
+  return trainPlan({ cfg: t.train, role: t.role, labeled, unlabeled });
 }
 
 /** Bytes of one complete checkpoint: weights (incl. BN moving stats), momentum slots, EMA shadows. */
@@ -311,17 +301,11 @@ export function measuredLineBytes(topK: number, classes: number, select: Pick<Se
   return out;
 }
 
-interface TrainSlice {
-  role: 'teacher' | 'student' | 'baseline';
-  model: ModelConfig;
-  train: TrainConfig;
-}
-
 const mul = (...xs: (number | undefined)[]) => (xs.some((x) => x === undefined) ? undefined : xs.reduce<number>((a, x) => a * x!, 1));
 const add = (...xs: (number | undefined)[]) => (xs.some((x) => x === undefined) ? undefined : xs.reduce<number>((a, x) => a + x!, 0));
 
 /** Estimates for every stage of the chain. Pure: same inputs, same numbers. */
-export function estimateStages(m: Manifest, stages: StageDefinition[], sizes: DatasetSizes): StageEstimate[] {
+export function estimateStages(m: Manifest, stages: ChainStage[], sizes: DatasetSizes): StageEstimate[] {
   const byId = new Map(stages.map((s) => [s.id, s]));
   const costs = new Map<string, ModelCost>();
   const costOf = (model: ModelConfig) => {
@@ -340,7 +324,7 @@ export function estimateStages(m: Manifest, stages: StageDefinition[], sizes: Da
   return stages.map((stage) => safely(stage)).map((e) => (e.storageBytes === undefined ? e : { ...e, storageBytes: Math.round(e.storageBytes) }));
 
   // An estimate is advice: a config it cannot follow gives a row of `?`, never a failed plan.
-  function safely(stage: StageDefinition): StageEstimate {
+  function safely(stage: ChainStage): StageEstimate {
     try {
       return estimateOne(stage);
     } catch (err) {
@@ -348,8 +332,8 @@ export function estimateStages(m: Manifest, stages: StageDefinition[], sizes: Da
     }
   }
 
-  function estimateOne(stage: StageDefinition): StageEstimate {
-    const cfg = stage.config as Record<string, unknown>;
+  // Each config is read through its stage's contract, so the estimate sees what the stage will.
+  function estimateOne(stage: ChainStage): StageEstimate {
     const base = { id: stage.id, kind: stage.kind };
     switch (stage.kind) {
       case 'import': {
@@ -366,10 +350,10 @@ export function estimateStages(m: Manifest, stages: StageDefinition[], sizes: Da
         };
       }
       case 'train': {
-        const t = cfg as unknown as TrainSlice;
+        const t = trainStageConfig.parse(stage.config);
         const student = t.role === 'student';
         const cost = costOf(t.model);
-        const plan = trainPlan(t.train, sizes.labeled, student);
+        const plan = trainStagePlan(t, sizes);
         const images = plan ? plan.steps * (plan.batch + plan.pseudoBatch) : undefined;
         const heldoutImages = plan ? plan.evaluations * plan.heldout : undefined;
         const flops = add(mul(3, cost.forwardFlops, images), mul(cost.forwardFlops, heldoutImages));
@@ -383,12 +367,14 @@ export function estimateStages(m: Manifest, stages: StageDefinition[], sizes: Da
           images,
           storageBytes,
           flops,
+          ...(plan ? { plan } : {}),
           note: `${t.role} ${t.model.name}@${resolveModel(t.model).arch.imageSize}: ${stepsText}; 3 × ${gflops} GFLOPs/image + hold-out evals; ${kept ?? '?'} of ${nCkpt ?? '?'} checkpoints kept`,
         };
       }
       case 'infer': {
-        const cost = costOf(cfg.model as ModelConfig);
-        const infer = (cfg.infer ?? m.pseudo.infer) as InferConfig;
+        const cfg = inferStageConfig.parse(stage.config);
+        const cost = costOf(cfg.model ?? m.teacher.model);
+        const infer = cfg.infer;
         const line = measuredLineBytes(infer.topK, cost.classes, m.pseudo.select);
         return {
           ...base,
@@ -399,7 +385,7 @@ export function estimateStages(m: Manifest, stages: StageDefinition[], sizes: Da
         };
       }
       case 'select': {
-        const sel = (cfg.select ?? m.pseudo.select) as SelectConfig;
+        const sel = selectStageConfig.parse(stage.config).select;
         const line = measuredLineBytes(m.pseudo.infer.topK, numClasses, sel);
         const target = selectTarget(sel);
         const lines = target === undefined ? undefined : unlabeled === undefined ? target * numClasses : Math.min(unlabeled, target * numClasses);
@@ -412,7 +398,11 @@ export function estimateStages(m: Manifest, stages: StageDefinition[], sizes: Da
         };
       }
       case 'evaluate': {
-        const models = ((cfg.inputs as { models?: string[] } | undefined)?.models ?? []).map((id) => (byId.get(id)?.config as unknown as TrainSlice | undefined)?.model).filter((x): x is ModelConfig => !!x);
+        const trainIds = evaluateStageConfig.parse(stage.config).inputs.models;
+        const models = trainIds.flatMap((id) => {
+          const s = byId.get(id);
+          return s?.kind === 'train' ? [trainStageConfig.parse(s.config).model] : [];
+        });
         const evalN = sizes.eval.samples;
         const flops = add(...models.map((mc) => mul(costOf(mc).forwardFlops, evalN)));
         // report.json: per model a K×K confusion matrix (~3 B per cell as JSON) and per-class rows,
@@ -421,7 +411,7 @@ export function estimateStages(m: Manifest, stages: StageDefinition[], sizes: Da
         return { ...base, images: mul(evalN, models.length), storageBytes, flops, note: `${models.length} models × the eval set (EMA weights); report and charts` };
       }
       default:
-        return { ...base, note: `no estimate for stage kind "${stage.kind}"` };
+        return { ...base, note: `no estimate for stage kind "${base.kind}"` };
     }
   }
 }

@@ -25,6 +25,7 @@ import type { ObjectStore } from '../store/types.js';
 import { NotFoundError } from '../store/types.js';
 import type { Logger } from './stage.js';
 import { formatDuration } from '../log/format.js';
+import { objectUri } from '../store/uri.js';
 
 export const leaseKey = 'lease';
 
@@ -112,7 +113,7 @@ export async function acquireLease(store: ObjectStore, opts: LeaseOptions = {}):
   const startedAt = new Date().toISOString();
   const mine: LeaseHolder = { host: hostname(), pid: process.pid, startedAt, heartbeatAt: startedAt, token: randomUUID(), command: opts.command };
   const body = () => JSON.stringify(mine);
-  const where = `${store.uri.replace(/\/$/, '')}/${leaseKey}`;
+  const where = objectUri(store, leaseKey);
 
   for (let attempt = 0; ; attempt++) {
     if (attempt > 5) throw new LeaseBusyError(`run ${store.uri}: the lease ${where} keeps changing hands; is another runner starting?`, undefined);

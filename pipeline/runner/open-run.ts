@@ -7,6 +7,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Manifest } from '../manifest/schema.js';
 import { storeUriProblem } from '../manifest/uri.js';
+import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
 import type { Logger } from './stage.js';
 
@@ -30,23 +31,22 @@ export interface OpenedRun {
   rootUri: string;
   root: ObjectStore;
   run: ObjectStore;
+  /** The manifest's store settings: every other store of the run (and its workers) gets them. */
+  storeSettings: StoreSettings;
+}
+
+/** The manifest's `s3` section as store settings (unset fields: the standard AWS environment). */
+export function storeSettingsOf(manifest: Pick<Manifest, 's3'> | undefined): StoreSettings {
+  return { ...(manifest?.s3?.endpoint ? { endpoint: manifest.s3.endpoint } : {}), ...(manifest?.s3?.region ? { region: manifest.s3.region } : {}) };
 }
 
 export async function openStoreUri(uri: string, manifest: Pick<Manifest, 's3'> | undefined, log?: Logger): Promise<ObjectStore> {
   const { openStore } = await import('../store/open.js');
-  return openStore(uri, {
-    endpoint: manifest?.s3?.endpoint,
-    region: manifest?.s3?.region,
-    warn: log ? (msg: string) => log.warn(msg) : undefined,
-  });
+  return openStore(uri, { ...storeSettingsOf(manifest), warn: log ? (msg: string) => log.warn(msg) : undefined });
 }
 
 export async function openRun(manifest: Manifest, storeOverride: string | undefined, log?: Logger): Promise<OpenedRun> {
   const rootUri = storeOverride ? resolveStoreOption(storeOverride) : manifest.store;
-  // Worker processes (sharded inference) inherit the environment, not the manifest: pass the
-  // manifest's endpoint/region on so that they reach the same service as this process.
-  if (manifest.s3?.endpoint) process.env.AWS_ENDPOINT_URL = manifest.s3.endpoint;
-  if (manifest.s3?.region) process.env.AWS_REGION = manifest.s3.region;
   const root = await openStoreUri(rootUri, manifest, log);
-  return { rootUri, root, run: root.sub(manifest.name) };
+  return { rootUri, root, run: root.sub(manifest.name), storeSettings: storeSettingsOf(manifest) };
 }

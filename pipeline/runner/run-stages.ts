@@ -11,11 +11,12 @@
  */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
-import type { Progress, StageDefinition } from './stage.js';
+import type { Progress, StageDefinition, StageRun } from './stage.js';
 import type { RunLogger } from '../log/logger.js';
 import type { ProgressFactory } from '../log/progress.js';
-import { writeRecord, type StageRecord } from './record.js';
+import { readRecord, writeRecord, type StageRecord } from './record.js';
 import { decideInChain, type StageDecision } from './decide.js';
 import { validateChain, outPrefixOf } from './graph.js';
 import { acquireLease, type LeaseOptions } from './lease.js';
@@ -28,6 +29,8 @@ export interface RunStagesOptions {
   run: ObjectStore;
   /** The store root (datasets outside the run). */
   root: ObjectStore;
+  /** How the stores were reached (the manifest's `s3` section): stages open their other stores with it. */
+  storeSettings?: StoreSettings;
   log: RunLogger;
   progress: ProgressFactory;
   /** Aborted on SIGINT/SIGTERM by the caller. Its `reason` (an Error) names the signal. */
@@ -200,11 +203,13 @@ async function runOne(
     const result = await stage.run({
       run,
       root: c.root,
+      storeSettings: c.storeSettings ?? {},
       outPrefix,
       log: slog,
       signal: c.signal,
       backend: record.backend,
       stageId: stage.id,
+      stageRuns: () => stageRuns(run, c.stages),
       progress: (label, total, unit) => {
         const p = c.progress(`${stage.id} ${label}`.trim(), total, unit);
         progresses.push(p);
@@ -240,6 +245,15 @@ async function runOne(
     if (err instanceof Error && err.stack) slog.debug(redactText(err.stack));
     return { outcome: { id: stage.id, outcome: 'failed', reason: message, durationMs: record.durationMs } };
   }
+}
+
+/** The chain's stages that have a record, in start order (what a stage's report shows as timings). */
+async function stageRuns(run: ObjectStore, stages: readonly StageDefinition[]): Promise<StageRun[]> {
+  const records = await Promise.all(stages.map(async (s) => (await readRecord(run, s.id)).record));
+  return records
+    .filter((r): r is StageRecord => r !== undefined)
+    .sort((a, b) => a.startedAt.localeCompare(b.startedAt))
+    .map((r) => ({ stage: r.stage, kind: r.kind, status: r.status, attempts: r.attempts, startedAt: r.startedAt, durationMs: r.durationMs, totalMs: r.totalMs, backend: r.backend }));
 }
 
 function stopAll(progresses: Progress[]) {

@@ -8,6 +8,7 @@
  * input shard, one checkpoint every N steps) and skip committed units when started again, so a
  * kill -9 at any moment loses at most one unit.
  */
+import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
 
 export type LogFields = Record<string, unknown>;
@@ -33,6 +34,11 @@ export interface StageContext {
   run: ObjectStore;
   /** The store root itself, for datasets that live outside the run. */
   root: ObjectStore;
+  /**
+   * How to reach the run's stores (the manifest's `s3` section): pass it to every store a stage
+   * opens by URI (datasets, import sources, the teacher's model) and to worker processes.
+   */
+  storeSettings: StoreSettings;
   /** This stage's own output prefix inside the run, e.g. `train-teacher-1/`. */
   outPrefix: string;
   log: Logger;
@@ -42,7 +48,26 @@ export interface StageContext {
   /** Name of the compute backend selected for this run (e.g. 'wasm'), once chosen. */
   backend?: string;
   /** This stage's id (same as the definition's), for messages and output naming. */
-  stageId?: string;
+  stageId: string;
+  /**
+   * The run's stages as the runner has recorded them so far, in start order (this stage's own
+   * entry says `running`). For reports; stages never read runner state themselves.
+   */
+  stageRuns(): Promise<StageRun[]>;
+}
+
+/** One stage of the run as its runner record stands (pipeline/runner/record.ts). */
+export interface StageRun {
+  stage: string;
+  kind: string;
+  status: 'running' | 'done' | 'failed' | 'interrupted';
+  attempts: number;
+  startedAt: string;
+  /** Wall time of the latest attempt, once it ended. */
+  durationMs?: number;
+  /** Wall time over all attempts, once the latest ended. */
+  totalMs?: number;
+  backend?: string;
 }
 
 export interface StageResult {
@@ -50,15 +75,20 @@ export interface StageResult {
   summary?: Record<string, unknown>;
 }
 
-export interface StageDefinition {
+/**
+ * A stage of a chain. `K` and `C` type the kind and its config: the real chain's stages are
+ * `ChainStage` (pipeline/runner/chain.ts), each kind with its contract's config type
+ * (pipeline/contracts/<kind>.ts); the runner itself only needs the defaults.
+ */
+export interface StageDefinition<K extends string = string, C = unknown> {
   /** Unique in a run, e.g. `import`, `train-teacher-1`, `infer-1`. */
   id: string;
   /** Stage kind: `import` | `train` | `infer` | `select` | `evaluate` | test kinds. */
-  kind: string;
+  kind: K;
   /** ids of the stages whose outputs this one reads. */
   deps: string[];
   /** Resolved settings; hashed (canonical JSON) into the fingerprint. */
-  config: unknown;
+  config: C;
   /** Keys relative to the run prefix that must exist for the stage to count as done. */
   outputs: string[];
   run(ctx: StageContext): Promise<StageResult | void>;
@@ -79,6 +109,6 @@ export interface StageDefinition {
  * (pipeline/runner/chain.ts): the chain's definitions import it lazily when the stage runs, so
  * `plan`, `status` and an up-to-date `run` never load tfjs or sharp.
  */
-export interface StageModule {
-  runStage(ctx: StageContext, config: unknown): Promise<StageResult | void>;
+export interface StageModule<C = unknown> {
+  runStage(ctx: StageContext, config: C): Promise<StageResult | void>;
 }

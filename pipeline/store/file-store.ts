@@ -22,6 +22,7 @@ import { pathToFileURL } from 'node:url';
 import { digestMismatch, Hasher, parseDigest, verifyingStream } from './digest.js';
 import { checkKey, checkPrefix, compareKeys, DIGEST_MARKER, TEMP_MARKER } from './keys.js';
 import { isNoSpace, NotFoundError, StoreError, type Body, type Digest, type GetOptions, type ObjectInfo, type ObjectStore } from './types.js';
+import { objectUri } from './uri.js';
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
@@ -51,7 +52,7 @@ export class FileStore implements ObjectStore {
   }
 
   private keyUri(key: string): string {
-    return `${this.uri.replace(/\/$/, '')}/${key}`;
+    return objectUri(this, key);
   }
 
   private pathOf(key: string): string {

@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { NotFoundError, type ObjectStore } from '../store/types.js';
+import { objectUri } from '../store/uri.js';
 
 export const CKPT_PREFIX = 'ckpt/';
 const COMMIT = 'COMMIT.json';
@@ -97,7 +98,7 @@ export async function completeCheckpoints(store: ObjectStore): Promise<number[]>
 
 export async function loadCheckpoint(store: ObjectStore, step: number): Promise<LoadedCheckpoint> {
   const key = checkpointKey(step);
-  const where = `${store.uri.replace(/\/+$/, '')}/${key}`;
+  const where = objectUri(store, key);
   let meta: CheckpointMeta;
   try {
     meta = JSON.parse((await store.get(key + COMMIT)).toString('utf8')) as CheckpointMeta;

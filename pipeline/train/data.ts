@@ -3,13 +3,16 @@
  * 0.8 MB; even 100k images at 64 px RGB fit). Decoding once and augmenting raw pixels each step is
  * far cheaper than re-running sharp per step on small images; the cost is that the Inception crop is
  * taken from the S×S image rather than the full-resolution original (fine for small sets; a
- * streaming variant for ImageNet-scale sets is future work — `MAX_DECODED_BYTES` refuses loudly).
+ * streaming variant for ImageNet-scale sets is future work — sets over `MAX_DECODED_BYTES` are
+ * refused before anything is read, and `validate`/`plan` warn about them up front).
  *
  * A stratified, seeded slice is held out ("minival", spec §2) and preprocessed the eval way (centre
  * crop + bicubic resize, the same `transformImage` the infer stage uses), for per-epoch metrics.
  */
 import PQueue from 'p-queue';
 import { openDataset, type OpenDataset } from '../data/dataset-json.js';
+import { IMAGENET_NORMALIZATION } from '../model/registry.js';
+import { fitWithin, overLimit } from './labeled-memory.js';
 import { transformImage } from '../data/preprocess.js';
 import { readDataset } from '../data/reader.js';
 import { DataError } from '../data/types.js';
@@ -17,7 +20,6 @@ import type { ObjectStore } from '../store/types.js';
 import type { GroundTruth } from './ground-truth.js';
 import { Sfc32, mix, permutation } from './rng.js';
 
-export const MAX_DECODED_BYTES = 4 * 1024 ** 3;
 
 export interface ImageSet {
   count: number;
@@ -44,10 +46,11 @@ export interface WithGroundTruth {
   truth: GroundTruth;
 }
 
-/** ImageNet mean/std in 0..255 (spec §2); grey images use the mean of the three channels. */
+/** ImageNet mean/std in 0..255 (the registry's IMAGENET_NORMALIZATION); grey: the channels' means. */
 export function normalization(channels: number): { mean: number[]; std: number[] } {
-  if (channels === 3) return { mean: [0.485 * 255, 0.456 * 255, 0.406 * 255], std: [0.229 * 255, 0.224 * 255, 0.225 * 255] };
-  return { mean: Array(channels).fill(0.449 * 255), std: Array(channels).fill(0.226 * 255) };
+  const { rgb, grey } = IMAGENET_NORMALIZATION;
+  if (channels === 3) return { mean: [...rgb.mean], std: [...rgb.std] };
+  return { mean: Array<number>(channels).fill(grey.mean[0]!), std: Array<number>(channels).fill(grey.std[0]!) };
 }
 
 /** uint8 HWC pixels → normalised float32 (in place into `out` at `offset`). */
@@ -63,11 +66,6 @@ export function normalizeInto(src: Uint8Array, channels: number, out: Float32Arr
     const c = i % channels;
     out[offset + i] = (src[i]! - mean[c]!) * inv[c]!;
   }
-}
-
-/** How many images `stratifiedHoldout` holds out of a set with these class counts (same rounding). */
-export function holdoutSize(classCounts: readonly number[], fraction: number): number {
-  return classCounts.reduce((sum, n) => sum + Math.round(n * fraction), 0);
 }
 
 function countClasses(labels: Iterable<number>, numClasses: number): number[] {
@@ -119,8 +117,10 @@ export async function loadLabeled(
     }
     const per = o.imageSize * o.imageSize * o.channels;
     const total = index.samples + (extra?.index.samples ?? 0);
-    if (total * per > MAX_DECODED_BYTES) {
-      throw new DataError(`${extra ? `${ds.uri} + ${extra.uri}` : ds.uri}: ${total} images at ${o.imageSize}px need ${(total * per) / 1024 ** 3} GiB decoded; the in-memory train path is capped at ${MAX_DECODED_BYTES / 1024 ** 3} GiB`, { uri: ds.uri });
+    const tooBig = overLimit(extra ? `${ds.uri} + ${extra.uri}` : ds.uri, { samples: total, imageSize: o.imageSize, channels: o.channels });
+    if (tooBig) {
+      const fit = fitWithin({ samples: total, imageSize: o.imageSize, channels: o.channels });
+      throw new DataError(`${tooBig}. To train now: cap the set (manifest datasets.maxSamples.labeled: ${fit.samples}, for an imported source) or lower model.imageSize; \`selftrain plan\` shows this for every train stage`, { uri: ds.uri });
     }
     // Pass 1 in file order: keep encoded bytes only as long as it takes to decode them.
     const encoded: { key: string; label: number; image: Buffer }[] = [];

@@ -7,6 +7,7 @@
 import { decodeJsonlGz } from '../pseudo/jsonl.js';
 import { DataError } from '../data/types.js';
 import type { ObjectStore } from '../store/types.js';
+import { objectUri } from '../store/uri.js';
 
 export interface GroundTruth {
   /** sample key → class index */
@@ -17,7 +18,7 @@ export interface GroundTruth {
 
 /** Reads `key` of `store` (a ground-truth JSONL gzip); every line checked, errors name line and URI. */
 export async function readGroundTruth(store: ObjectStore, key: string, numClasses: number): Promise<GroundTruth> {
-  const uri = `${store.uri.replace(/\/+$/, '')}/${key}`;
+  const uri = objectUri(store, key);
   let stream;
   try {
     stream = await store.getStream(key);

@@ -20,6 +20,7 @@ import type { ObjectStore } from '../store/types.js';
 import { normalizeInto } from './data.js';
 import type { RawImage } from './randaugment.js';
 import { Sfc32, mix, permutation } from './rng.js';
+import { objectUri } from '../store/uri.js';
 
 export interface PseudoBatch {
   /** Normalised NHWC float32 of the augmented images. */
@@ -69,7 +70,7 @@ export async function openPseudoSource(o: {
   const expanded: number[] = [];
   const skipped: PseudoSource['skipped'] = [];
   for (const obj of objects) {
-    const where = `${o.select.uri.replace(/\/+$/, '')}/${obj.key}`;
+    const where = objectUri(o.select, obj.key);
     for await (const { line, value } of decodeJsonlGz(await o.select.getStream(obj.key), where)) {
       const r = value as PseudoLabelRecord;
       if (typeof r?.key !== 'string' || typeof r.shard !== 'string' || !Array.isArray(r.classes) || !Array.isArray(r.probs) || !(r.repeats >= 1)) {

@@ -30,7 +30,8 @@ import { smoothLabels, softCrossEntropy, studentLoss } from './loss.js';
 import { MomentumSgd } from './optimizer.js';
 import type { PseudoSource } from './pseudo.js';
 import { Sfc32, mix, permutation } from './rng.js';
-import { learningRate, scaledPeakLr, type ScheduleConfig } from './schedule.js';
+import { learningRate } from './schedule.js';
+import { planSteps, type StepBudget } from './step-plan.js';
 import { l2Penalty, selectDecayedWeights } from './weight-decay.js';
 
 type Tf = typeof tfTypes;
@@ -51,23 +52,12 @@ export interface TrainerOptions {
   progress?: (label: string, total: number, unit?: string) => Progress;
   signal?: AbortSignal;
   backend: string;
-  /** Called after each completed step (and its checkpoint, if any). Tests use it. */
+  /** Called after each completed step (and its checkpoint, if any). Tests and tools use it. */
   onStep?: (step: number, info: { checkpointed: boolean }) => void;
   /** Names the progress bar (default: student when pseudo-labels are given, else teacher). */
   role?: 'teacher' | 'student' | 'baseline';
   /** A fixed step budget (the all-labels baseline: the teacher's); default from epochs x the data. */
   budget?: StepBudget;
-}
-
-/**
- * A training budget in optimizer steps rather than epochs: the all-labels baseline gets the teacher's
- * (same batch size, same number of steps, same warm-up steps), because epochs over a 60x larger set
- * would be a 60x larger budget and the comparison would no longer be "same model, same budget".
- */
-export interface StepBudget {
-  batch: number;
-  totalSteps: number;
-  warmupSteps: number;
 }
 
 export interface EpochMetrics {
@@ -101,35 +91,6 @@ export class NonFiniteLossError extends Error {
 }
 
 export const METRICS_JSONL = 'metrics.jsonl';
-
-/**
- * Process-wide observer of completed steps, for tests and tools that run the whole stage (e.g. the
- * kill-and-resume test prints each step from a child process). Called after the step's checkpoint.
- */
-export const stepHook: { fn?: (step: number, info: { checkpointed: boolean }) => void } = {};
-
-export function planSteps(
-  cfg: TrainConfig,
-  trainCount: number,
-  budget?: StepBudget,
-): { batch: number; stepsPerEpoch: number; totalSteps: number; endStep: number; schedule: ScheduleConfig } {
-  if (trainCount < 1) throw new Error('no labeled training images left after the hold-out');
-  const batch = Math.min(budget?.batch ?? cfg.batchSize, trainCount);
-  // An epoch is still a pass over *this* data (data order, per-epoch metrics); only the length of
-  // training and of the warm-up come from the budget when one is given.
-  const stepsPerEpoch = Math.max(1, Math.floor(trainCount / batch)); // drop_remainder, as the TF input pipeline
-  const totalSteps = budget ? budget.totalSteps : Math.max(1, Math.round(cfg.epochs * stepsPerEpoch));
-  const endStep = Math.min(totalSteps, cfg.maxSteps ?? Infinity);
-  const schedule: ScheduleConfig = {
-    type: cfg.schedule.type,
-    peakLr: scaledPeakLr(cfg.baseLr, batch),
-    totalSteps,
-    warmupSteps: Math.min(totalSteps, budget ? budget.warmupSteps : Math.round(cfg.schedule.warmupEpochs * stepsPerEpoch)),
-    boundaries: cfg.schedule.boundaries,
-    stepFactor: cfg.schedule.stepFactor,
-  };
-  return { batch, stepsPerEpoch, totalSteps, endStep, schedule };
-}
 
 function namedArrays(vars: { name: string; read(): tfTypes.Tensor }[] | tfTypes.Variable[]): NamedArray[] {
   return vars.map((v) => {
@@ -331,7 +292,6 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     const checkpointed = done % cfg.checkpoint.everySteps === 0 || done === endStep;
     if (checkpointed) await checkpoint(done);
     o.onStep?.(step, { checkpointed });
-    stepHook.fn?.(step, { checkpointed });
   }
   bar?.stop();
   if (start === endStep && resumedFrom !== null) log.info('all steps were already done; finishing');

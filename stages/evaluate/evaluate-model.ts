@@ -6,13 +6,12 @@
 import { batches } from '../../pipeline/data/batches.js';
 import { readDataset } from '../../pipeline/data/reader.js';
 import type { OpenDataset } from '../../pipeline/data/dataset-json.js';
-import { ARCH_METADATA_KEY } from '../../pipeline/model/resnet-rs.js';
-import { MODEL_JSON_KEY } from '../../pipeline/model/store-io.js';
-import { loadTeacher, readTeacherInfo, type ExpectedArch } from '../../pipeline/pseudo/load-teacher.js';
+import { loadTeacher, readTeacherInfo, recordedArch } from '../../pipeline/pseudo/load-teacher.js';
 import { MetricsAccumulator } from '../../pipeline/report/metrics.js';
 import type { ModelEvaluation, ModelRole } from '../../pipeline/report/types.js';
 import type { Progress } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
+import { trimUri } from '../../pipeline/store/uri.js';
 
 export interface EvaluateModelOptions {
   /** Train stage id (names the result and the messages). */
@@ -36,17 +35,8 @@ export function roleOf(stage: string): { role: ModelRole; iteration: number | nu
   return { role: 'model', iteration: null };
 }
 
-/** The checkpoint's recorded architecture (what it was trained as). */
-async function recordedArch(model: ObjectStore): Promise<ExpectedArch> {
-  const where = `${model.uri.replace(/\/+$/, '')}/${MODEL_JSON_KEY}`;
-  const json = JSON.parse((await model.get(MODEL_JSON_KEY)).toString('utf8')) as { userDefinedMetadata?: Record<string, unknown> };
-  const arch = json.userDefinedMetadata?.[ARCH_METADATA_KEY] as ExpectedArch | undefined;
-  if (!arch) throw new Error(`${where}: records no ResNet-RS architecture (not saved by selftrain?)`);
-  return arch;
-}
-
 export async function evaluateModel(o: EvaluateModelOptions): Promise<ModelEvaluation> {
-  const uri = o.model.uri.replace(/\/+$/, '');
+  const uri = trimUri(o.model.uri);
   const info = await readTeacherInfo(o.model);
   if (!info.preprocessing) throw new Error(`model ${uri} (${o.stage}) records no eval preprocessing (userDefinedMetadata.preprocessing): cannot prepare its inputs`);
   const pre = info.preprocessing;

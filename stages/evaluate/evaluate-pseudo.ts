@@ -4,15 +4,15 @@
  * both against the importer's held-back ground truth. Predictions and pseudo-labels are streamed
  * shard by shard; only the ground truth (key → label) is held in memory.
  */
-import { createHash } from 'node:crypto';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readPredictions } from '../../pipeline/pseudo/predictions-reader.js';
 import type { PseudoLabelRecord } from '../../pipeline/pseudo/records.js';
 import { PrecisionAccumulator, ThresholdCurve } from '../../pipeline/report/pseudo-quality.js';
 import type { PseudoEvaluation } from '../../pipeline/report/types.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
-import { readInferSummary } from '../infer/summary.js';
-import { SELECT_SUMMARY_KEY, type SelectSummary } from '../select/select.js';
+import { readInferSummary } from '../../pipeline/contracts/infer.js';
+import { readSelectSummary } from '../../pipeline/contracts/select.js';
+import { objectUri } from '../../pipeline/store/uri.js';
 
 export interface EvaluatePseudoOptions {
   run: ObjectStore;
@@ -21,15 +21,6 @@ export interface EvaluatePseudoOptions {
   /** Held-back labels of the unlabeled set, or undefined when it has none. */
   groundTruth?: () => AsyncIterable<{ key: string; label: number }>;
   signal?: AbortSignal;
-}
-
-/** The select summary and its hash (identifies the exact selection a result was computed from). */
-export async function readSelectSummary(run: ObjectStore, select: string): Promise<{ summary: SelectSummary; hash: string }> {
-  const key = `${select}/${SELECT_SUMMARY_KEY}`;
-  const bytes = await run.get(key).catch((err: Error) => {
-    throw new Error(`${run.uri.replace(/\/+$/, '')}/${key}: select summary missing (select stage not finished?): ${err.message}`, { cause: err });
-  });
-  return { summary: JSON.parse(bytes.toString('utf8')) as SelectSummary, hash: createHash('sha256').update(bytes).digest('hex').slice(0, 16) };
 }
 
 export async function loadGroundTruth(lines: AsyncIterable<{ key: string; label: number }>, where: string): Promise<Map<string, number>> {
@@ -43,7 +34,7 @@ export async function loadGroundTruth(lines: AsyncIterable<{ key: string; label:
 
 export async function evaluatePseudo(o: EvaluatePseudoOptions): Promise<PseudoEvaluation> {
   const { summary, hash } = await readSelectSummary(o.run, o.select);
-  const infer = await readInferSummary(o.run.sub(o.infer));
+  const infer = await readInferSummary(o.run, o.infer);
   const classes = infer.classes;
   const truth = o.groundTruth ? await loadGroundTruth(o.groundTruth(), `ground truth of ${infer.dataset}`) : undefined;
   const curve = new ThresholdCurve();
@@ -61,7 +52,7 @@ export async function evaluatePseudo(o: EvaluatePseudoOptions): Promise<PseudoEv
     const selected = o.run.sub(o.select);
     for (const s of summary.shards) {
       o.signal?.throwIfAborted();
-      const where = `${selected.uri.replace(/\/+$/, '')}/${s.key}`;
+      const where = objectUri(selected, s.key);
       for await (const { line, value } of decodeJsonlGz(await selected.getStream(s.key), where)) {
         const r = value as PseudoLabelRecord;
         if (typeof r?.key !== 'string' || !Number.isInteger(r.label) || !Number.isInteger(r.repeats)) throw new Error(`${where}: line ${line} is not a pseudo-label record`);

@@ -1,7 +1,8 @@
 /**
  * Runner entry of the evaluate stage: `runStage(ctx, config)` with the config built in
- * pipeline/runner/chain.ts:
- *   { evaluate: <manifest evaluate>, seed, inputs: { data: <import id>, models: [train ids], pseudo: [select ids] } }
+ * pipeline/runner/chain.ts (shape and output keys: pipeline/contracts/evaluate.ts). The chain
+ * names every input: the import list, the train stages, and each round's select + infer pair;
+ * the stage timings for the report come from the runner (`ctx.stageRuns()`).
  *
  * Units of work, each committed as its own object so a killed evaluate resumes where it stopped:
  *   evaluate/models/<train-id>.json   one model on the eval set (reused while its weights and the
@@ -10,37 +11,23 @@
  *                                     is unchanged)
  * then the report (charts, report.md, and report.json last: the stage's declared output).
  */
-import { z } from 'zod';
+import { readDatasetsList } from '../../pipeline/contracts/import.js';
+import { evaluateStageConfig, modelResultKey, pseudoResultKey, type EvaluateStageConfigInput } from '../../pipeline/contracts/evaluate.js';
+import { readInferSummary } from '../../pipeline/contracts/infer.js';
+import { parseStageConfig } from '../../pipeline/contracts/json.js';
+import { readSelectSummary } from '../../pipeline/contracts/select.js';
+import { modelDir } from '../../pipeline/contracts/train.js';
 import { openDataset, type OpenDataset } from '../../pipeline/data/dataset-json.js';
-import { evaluateSection } from '../../pipeline/manifest/schema.js';
+import { openObjectRef, openRef } from '../../pipeline/data/dataset-ref.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import type { ModelEvaluation, PseudoEvaluation, StageTiming } from '../../pipeline/report/types.js';
 import { writeReport } from '../../pipeline/report/write.js';
-import { listRecords, readRecord } from '../../pipeline/runner/record.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
-import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
-import { openDatasetRef } from '../import/index.js';
-import { importedRef } from '../infer/index.js';
-import { readInferSummary } from '../infer/summary.js';
+import { trimUri } from '../../pipeline/store/uri.js';
 import { evaluateModel } from './evaluate-model.js';
-import { evaluatePseudo, readSelectSummary } from './evaluate-pseudo.js';
-
-export const evaluateStageConfig = z.object({
-  evaluate: evaluateSection,
-  seed: z.number().int().nonnegative().optional(),
-  inputs: z.object({
-    data: z.string().default('import'),
-    models: z.array(z.string()).min(1),
-    pseudo: z.array(z.string()).default([]),
-  }),
-});
-export type EvaluateStageConfig = z.infer<typeof evaluateStageConfig>;
-
-const MODEL_DIR = 'model';
-export const modelResultKey = (stage: string) => `models/${stage}.json`;
-export const pseudoResultKey = (stage: string) => `pseudo/${stage}.json`;
+import { evaluatePseudo } from './evaluate-pseudo.js';
 
 async function readJsonIfAny<T>(store: ObjectStore, key: string): Promise<T | undefined> {
   const bytes = await store.get(key).catch(() => undefined);
@@ -53,22 +40,20 @@ async function readJsonIfAny<T>(store: ObjectStore, key: string): Promise<T | un
 }
 
 async function openEvalSet(ctx: StageContext, importId: string): Promise<{ ds: OpenDataset; close: () => Promise<void> }> {
-  const ref = await importedRef(ctx, importId, 'eval');
-  if (!ref) throw new Error(`evaluate: ${ctx.run.uri.replace(/\/+$/, '')}/${importId}/datasets.json names no eval dataset (manifest datasets.eval)`);
-  const store = openDatasetRef(ctx.root, ref);
-  const owned = ref.includes('://');
+  const ref = (await readDatasetsList(ctx.run, importId)).eval;
+  const { store, close } = openRef(ctx.root, ref, ctx.storeSettings);
   try {
-    return { ds: await openDataset(store), close: async () => (owned ? store.close() : undefined) };
+    return { ds: await openDataset(store), close };
   } catch (err) {
-    if (owned) await store.close();
+    await close();
     throw err;
   }
 }
 
 /** Held-back labels of the unlabeled set an infer stage predicted (dataset's own, else the import's split). */
 async function groundTruthOf(ctx: StageContext, importId: string, inferId: string): Promise<(() => AsyncIterable<{ key: string; label: number }>) | undefined> {
-  const infer = await readInferSummary(ctx.run.sub(inferId));
-  const ds = await openDataset(infer.dataset).catch(() => undefined);
+  const infer = await readInferSummary(ctx.run, inferId);
+  const ds = await openDataset(infer.dataset, ctx.storeSettings).catch(() => undefined);
   const own = ds?.index.groundTruth;
   const lines = async function* (store: ObjectStore, key: string, where: string) {
     for await (const { value } of decodeJsonlGz(await store.getStream(key), where)) yield value as { key: string; label: number };
@@ -83,30 +68,20 @@ async function groundTruthOf(ctx: StageContext, importId: string, inferId: strin
     };
   }
   await ds?.close();
-  const ref = await importedRef(ctx, importId, 'groundTruth').catch(() => undefined);
+  const ref = (await readDatasetsList(ctx.run, importId).catch(() => undefined))?.groundTruth;
   if (!ref) return undefined;
   return async function* () {
-    if (!ref.includes('://')) return yield* lines(ctx.root, ref, `${ctx.root.uri.replace(/\/+$/, '')}/${ref}`);
-    const slash = ref.lastIndexOf('/');
-    const store = openStore(ref.slice(0, slash));
+    const { store, key, uri, close } = openObjectRef(ctx.root, ref, ctx.storeSettings);
     try {
-      yield* lines(store, ref.slice(slash + 1), ref);
+      yield* lines(store, key, uri);
     } finally {
-      await store.close();
+      await close();
     }
   };
 }
 
-async function inferOf(ctx: StageContext, select: string): Promise<string> {
-  const { record } = await readRecord(ctx.run, select).catch(() => ({ record: undefined }));
-  const fromConfig = (record?.config as { inputs?: { predictions?: unknown } } | undefined)?.inputs?.predictions;
-  return typeof fromConfig === 'string' ? fromConfig : select.replace(/^select-/, 'infer-');
-}
-
-export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
-  const parsed = evaluateStageConfig.safeParse(raw);
-  if (!parsed.success) throw new Error(`evaluate stage config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const cfg = parsed.data;
+export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput): Promise<StageResult> {
+  const cfg = parseStageConfig(evaluateStageConfig, raw, 'evaluate');
   const out = ctx.run.sub(ctx.outPrefix);
   const backend = ctx.backend ?? null;
   const { ds, close } = await openEvalSet(ctx, cfg.inputs.data);
@@ -114,7 +89,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   try {
     for (const stage of cfg.inputs.models) {
       ctx.signal.throwIfAborted();
-      const modelStore = ctx.run.sub(`${stage}/${MODEL_DIR}`);
+      const modelStore = ctx.run.sub(modelDir(stage));
       const { id } = await readTeacherInfo(modelStore);
       const key = modelResultKey(stage);
       const previous = await readJsonIfAny<ModelEvaluation>(out, key);
@@ -149,7 +124,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   }
 
   const pseudo: PseudoEvaluation[] = [];
-  for (const select of cfg.inputs.pseudo) {
+  for (const { select, infer } of cfg.inputs.pseudo) {
     ctx.signal.throwIfAborted();
     const key = pseudoResultKey(select);
     const { hash } = await readSelectSummary(ctx.run, select);
@@ -158,7 +133,6 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
       pseudo.push(previous);
       continue;
     }
-    const infer = await inferOf(ctx, select);
     const result = await evaluatePseudo({ run: ctx.run, select, infer, groundTruth: await groundTruthOf(ctx, cfg.inputs.data, infer), signal: ctx.signal });
     await out.put(key, JSON.stringify(result, null, 2) + '\n', { contentType: 'application/json' });
     if (result.groundTruth) ctx.log.info(`evaluate: ${select} pseudo-label precision ${((result.precision ?? 0) * 100).toFixed(2)} %`, { kept: result.unique });
@@ -166,16 +140,12 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
     pseudo.push(result);
   }
 
-  const selfId = ctx.stageId ?? ctx.outPrefix.replace(/\/+$/, '');
-  const { records } = await listRecords(ctx.run);
-  const stages: StageTiming[] = records
-    .sort((a, b) => a.startedAt.localeCompare(b.startedAt))
-    .map((r) =>
-      // This stage's own record is still 'running' while it writes the report: its time is not known yet.
-      r.stage === selfId
-        ? { stage: r.stage, kind: r.kind, status: 'writing this report', attempts: r.attempts, durationMs: null, totalMs: null, backend: r.backend ?? backend }
-        : { stage: r.stage, kind: r.kind, status: r.status, attempts: r.attempts, durationMs: r.durationMs ?? null, totalMs: r.totalMs ?? null, backend: r.backend ?? null },
-    );
+  const stages: StageTiming[] = (await ctx.stageRuns()).map((r) =>
+    // This stage's own record is still 'running' while it writes the report: its time is not known yet.
+    r.stage === ctx.stageId
+      ? { stage: r.stage, kind: r.kind, status: 'writing this report', attempts: r.attempts, durationMs: null, totalMs: null, backend: r.backend ?? backend }
+      : { stage: r.stage, kind: r.kind, status: r.status, attempts: r.attempts, durationMs: r.durationMs ?? null, totalMs: r.totalMs ?? null, backend: r.backend ?? null },
+  );
 
   const teacher = models.find((m) => m.role === 'teacher');
   const students = models.filter((m) => m.role === 'student');
@@ -183,7 +153,7 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
   const lastPseudo = pseudo[pseudo.length - 1];
   const report = await writeReport(out, {
     format: 1,
-    run: ctx.run.uri.replace(/\/+$/, ''),
+    run: trimUri(ctx.run.uri),
     generatedAt: new Date().toISOString(),
     backend,
     evalDataset: ds.uri,
@@ -198,6 +168,6 @@ export async function runStage(ctx: StageContext, raw: unknown): Promise<StageRe
     pseudo,
     stages,
   });
-  ctx.log.info(`evaluate: report written to ${out.uri.replace(/\/+$/, '')}/report.md`, { charts: report.charts.length });
+  ctx.log.info(`evaluate: report written to ${trimUri(out.uri)}/report.md`, { charts: report.charts.length });
   return { summary: { ...report.summary, models: models.length, charts: report.charts.length } };
 }

@@ -10,6 +10,7 @@ import { openFolderSource } from './folder-source.js';
 import { isIdxDir, openIdxSource } from './idx-source.js';
 import type { ImportSource } from './source.js';
 import { openWebDatasetSource } from './wds-source.js';
+import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export type SourceFormat = 'auto' | 'idx' | 'folder' | 'webdataset';
 
@@ -20,6 +21,8 @@ export interface SourceOptions {
   classes?: string[];
   limitInputPixels?: number;
   concurrency?: number;
+  /** How to reach a source given as a store URI (webdataset:s3://…). */
+  storeSettings?: StoreSettings;
 }
 
 export async function detectFormat(source: string): Promise<Exclude<SourceFormat, 'auto'>> {
@@ -48,6 +51,6 @@ export async function openImportSource(source: string, o: SourceOptions = {}): P
     case 'folder':
       return openFolderSource(local, { limitInputPixels: o.limitInputPixels, concurrency: o.concurrency });
     case 'webdataset':
-      return openWebDatasetSource(source, { classes: o.classes, limitInputPixels: o.limitInputPixels, concurrency: o.concurrency });
+      return openWebDatasetSource(source, { classes: o.classes, limitInputPixels: o.limitInputPixels, concurrency: o.concurrency, storeSettings: o.storeSettings });
   }
 }

@@ -20,6 +20,7 @@ import { DataError, type DatasetIndex } from '../../pipeline/data/types.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import type { ImportSource, LoadedSample, SourceEntry } from './source.js';
+import { trimUri } from '../../pipeline/store/uri.js';
 
 /** Bumped when the shard layout an import produces changes (invalidates old plans). */
 const LAYOUT_VERSION = 1;
@@ -103,7 +104,7 @@ export async function importDataset(source: ImportSource, to: ObjectStore | stri
         source: { importer: source.kind, ...source.identity, ...options },
       });
       const state = await writer.begin();
-      const uri = store.uri.replace(/\/$/, '');
+      const uri = trimUri(store.uri);
       if (state === 'complete') {
         const ds = await openDataset(store);
         result.outputs.push({ prefix: part.prefix, uri, index: ds.index, resumedShards: ds.index.shards.length, alreadyComplete: true });

@@ -18,6 +18,7 @@ import { DataError, type DatasetIndex, type SampleLocation, type ShardEntry, typ
 import { checkDecodable } from '../../pipeline/data/verify.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
+import { trimUri } from '../../pipeline/store/uri.js';
 
 export interface InPlaceOptions {
   classes?: string[];
@@ -29,7 +30,7 @@ export interface InPlaceOptions {
 
 export async function indexWebDatasetInPlace(target: ObjectStore | string, o: InPlaceOptions = {}): Promise<DatasetIndex> {
   const store = typeof target === 'string' ? openStore(target) : target;
-  const where = store.uri.replace(/\/$/, '');
+  const where = trimUri(store.uri);
   try {
     if (await store.head(DATASET_JSON)) throw new DataError(`${where} already has a ${DATASET_JSON}`, { uri: where });
     const tars = (await store.list('')).filter((x) => x.key.endsWith('.tar') && !x.key.includes('/'));

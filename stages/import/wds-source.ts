@@ -19,6 +19,8 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import PQueue from 'p-queue';
 import { loadImageFile } from './folder-source.js';
 import type { ImportSource, LoadedSample, SourceEntry } from './source.js';
+import { trimUri } from '../../pipeline/store/uri.js';
+import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 interface Located {
   tar: string;
@@ -31,11 +33,12 @@ export interface WdsOptions {
   classes?: string[];
   concurrency?: number;
   limitInputPixels?: number;
+  storeSettings?: StoreSettings;
 }
 
 export async function openWebDatasetSource(uri: string, o: WdsOptions = {}): Promise<ImportSource> {
-  const store: ObjectStore = openStore(uri);
-  const where = store.uri.replace(/\/$/, '');
+  const store: ObjectStore = openStore(uri, o.storeSettings);
+  const where = trimUri(store.uri);
   const objects = await store.list('');
   const tars = objects.filter((x) => x.key.endsWith('.tar'));
   if (tars.length === 0) {

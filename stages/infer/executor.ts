@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { WorkerEvent } from './worker.js';
+import { storeSettingsArgs, type StoreSettings } from '../../pipeline/store/settings.js';
 
 /** Exit code of a worker that finished everything it could and reported bad shards. */
 export const DATA_ERROR_EXIT = 3;
@@ -23,6 +24,8 @@ export interface ExecutorOptions {
   runUri: string;
   stage: string;
   workers: number;
+  /** How the workers reach the stores (passed as --endpoint/--region: the environment may not say). */
+  storeSettings?: StoreSettings;
   maxRestarts: number;
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
@@ -68,7 +71,7 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
 
   const spawnWorker = (index: number, attempt: number, onEvent: (e: WorkerEvent) => void) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderrTail: string }>((resolve, reject) => {
-      const args = [...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath, 'worker', 'infer', '--run', o.runUri, '--stage', o.stage, '--index', String(index), '--count', String(o.workers)];
+      const args = [...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath, 'worker', 'infer', '--run', o.runUri, '--stage', o.stage, '--index', String(index), '--count', String(o.workers), ...storeSettingsArgs(o.storeSettings ?? {})];
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
       const tail: string[] = [];
       const onAbort = () => child.kill('SIGTERM');

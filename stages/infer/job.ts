@@ -6,6 +6,8 @@
 import { z } from 'zod';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { NotFoundError } from '../../pipeline/store/types.js';
+import { formatZodIssues } from '../../pipeline/log/errors.js';
+import { objectUri } from '../../pipeline/store/uri.js';
 
 export const JOB_KEY = 'job.json';
 
@@ -60,7 +62,7 @@ export async function readJobIfAny(run: ObjectStore, stage: string): Promise<Inf
 
 export async function readJob(run: ObjectStore, stage: string): Promise<InferJob> {
   const key = jobKey(stage);
-  const where = `${run.uri.replace(/\/$/, '')}/${key}`;
+  const where = objectUri(run, key);
   let text: string;
   try {
     text = (await run.get(key)).toString('utf8');
@@ -75,7 +77,7 @@ export async function readJob(run: ObjectStore, stage: string): Promise<InferJob
     throw new Error(`${where}: not valid JSON: ${(err as Error).message}`);
   }
   const parsed = inferJobSchema.safeParse(raw);
-  if (!parsed.success) throw new Error(`${where}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success) throw new Error(`${where}: ${formatZodIssues(parsed.error)}`);
   return parsed.data;
 }
 

@@ -1,14 +1,13 @@
 /**
  * Keys of the infer stage's outputs, relative to its prefix (`<run>/<stage>/`):
- *   job.json                         the work description workers read
- *   predictions/<shard>.jsonl.gz     one per input shard (format: stages/select/FORMATS.md)
+ *   job.json                         the work description workers read (./job.ts)
+ *   predictions/<shard>.jsonl.gz     one per input shard  } what other stages read:
+ *   summary.json                     written last         } pipeline/contracts/infer.ts
  *   stats/<shard>.json               per-shard counts, seconds and confidence histogram
- *   summary.json                     written last, when every shard has its predictions
  */
-export { predictionKey, PREDICTIONS_DIR } from '../../pipeline/pseudo/predictions-reader.js';
+export { INFER_SUMMARY_KEY, predictionKey, PREDICTIONS_DIR } from '../../pipeline/contracts/infer.js';
 
 export const STATS_DIR = 'stats/';
-export const INFER_SUMMARY_KEY = 'summary.json';
 
 export function statsKey(shard: string): string {
   return `${STATS_DIR}${shard}.json`;

@@ -4,8 +4,7 @@
  * fail the stage with every bad shard named; finished shards stay, so after fixing the data a
  * re-run only does the rest.
  */
-import { availableParallelism } from 'node:os';
-import type { StageContext, StageDefinition } from '../../pipeline/runner/stage.js';
+import type { StageContext } from '../../pipeline/runner/stage.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import type { InferConfig } from '../../pipeline/manifest/sections/pseudo.js';
 import type { ExpectedArch } from '../../pipeline/pseudo/load-teacher.js';
@@ -16,10 +15,10 @@ import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { readJobIfAny, writeJob, type InferJob } from './job.js';
 import { INFER_SUMMARY_KEY, predictionKey, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
 import { summarise } from './summary.js';
+import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface InferStageOptions {
   id: string;
-  deps: string[];
   /** URI of the unlabeled dataset prefix. */
   dataset: string;
   /** URI of the teacher checkpoint directory (model.json + weights; the EMA weights). */
@@ -33,22 +32,9 @@ export interface InferStageOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export function makeInferStage(o: InferStageOptions): StageDefinition {
-  const workers = o.config.workers ?? availableParallelism();
-  return {
-    id: o.id,
-    kind: 'infer',
-    deps: o.deps,
-    // Worker count is left out: the result is the same whatever N is.
-    config: { dataset: o.dataset, teacher: o.teacher, expectedArch: o.expectedArch, preprocessing: o.preprocessing ?? 'from checkpoint', topK: o.config.topK, batchSize: o.config.batchSize },
-    outputs: [`${o.id}/${INFER_SUMMARY_KEY}`],
-    run: (ctx) => runInferStage(ctx, o, workers),
-  };
-}
-
 /** The job workers run for these options (reads the teacher checkpoint's id, not its weights). */
-export async function buildInferJob(o: InferStageOptions): Promise<InferJob> {
-  const teacherStore = openStore(o.teacher);
+export async function buildInferJob(o: InferStageOptions, settings: StoreSettings = {}): Promise<InferJob> {
+  const teacherStore = openStore(o.teacher, settings);
   const info = await readTeacherInfo(teacherStore).finally(() => teacherStore.close());
   const preprocessing = o.preprocessing ?? info.preprocessing;
   if (!preprocessing) {
@@ -70,8 +56,8 @@ export async function buildInferJob(o: InferStageOptions): Promise<InferJob> {
 }
 
 export async function runInferStage(ctx: StageContext, o: InferStageOptions, workers: number): Promise<{ summary: Record<string, unknown> }> {
-  const job = await buildInferJob(o);
-  const ds = await openDataset(o.dataset);
+  const job = await buildInferJob(o, ctx.storeSettings);
+  const ds = await openDataset(o.dataset, ctx.storeSettings);
   try {
     const out = ctx.run.sub(o.id);
     // Shards done under another job (other teacher weights, topK, preprocessing...) must not be
@@ -100,6 +86,7 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
       runUri: ctx.run.uri,
       stage: o.id,
       workers: processes,
+      storeSettings: ctx.storeSettings,
       maxRestarts: o.config.maxRestarts,
       signal: ctx.signal,
       env: o.env,

@@ -6,27 +6,8 @@
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import type { DatasetIndex } from '../../pipeline/data/types.js';
 import { readPredictions } from '../../pipeline/pseudo/predictions-reader.js';
+import type { InferSummary } from '../../pipeline/contracts/infer.js';
 import { HISTOGRAM_BINS, histogramBin, INFER_SUMMARY_KEY, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
-
-export interface InferSummary {
-  dataset: string;
-  teacher: string;
-  numClasses: number;
-  classes: string[];
-  topK: number;
-  /** Shard names (without .tar) in dataset order; prediction objects are predictions/<name>.jsonl.gz. */
-  shards: string[];
-  samples: number;
-  /** Samples that failed to decode (listed with their reason in the prediction objects). */
-  skipped: number;
-  /** Samples processed by this invocation / its wall time (shards done before a resume excluded). */
-  imagesPerSecond: number | null;
-  wallSeconds: number;
-  workers: number;
-  restarts: number;
-  /** Top-1 confidence histogram: HISTOGRAM_BINS equal bins over [0, 1]. */
-  confidenceHistogram: number[];
-}
 
 async function shardStats(out: ObjectStore, shard: string, numClasses: number): Promise<ShardStats> {
   const raw = await out.get(statsKey(shard)).catch(() => undefined);
@@ -75,11 +56,4 @@ export async function summarise(
   };
   await out.put(INFER_SUMMARY_KEY, JSON.stringify(summary, null, 2) + '\n', { contentType: 'application/json' });
   return summary;
-}
-
-export async function readInferSummary(out: ObjectStore): Promise<InferSummary> {
-  const raw = await out.get(INFER_SUMMARY_KEY).catch((err: Error) => {
-    throw new Error(`${out.uri.replace(/\/$/, '')}/${INFER_SUMMARY_KEY}: infer summary missing (infer stage not finished?): ${err.message}`);
-  });
-  return JSON.parse(raw.toString('utf8')) as InferSummary;
 }

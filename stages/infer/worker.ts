@@ -17,6 +17,7 @@ import { prefetch } from './bounded.js';
 import { readJob, type InferJob } from './job.js';
 import { histogramBin, HISTOGRAM_BINS, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
 import { shardBatches, type Slot } from './shard-batches.js';
+import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export type WorkerEvent =
   | { event: 'start'; index: number; count: number; shards: number; todo: number; backend: string; teacher: string }
@@ -36,6 +37,8 @@ export type WorkerEvent =
 
 export interface WorkerOptions {
   run: ObjectStore;
+  /** How to reach the job's dataset and teacher stores (the run's settings). */
+  storeSettings?: StoreSettings;
   stage: string;
   index: number;
   count: number;
@@ -81,13 +84,13 @@ export async function runInferWorker(o: WorkerOptions): Promise<WorkerResult> {
   const emit = o.emit ?? (() => {});
   const job = await setup(readJob(o.run, o.stage));
   const out = o.run.sub(job.stage);
-  const ds = await setup(openDataset(job.dataset));
+  const ds = await setup(openDataset(job.dataset, o.storeSettings));
   try {
     const owned = ownedShards(ds.index.shards.length, o.index, o.count);
     const done = new Set((await out.list('predictions/')).map((x) => x.key));
     const todo = owned.filter((n) => !done.has(predictionKey(shardBase(ds.index.shards[n]!.name))));
     const backend = await initBackend(job.backend);
-    const teacherStore = openStore(job.teacher);
+    const teacherStore = openStore(job.teacher, o.storeSettings);
     let teacher: Teacher;
     try {
       teacher = await setup(loadTeacher(teacherStore, job.expectedArch, job.preprocessing));

@@ -1,28 +1,18 @@
 /**
  * Runner entry of the select stage: `runStage(ctx, config)` with the config built in
- * pipeline/runner/chain.ts:
- *   { iteration, select: <manifest pseudo.select>, seed, inputs: { data: <import id>, predictions: <infer id> } }
+ * pipeline/runner/chain.ts (shape: pipeline/contracts/select.ts).
  */
-import { z } from 'zod';
-import { selectSection } from '../../pipeline/manifest/sections/pseudo.js';
+import { readDatasetsList } from '../../pipeline/contracts/import.js';
+import { parseStageConfig } from '../../pipeline/contracts/json.js';
+import { selectStageConfig, type SelectStageConfigInput } from '../../pipeline/contracts/select.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
-import { importedRef } from '../infer/index.js';
 import { runSelectStage } from './stage.js';
 
-export const selectStageConfig = z.object({
-  iteration: z.number().int().optional(),
-  select: selectSection,
-  seed: z.number().int().nonnegative().default(0),
-  inputs: z.object({ data: z.string().optional(), predictions: z.string() }),
-});
-
-export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
-  const parsed = selectStageConfig.safeParse(raw);
-  if (!parsed.success) throw new Error(`select stage config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const cfg = parsed.data;
-  const groundTruthRef = cfg.inputs.data ? await importedRef(ctx, cfg.inputs.data, 'groundTruth').catch(() => undefined) : undefined;
+export async function runStage(ctx: StageContext, raw: SelectStageConfigInput): Promise<StageResult> {
+  const cfg = parseStageConfig(selectStageConfig, raw, 'select');
+  const groundTruthRef = cfg.inputs.data ? (await readDatasetsList(ctx.run, cfg.inputs.data).catch(() => undefined))?.groundTruth : undefined;
   return runSelectStage(ctx, {
-    id: ctx.outPrefix.replace(/\/+$/, ''),
+    id: ctx.stageId,
     inferId: cfg.inputs.predictions,
     config: cfg.select,
     seed: cfg.seed,

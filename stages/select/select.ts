@@ -15,13 +15,9 @@ import { readPredictions } from '../../pipeline/pseudo/predictions-reader.js';
 import { isFailed, type PseudoLabelRecord } from '../../pipeline/pseudo/records.js';
 import { sampleUniform, stochasticRound } from '../../pipeline/pseudo/rounding.js';
 import { makeTarget, truncatedMass, type LabelKind } from '../../pipeline/pseudo/targets.js';
+import { pseudoLabelKey, SELECT_SUMMARY_KEY, type ClassSummary, type SelectSummary } from '../../pipeline/contracts/select.js';
 
-export const PSEUDO_DIR = 'pseudo/';
-export const SELECT_SUMMARY_KEY = 'summary.json';
-
-export function pseudoLabelKey(shard: string): string {
-  return `${PSEUDO_DIR}${shard}.jsonl.gz`;
-}
+export { PSEUDO_DIR, pseudoLabelKey, SELECT_SUMMARY_KEY, type ClassSummary, type SelectSummary } from '../../pipeline/contracts/select.js';
 
 export interface SelectOptions {
   /** Store rooted at the infer stage's output (holds predictions/). */
@@ -44,36 +40,6 @@ export interface SelectOptions {
   groundTruth?: () => AsyncIterable<{ key: string; label: number }>;
   signal?: AbortSignal;
   onShard?: (done: number, total: number) => void;
-}
-
-export interface ClassSummary {
-  cls: number;
-  candidates: number;
-  threshold: number;
-  kept: number;
-  /** Sum of repeat counts: the class's size in the pseudo-labeled set (~ target). */
-  repeats: number;
-  /** Kept samples that survived rounding (repeats >= 1). */
-  unique: number;
-  meanTruncatedMass: number | null;
-  /** Share of unique samples whose teacher top-1 equals the held-back label (null: no ground truth). */
-  accuracy: number | null;
-  withGroundTruth: number;
-}
-
-export interface SelectSummary {
-  target: number;
-  floor: number;
-  labels: LabelKind;
-  temperature: number;
-  seed: number;
-  predicted: number;
-  failed: number;
-  pseudoLabeled: number;
-  unique: number;
-  accuracy: number | null;
-  shards: { shard: string; key: string; unique: number; repeats: number }[];
-  classes: ClassSummary[];
 }
 
 export async function selectPseudoLabels(opts: SelectOptions): Promise<SelectSummary> {

@@ -2,14 +2,15 @@
  * The select stage: Noisy Student filtering + balancing of an infer stage's predictions into the
  * pseudo-labeled set the student trains on (`<id>/pseudo/<shard>.jsonl.gz` + `<id>/summary.json`).
  */
-import type { StageContext, StageDefinition, StageResult } from '../../pipeline/runner/stage.js';
-import { openStore } from '../../pipeline/store/open.js';
+import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import type { SelectConfig } from '../../pipeline/manifest/sections/pseudo.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
-import { readInferSummary } from '../infer/summary.js';
-import { selectPseudoLabels, SELECT_SUMMARY_KEY } from './select.js';
+import { readInferSummary } from '../../pipeline/contracts/infer.js';
+import { openObjectRef } from '../../pipeline/data/dataset-ref.js';
+import { selectPseudoLabels } from './select.js';
+import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface SelectStageOptions {
   id: string;
@@ -22,36 +23,22 @@ export interface SelectStageOptions {
   groundTruthRef?: string;
 }
 
-export function makeSelectStage(o: SelectStageOptions): StageDefinition {
-  const seed = o.config.seed ?? o.seed;
-  return {
-    id: o.id,
-    kind: 'select',
-    deps: [o.inferId],
-    config: { ...o.config, seed },
-    outputs: [`${o.id}/${SELECT_SUMMARY_KEY}`],
-    run: (ctx) => runSelectStage(ctx, o),
-  };
-}
-
 /** Reads a gzip JSON-lines object by ref: a URI, or a key relative to the store root. */
-async function* groundTruthLines(root: ObjectStore, ref: string): AsyncGenerator<{ key: string; label: number }> {
-  const slash = ref.lastIndexOf('/');
-  const store = ref.includes('://') ? openStore(ref.slice(0, slash)) : root;
-  const key = ref.includes('://') ? ref.slice(slash + 1) : ref;
+async function* groundTruthLines(root: ObjectStore, ref: string, settings: StoreSettings): AsyncGenerator<{ key: string; label: number }> {
+  const { store, key, close } = openObjectRef(root, ref, settings);
   try {
     for await (const { value } of decodeJsonlGz(await store.getStream(key), ref)) yield value as { key: string; label: number };
   } finally {
-    if (store !== root) await store.close();
+    await close();
   }
 }
 
 export async function runSelectStage(ctx: StageContext, o: SelectStageOptions): Promise<StageResult> {
   const seed = o.config.seed ?? o.seed;
   const predictions = ctx.run.sub(o.inferId);
-  const infer = await readInferSummary(predictions);
+  const infer = await readInferSummary(ctx.run, o.inferId);
   const progress = ctx.progress(`select ${o.id}`, infer.shards.length, 'shards');
-  const ds = await openDataset(infer.dataset);
+  const ds = await openDataset(infer.dataset, ctx.storeSettings);
   try {
     // Held-back labels: the unlabeled dataset's own, else the import stage's list (a split).
     const truthKey = ds.index.groundTruth;
@@ -62,7 +49,7 @@ export async function runSelectStage(ctx: StageContext, o: SelectStageOptions): 
           }
         }
       : o.groundTruthRef
-        ? () => groundTruthLines(ctx.root, o.groundTruthRef!)
+        ? () => groundTruthLines(ctx.root, o.groundTruthRef!, ctx.storeSettings)
         : undefined;
     const summary = await selectPseudoLabels({
       predictions,

@@ -4,62 +4,35 @@
  * pipeline/runner/chain.ts:
  *   { role: 'teacher'|'student'|'baseline', iteration, model, train, seed,
  *     inputs: { data: <import stage id>, pseudo?: <select stage id>, teacher?: <train stage id> } }
- * Datasets are found through `<run>/<inputs.data>/datasets.json` (written by the import stage), or
- * given directly as `inputs.labeled` / `inputs.unlabeled` URIs (scripts, tests).
+ * Datasets are found through the import stage's list (pipeline/contracts/import.ts), or given
+ * directly as `inputs.labeled` / `inputs.unlabeled` URIs (scripts, tests).
  *
- * Outputs under the stage prefix:
- *   ckpt/step-N/{tensors.bin,COMMIT.json}   resumable checkpoints (last `checkpoint.keep`)
- *   metrics.jsonl                           one line per epoch (loss/acc, held-out loss/acc, img/s)
- *   metrics.json                            the final record (also the stage summary)
- *   model/model.json + weights               the EMA model in tfjs format (written last: the commit)
+ * Outputs under the stage prefix (checkpoints, metrics, and model/ written last):
+ * pipeline/contracts/train.ts.
  */
-import { z } from 'zod';
 import { initBackend, currentBackend } from '../../pipeline/backend/select.js';
-import { modelSection } from '../../pipeline/manifest/sections/model.js';
-import { trainSection } from '../../pipeline/manifest/sections/train.js';
+import { readDatasetsList } from '../../pipeline/contracts/import.js';
+import { parseStageConfig } from '../../pipeline/contracts/json.js';
+import { METRICS_JSON, MODEL_DIR, modelDir, trainStageConfig, type TrainStageConfig, type TrainStageConfigInput } from '../../pipeline/contracts/train.js';
+import { openObjectRef, openRef as openDatasetRef } from '../../pipeline/data/dataset-ref.js';
 import { resolveModel } from '../../pipeline/model/family.js';
 import { buildResNetRS, ARCH_METADATA_KEY } from '../../pipeline/model/resnet-rs.js';
 import { loadModel, storeModelIO } from '../../pipeline/model/store-io.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
-import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
-import { holdoutSize, loadLabeled, normalization, type LabeledData, type WithGroundTruth } from '../../pipeline/train/data.js';
+import { loadLabeled, type LabeledData, type WithGroundTruth } from '../../pipeline/train/data.js';
 import { readGroundTruth } from '../../pipeline/train/ground-truth.js';
 import { openPseudoSource, type PseudoSource } from '../../pipeline/train/pseudo.js';
-import { planSteps, train, type StepBudget, type TrainResult } from '../../pipeline/train/trainer.js';
+import { teacherBudget as planTeacherBudget, type StepBudget } from '../../pipeline/train/step-plan.js';
+import { train, type TrainerOptions, type TrainResult } from '../../pipeline/train/trainer.js';
 import { mix, withSeededMathRandom } from '../../pipeline/train/rng.js';
 
-export const trainStageConfig = z.object({
-  role: z.enum(['teacher', 'student', 'baseline']),
-  iteration: z.number().int().optional(),
-  model: modelSection,
-  train: trainSection,
-  seed: z.number().int().nonnegative(),
-  /**
-   * How long to train. 'epochs' (default): `train.epochs` passes over the training data.
-   * 'teacher-steps' (the all-labels baseline): the steps and batch size the same `train` recipe gives
-   * on the labeled set alone, i.e. the teacher's budget, whatever the size of the baseline's data.
-   */
-  budget: z.enum(['epochs', 'teacher-steps']).default('epochs'),
-  inputs: z.object({
-    data: z.string().optional(),
-    pseudo: z.string().optional(),
-    teacher: z.string().optional(),
-    labeled: z.string().optional(),
-    unlabeled: z.string().optional(),
-  }),
-});
-export type TrainStageConfig = z.infer<typeof trainStageConfig>;
 
-export const MODEL_DIR = 'model/';
-export const METRICS_JSON = 'metrics.json';
-
-/** Opens a dataset reference: a URI, or a prefix relative to the store root (as import writes them). */
-function openRef(ctx: Pick<StageContext, 'root'>, ref: string, opened: ObjectStore[]): ObjectStore {
-  if (!ref.includes('://')) return ctx.root.sub(ref);
-  const store = openStore(ref);
-  opened.push(store); // closed at the end: idle S3 sockets would keep the process alive
+/** Opens a dataset ref (pipeline/data/dataset-ref.ts); closed at the end: idle S3 sockets would keep the process alive. */
+function openRef(ctx: Pick<StageContext, 'root' | 'storeSettings'>, ref: string, opened: (() => Promise<void>)[]): ObjectStore {
+  const { store, close } = openDatasetRef(ctx.root, ref, ctx.storeSettings);
+  opened.push(close);
   return store;
 }
 
@@ -72,31 +45,16 @@ interface DatasetRefs {
 
 async function datasetRefs(ctx: StageContext, cfg: TrainStageConfig): Promise<DatasetRefs> {
   if (cfg.inputs.labeled) return { labeled: cfg.inputs.labeled, unlabeled: cfg.inputs.unlabeled };
-  const id = cfg.inputs.data ?? 'import';
-  const key = `${id}/datasets.json`;
-  let doc: Record<string, unknown>;
-  try {
-    doc = JSON.parse((await ctx.run.get(key)).toString('utf8')) as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(`train: cannot read ${ctx.run.uri.replace(/\/+$/, '')}/${key} (the import stage's dataset list): ${(err as Error).message}`, { cause: err });
-  }
-  const pick = (name: string): string | undefined => {
-    const v = doc[name] ?? (doc['datasets'] as Record<string, unknown> | undefined)?.[name];
-    if (typeof v === 'string') return v;
-    if (v && typeof v === 'object' && typeof (v as { uri?: unknown }).uri === 'string') return (v as { uri: string }).uri;
-    return undefined;
-  };
-  const labeled = pick('labeled');
-  if (!labeled) throw new Error(`train: ${key} names no labeled dataset`);
+  const list = await readDatasetsList(ctx.run, cfg.inputs.data ?? 'import');
   // Ground truth is only looked up for the baseline: teacher and student never see where it is.
-  return { labeled, unlabeled: pick('unlabeled'), ...(cfg.role === 'baseline' ? { groundTruth: pick('groundTruth') } : {}) };
+  return { labeled: list.labeled, unlabeled: list.unlabeled, ...(cfg.role === 'baseline' ? { groundTruth: list.groundTruth } : {}) };
 }
 
 /**
  * The all-labels baseline's extra data: the unlabeled set with its held-back labels (the dataset's
  * own `groundTruth`, else the import's list entry). Never called for the teacher or the student.
  */
-async function unlabeledWithGroundTruth(ctx: StageContext, refs: DatasetRefs, numClasses: number, opened: ObjectStore[]): Promise<WithGroundTruth> {
+async function unlabeledWithGroundTruth(ctx: StageContext, refs: DatasetRefs, numClasses: number, opened: (() => Promise<void>)[]): Promise<WithGroundTruth> {
   if (!refs.unlabeled) throw new Error('train: the all-labels baseline needs the unlabeled dataset (inputs.unlabeled or the import list)');
   const store = openRef(ctx, refs.unlabeled, opened);
   const ds = await openDataset(store);
@@ -105,32 +63,33 @@ async function unlabeledWithGroundTruth(ctx: StageContext, refs: DatasetRefs, nu
   if (!refs.groundTruth) {
     throw new Error(`train: the all-labels baseline needs the held-back labels of ${ds.uri}, but neither its dataset.json nor the import list names a ground truth (only split imports have one)`);
   }
-  const slash = refs.groundTruth.lastIndexOf('/');
-  const dir = openRef(ctx, refs.groundTruth.slice(0, Math.max(0, slash)) || '.', opened);
-  return { source: store, truth: await readGroundTruth(dir, refs.groundTruth.slice(slash + 1), numClasses) };
+  const truth = openObjectRef(ctx.root, refs.groundTruth, ctx.storeSettings);
+  opened.push(truth.close);
+  return { source: store, truth: await readGroundTruth(truth.store, truth.key, numClasses) };
 }
 
-export async function runStage(ctx: StageContext, raw: unknown): Promise<StageResult> {
-  const parsed = trainStageConfig.safeParse(raw);
-  if (!parsed.success) {
-    throw new Error(`train stage config: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  }
-  const cfg = parsed.data;
+/** What callers other than the runner may observe (tests, tools): each completed step. */
+export interface TrainStageHooks {
+  onStep?: TrainerOptions['onStep'];
+}
+
+export async function runStage(ctx: StageContext, raw: TrainStageConfigInput, hooks: TrainStageHooks = {}): Promise<StageResult> {
+  const cfg = parseStageConfig(trainStageConfig, raw, 'train');
   const refs = await datasetRefs(ctx, cfg);
 
-  const opened: ObjectStore[] = [];
+  const opened: (() => Promise<void>)[] = [];
   try {
-    return await trainWithData(ctx, cfg, refs, opened);
+    return await trainWithData(ctx, cfg, refs, opened, hooks);
   } finally {
-    await Promise.all(opened.map((st) => st.close()));
+    await Promise.all(opened.map((close) => close()));
   }
 }
 
-async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: DatasetRefs, opened: ObjectStore[]): Promise<StageResult> {
+async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: DatasetRefs, opened: (() => Promise<void>)[], hooks: TrainStageHooks): Promise<StageResult> {
   const backend = currentBackend() ?? (await initBackend('auto'));
   const tf = backend.tf;
   const out = ctx.run.sub(ctx.outPrefix);
-  const { arch, defaults } = resolveModel(cfg.model);
+  const { arch, defaults, preprocessing } = resolveModel(cfg.model);
   const seed = cfg.train.seed ?? cfg.seed;
   const channels = arch.inputChannels === 1 ? 1 : 3;
   if (arch.inputChannels !== channels) throw new Error(`train: inputChannels ${arch.inputChannels} not supported (1 or 3)`);
@@ -168,7 +127,7 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
   try {
     if (cfg.role === 'student' && cfg.train.student.init === 'teacher') {
       if (!cfg.inputs.teacher) throw new Error('train: student.init "teacher" needs inputs.teacher');
-      await initFromTeacher(model, ctx.run.sub(`${cfg.inputs.teacher}/${MODEL_DIR}`));
+      await initFromTeacher(model, ctx.run.sub(modelDir(cfg.inputs.teacher)));
     }
     const result = await train({
       tf,
@@ -186,6 +145,7 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
       backend: backend.name,
       role: cfg.role,
       budget,
+      onStep: hooks.onStep,
     });
     const summary = metricsRecord(cfg, result, backend.name, data, pseudo, budget);
     await out.put(METRICS_JSON, JSON.stringify(summary, null, 2), { contentType: 'application/json' });
@@ -194,7 +154,7 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
     model.setUserDefinedMetadata({
       ...meta,
       [ARCH_METADATA_KEY]: arch as unknown as Record<string, unknown>,
-      preprocessing: { imageSize: arch.imageSize, channels, ...normalization(channels), evalCrop: 0.875, weights: cfg.train.ema.enabled ? 'ema' : 'raw' },
+      preprocessing: { imageSize: arch.imageSize, channels, mean: preprocessing.mean, std: preprocessing.std, evalCrop: preprocessing.cropFraction, weights: cfg.train.ema.enabled ? 'ema' : 'raw' },
       classes: data.classes,
     });
     await model.save(storeModelIO(out.sub(MODEL_DIR)));
@@ -219,16 +179,11 @@ async function initFromTeacher(model: import('@tensorflow/tfjs').LayersModel, te
   }
 }
 
-/**
- * The teacher's budget under this recipe: the step plan `train` would make on the labeled part alone
- * (the first part; its hold-out counted exactly as stratifiedHoldout does).
- */
+/** The teacher's budget under this recipe: the step plan on the labeled part alone (the first part). */
 function teacherBudget(cfg: TrainStageConfig, data: LabeledData): StepBudget {
   const labeled = data.parts?.[0];
   if (!labeled) throw new Error('train: budget "teacher-steps" needs the per-part counts of the loaded data');
-  const teacherTrain = labeled.samples - holdoutSize(labeled.classCounts, cfg.train.holdout);
-  const p = planSteps(cfg.train, teacherTrain);
-  return { batch: p.batch, totalSteps: p.totalSteps, warmupSteps: p.schedule.warmupSteps };
+  return planTeacherBudget(cfg.train, labeled);
 }
 
 function metricsRecord(cfg: TrainStageConfig, r: TrainResult, backend: string, data: LabeledData, pseudo?: PseudoSource, budget?: StepBudget): Record<string, unknown> {

@@ -7,13 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Tensor, Tensor4D } from '@tensorflow/tfjs';
 import { initBackend } from '../../pipeline/backend/select.js';
-import { readFashionMnist } from './fashion-mnist.js';
+import { needs } from '../helpers/extras.js';
+import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
 
-test('conv-BN-relu-pool-dense net on Fashion-MNIST: wasm training drives the loss down', async () => {
+test('conv-BN-relu-pool-dense net on Fashion-MNIST: wasm training drives the loss down', { skip: needs('fashion-mnist') }, async () => {
   const { tf } = await initBackend('wasm');
   tf.util.assert(tf.getBackend() === 'wasm', () => 'expected wasm');
   const n = 256;
-  const { images, labels, size } = readFashionMnist(n);
+  const { images, labels, size } = fashionMnistFloats('train', n);
   const x = tf.tensor4d(images, [n, size, size, 1]);
   const y = tf.oneHot(tf.tensor1d(labels, 'int32'), 10);
 

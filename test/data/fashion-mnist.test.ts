@@ -1,5 +1,5 @@
 /**
- * Fashion-MNIST from Debian's dataset-fashion-mnist, imported once per split and shared by the
+ * Fashion-MNIST (Debian's dataset-fashion-mnist, or the download cache), imported once per split and shared by the
  * tests below: full counts (60,000 / 10,000, 6,000 / 1,000 per class), verify (every image
  * decoded), and a pixel round trip through the reader and the preprocessing layer.
  */
@@ -10,10 +10,13 @@ import { readDataset } from '../../pipeline/data/reader.js';
 import { verifyDataset } from '../../pipeline/data/verify.js';
 import { FASHION_MNIST_CLASSES, openIdxSource } from '../../stages/import/idx-source.js';
 import { importDataset, type ImportResult } from '../../stages/import/run-import.js';
-import { FMNIST_DIR, readIdx, tempDir } from './helpers.js';
+import { needs } from '../helpers/extras.js';
+import { fashionMnistDir, readFashionMnist } from '../helpers/fashion-mnist.js';
+import { tempDir } from './helpers.js';
 
-describe('Fashion-MNIST import (Debian package)', () => {
+describe('Fashion-MNIST import (Debian package or the download cache)', { skip: needs('fashion-mnist') }, () => {
   const dir = tempDir({ after });
+  const FMNIST_DIR = fashionMnistDir();
   let train: ImportResult;
   let testSplit: ImportResult;
   before(async () => {
@@ -46,7 +49,7 @@ describe('Fashion-MNIST import (Debian package)', () => {
   });
 
   test('round trip: decoded pixels and labels equal the IDX bytes (test split, all 10,000)', async () => {
-    const idx = readIdx('t10k');
+    const idx = readFashionMnist('t10k');
     let seen = 0;
     for await (const b of batches(readDataset(`${dir}/test`), { size: 500, channels: 1, imageSize: 28, mode: 'eval', cropFraction: 1, concurrency: 4 })) {
       assert.equal(b.skipped.length, 0);

@@ -12,17 +12,19 @@ import { FileStore } from '../../pipeline/store/file-store.js';
 import { openIdxSource } from '../../stages/import/idx-source.js';
 import { importDataset } from '../../stages/import/run-import.js';
 import { runStage } from '../../stages/import/index.js';
-import type { StageContext } from '../../pipeline/runner/stage.js';
 import { S3Store } from '../../pipeline/store/s3-store.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { s3TestEnv, s3TestStore } from '../helpers/s3.js';
 import { startFaultProxy } from '../store/fault-proxy.js';
-import { FMNIST_DIR, readIdx, tempDir } from './helpers.js';
+import { needs } from '../helpers/extras.js';
+import { fashionMnistDir, readFashionMnist } from '../helpers/fashion-mnist.js';
+import { tempDir } from './helpers.js';
+import { stageContext } from '../helpers/stage-context.js';
 
 const dir = tempDir({ after });
-const testSource = () => openIdxSource(FMNIST_DIR, { split: 'test' });
+const testSource = () => openIdxSource(fashionMnistDir(), { split: 'test' });
 
-describe('split, resume, stage, S3', () => {
+describe('split, resume, stage, S3', { skip: needs('fashion-mnist') }, () => {
   test('labeledPerClass split: K per class labeled, the rest unlabeled without .cls, ground truth apart', async () => {
     const res = await importDataset(await testSource(), `${dir}/split`, { labeledPerClass: 25, seed: 11, samplesPerShard: 3000 });
     const [lab, unl] = res.outputs.map((o) => o.index);
@@ -31,7 +33,7 @@ describe('split, resume, stage, S3', () => {
     assert.equal(unl!.samples, 9750);
     assert.equal(unl!.labeled, false);
     assert.equal(unl!.classCounts, undefined);
-    const labels = readIdx('t10k').labels;
+    const labels = readFashionMnist('t10k').labels;
     const unlabeledKeys = new Set<string>();
     for await (const s of readDataset(`${dir}/split/unlabeled`)) {
       assert.equal(s.label, undefined);
@@ -111,15 +113,7 @@ describe('split, resume, stage, S3', () => {
   test('import stage: split source + eval, writes datasets.json with refs that open', async () => {
     const root = new FileStore(`${dir}/stage-root`);
     const run = root.sub('exp');
-    const noop = () => undefined;
-    const ctx: StageContext = {
-      run,
-      root,
-      outPrefix: 'import/',
-      log: { info: noop, warn: noop, error: noop, debug: noop },
-      signal: new AbortController().signal,
-      progress: () => ({ update: noop, setTotal: noop, stop: noop }),
-    };
+    const ctx = stageContext({ run, root, outPrefix: 'import/' });
     // eval: an existing dataset by URI (the split test's labeled part), so only the split imports.
     const evalUri = new FileStore(`${dir}/split/labeled`).uri;
     const cfg = { datasets: { labeled: 'fashion-mnist:test', unlabeled: 'fashion-mnist:test', eval: evalUri, split: { labeledPerClass: 10 }, samplesPerShard: 5000 }, seed: 1 };

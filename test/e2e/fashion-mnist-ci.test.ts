@@ -28,6 +28,7 @@ import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { repoRoot, s3TestEnv, s3TestStore, S3_SKIP_REASON } from '../helpers/s3.js';
 import { listRelative, readJson, readJsonlGz, seededRandom, startCli, waitUntil } from './helpers.js';
+import { needs } from '../helpers/extras.js';
 
 const MANIFEST = path.join(repoRoot(), 'manifests', 'fashion-mnist-ci.yaml');
 const NAME = 'fashion-mnist-ci';
@@ -46,7 +47,7 @@ const KILL_WINDOWS_MS: Record<string, [number, number]> = {
 
 const env = await s3TestEnv();
 
-test('fashion-mnist-ci on S3: SIGKILL mid-stage, resume, every unit once, report; file:// gives the same predictions; re-run is a no-op', { skip: env ? false : S3_SKIP_REASON, timeout: 20 * 60_000 }, async (t) => {
+test('fashion-mnist-ci on S3: SIGKILL mid-stage, resume, every unit once, report; file:// gives the same predictions; re-run is a no-op', { skip: needs('fashion-mnist') || (env ? false : S3_SKIP_REASON), timeout: 20 * 60_000 }, async (t) => {
   const s3 = await s3TestStore(t);
   if (!s3) return;
   const bucket = /^s3:\/\/([^/]+)/.exec(s3.uri)![1]!;

@@ -11,7 +11,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { FASHION_MNIST_DEBIAN_DIR, fashionMnistHowTo } from '../../stages/import/index.js';
+import { fashionMnistHowTo } from '../../stages/import/index.js';
+import { needs } from '../helpers/extras.js';
+import { fashionMnistDir } from '../helpers/fashion-mnist.js';
 import { repoRoot } from '../helpers/s3.js';
 import { startCli } from './helpers.js';
 
@@ -34,11 +36,11 @@ test('fashion-mnist: missing files → the import explains how to get them', asy
   assert.doesNotMatch(err, /\n\s+at /, 'no stack trace');
 });
 
-test('the checksums the message gives are those of the Debian package content', () => {
+test('the checksums the message gives are those of the Debian package content', { skip: needs('fashion-mnist') }, () => {
   const message = fashionMnistHowTo('/nowhere');
   for (const base of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) {
-    const file = path.join(FASHION_MNIST_DEBIAN_DIR, `${base}.gz`);
-    assert.ok(existsSync(file), `${file}: the Debian package dataset-fashion-mnist is required by the tests`);
+    const file = path.join(fashionMnistDir(), `${base}.gz`);
+    assert.ok(existsSync(file), file);
     const sha = createHash('sha256').update(gunzipSync(readFileSync(file))).digest('hex');
     assert.ok(message.includes(`${base} ${sha}`), `${base}: ${sha} not in the message`);
   }

@@ -10,15 +10,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import { openStore } from '../../pipeline/store/open.js';
-import { FASHION_MNIST_DEBIAN_DIR } from '../../stages/import/index.js';
 import { openIdxSource } from '../../stages/import/idx-source.js';
 import { importDataset } from '../../stages/import/run-import.js';
+import { needs } from '../helpers/extras.js';
+import { fashionMnistDir } from '../helpers/fashion-mnist.js';
 
-test('maxSamples caps each side of a split and a plain import to a seeded subset', async (t) => {
+test('maxSamples caps each side of a split and a plain import to a seeded subset', { skip: needs('fashion-mnist') }, async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-e2e-max-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const root = openStore(`file://${dir}`);
-  const source = () => openIdxSource(FASHION_MNIST_DEBIAN_DIR, { split: 'test' });
+  const source = () => openIdxSource(fashionMnistDir(), { split: 'test' });
 
   const split = await importDataset(await source(), root.sub('split'), { seed: 3, labeledPerClass: 5, limit: { labeled: 20, unlabeled: 30 }, samplesPerShard: 16 });
   const [labeled, unlabeled] = split.outputs;

@@ -7,7 +7,7 @@ import { getTf, initBackend } from '../../pipeline/backend/select.js';
 import { seedModelNoise } from '../../pipeline/model/noise.js';
 import { buildResNetRS } from '../../pipeline/model/resnet-rs.js';
 import { storeModelIO } from '../../pipeline/model/store-io.js';
-import { readFashionMnist } from '../model/fashion-mnist.js';
+import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
 import { DatasetWriter } from '../../pipeline/data/dataset-writer.js';
 import type { SampleToPack } from '../../pipeline/data/tar.js';
 import { selectSection } from '../../pipeline/manifest/sections/pseudo.js';
@@ -17,6 +17,7 @@ import { runInferStage } from '../../stages/infer/stage.js';
 import { runSelectStage } from '../../stages/select/stage.js';
 import { testContext } from '../pseudo/context.js';
 import { fashionPngs, FMNIST_CLASSES, inferConfig, PREPROCESSING, teacherArch, writeUnlabeled } from '../pseudo/fixtures.js';
+import { objectUri } from '../../pipeline/store/uri.js';
 
 export const EVAL_SHARDS = [50, 40];
 export const UNLABELED_SHARDS = [30, 30];
@@ -32,7 +33,7 @@ export async function writeTrainedModel(store: ObjectStore, steps: number, seed 
   await initBackend('wasm');
   const tf = getTf();
   const batch = 32;
-  const data = readFashionMnist(batch * steps, 'train');
+  const data = fashionMnistFloats('train', batch * steps);
   const model = buildResNetRS(teacherArch());
   seedModelNoise(seed);
   const optimizer = tf.train.momentum(0.05, 0.9);
@@ -97,7 +98,7 @@ async function buildRun(root: FileStore, run: ObjectStore): Promise<ObjectStore>
   for (const m of MODELS) await writeTrainedModel(run.sub(`${m}/model`), STEPS[m]!);
   await runInferStage(
     testContext(run, root, 'infer-1/'),
-    { id: 'infer-1', deps: [], dataset: `${root.uri}/data/unlabeled`, teacher: `${run.uri.replace(/\/+$/, "")}/train-teacher-1/model`, expectedArch: teacherArch(), config: inferConfig({ topK: 3 }), backend: 'wasm' },
+    { id: 'infer-1', dataset: `${root.uri}/data/unlabeled`, teacher: objectUri(run, 'train-teacher-1/model'), expectedArch: teacherArch(), config: inferConfig({ topK: 3 }), backend: 'wasm' },
     1,
   );
   await runSelectStage(testContext(run, root, 'select-1/'), { id: 'select-1', inferId: 'infer-1', config: selectSection.parse({ threshold: 0.1 }), seed: 3 });
@@ -108,6 +109,6 @@ export function evaluateConfig(over: Record<string, unknown> = {}) {
   return {
     evaluate: { baseline: true, topK: [1, 5], batchSize: 16, concurrency: 2, ...over },
     seed: 1,
-    inputs: { data: 'import', models: MODELS, pseudo: ['select-1'] },
+    inputs: { data: 'import', models: MODELS, pseudo: [{ select: 'select-1', infer: 'infer-1' }] },
   };
 }

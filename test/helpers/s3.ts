@@ -6,7 +6,8 @@
  * 2. Else, when Swift is installed: start a private server (infra/local-s3/start.sh) in a temp dir
  *    on free ports, once per test process, and stop it when the process exits (a detached watchdog
  *    also stops it if the process is killed).
- * 3. Else skip, with a loud line saying how to enable the tests. With CI=true this fails instead.
+ * 3. Else skip (reason: a missing extra, ./extras.ts; `npm test` ends with one line naming what was
+ *    skipped and how to install it). With CI=true this fails instead.
  *
  * When a private server is started, the AWS_* variables start.sh prints are set in process.env,
  * so child processes (the CLI) see the same endpoint and keys as CI gives them.
@@ -24,6 +25,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store, type S3StoreOptions } from '../../pipeline/store/s3-store.js';
+import { skipReason, swiftBinDir, SWIFT_BINARIES } from './extras.js';
 
 export interface S3TestEnv {
   endpoint: string;
@@ -32,12 +34,7 @@ export interface S3TestEnv {
   secretAccessKey: string;
 }
 
-export const S3_SKIP_REASON =
-  'S3 tests skipped: no SELFTRAIN_TEST_S3_ENDPOINT and no Swift installed. Enable them with ' +
-  '`apt-get install --no-install-recommends swift swift-proxy swift-account swift-container swift-object memcached` ' +
-  '(the tests then start a private server), or start one with `eval "$(infra/local-s3/start.sh /tmp/s3 8480)"`.';
-
-const SWIFT_BINARIES = ['swift-proxy-server', 'swift-account-server', 'swift-container-server', 'swift-object-server', 'swift-ring-builder'];
+export const S3_SKIP_REASON = skipReason('swift');
 
 /** The repo root: found by walking up, since this file runs from test/helpers or dist/test/helpers. */
 export function repoRoot(): string {
@@ -106,15 +103,14 @@ async function startPrivateServer(): Promise<S3TestEnv> {
   };
 }
 
-/** Whether the Debian Swift packages infra/local-s3/start.sh needs are installed. */
+/** Whether the Debian Swift packages infra/local-s3/start.sh needs are installed (SELFTRAIN_SWIFT_BIN_DIR). */
 export function swiftInstalled(): boolean {
-  return SWIFT_BINARIES.every((b) => existsSync(`/usr/bin/${b}`));
+  return SWIFT_BINARIES.every((b) => existsSync(path.join(swiftBinDir(), b)));
 }
 
 let envPromise: Promise<S3TestEnv | undefined> | undefined;
-let warned = false;
 
-/** The endpoint and keys, or undefined (after one loud line) when S3 tests must skip. Throws under CI=true. */
+/** The endpoint and keys, or undefined when S3 tests must skip. Throws under CI=true. */
 export function s3TestEnv(): Promise<S3TestEnv | undefined> {
   envPromise ??= (async () => {
     const endpoint = process.env.SELFTRAIN_TEST_S3_ENDPOINT;
@@ -133,10 +129,6 @@ export function s3TestEnv(): Promise<S3TestEnv | undefined> {
     if (swiftInstalled()) return startPrivateServer();
     if (process.env.CI === 'true') {
       throw new Error(`CI=true but no S3 endpoint: set SELFTRAIN_TEST_S3_ENDPOINT (see infra/local-s3/README.md). ${S3_SKIP_REASON}`);
-    }
-    if (!warned) {
-      warned = true;
-      console.error(`\n!!!!! ${S3_SKIP_REASON}\n`);
     }
     return undefined;
   })();

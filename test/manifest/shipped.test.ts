@@ -24,7 +24,7 @@ test('every manifest shipped in manifests/ is valid against the schema', () => {
 
 test('the ImageNet manifest keeps the paper settings: RS-152 student at 224, floor 0.3, 130,000 per class', () => {
   const m = parseManifest(readFileSync(path.join(manifestsDir, 'imagenet-resnet-rs-152.yaml'), 'utf8'), 'imagenet');
-  assert.equal(m.student.model.name, 'resnet-rs-152');
+  assert.equal(m.student.model.name, 'resnet-rs-152-i224');
   assert.equal(m.student.model.imageSize, 224);
   assert.equal(m.pseudo.select.threshold, 0.3);
   assert.equal(m.pseudo.select.perClass, 130000);

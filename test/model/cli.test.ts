@@ -41,9 +41,27 @@ test('model info options change the head, input and width; --build cross-checks'
 
 test('model info rejects unknown models and bad options with clear errors', async () => {
   const bad = await cli('model', 'info', 'resnet-rs-51');
-  assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /unknown model depth 51 in "resnet-rs-51": supported depths are 26, 50/);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /<name>: unknown model name "resnet-rs-51": registered models are resnet-rs-50, resnet-rs-101, /);
+  const contradiction = await cli('model', 'info', 'resnet-rs-50', '--depth', '300');
+  assert.equal(contradiction.code, 2);
+  assert.match(contradiction.stderr, /--depth: resnet-rs-50 has depth 50 \(blocks \[3, 4, 6, 3\]\), found 300: the depth is part of the model name/);
   const badSize = await cli('model', 'info', 'resnet-rs-50', '--image-size', 'big');
   assert.notEqual(badSize.code, 0);
   assert.match(badSize.stderr, /--image-size expects an integer >= 8, got "big"/);
+});
+
+test('model list names every registered model; model info works for each of them', async () => {
+  const { MODEL_NAMES } = await import('../../pipeline/model/registry.js');
+  const list = await cli('model', 'list');
+  assert.equal(list.code, 0, list.stderr);
+  for (const name of MODEL_NAMES) assert.match(list.stdout, new RegExp(`^${name.replace(/\./g, '\\.')}\\s`, 'm'), name);
+  for (const name of MODEL_NAMES) {
+    const info = await cli('model', 'info', name);
+    assert.equal(info.code, 0, `${name}: ${info.stderr}`);
+    assert.match(info.stdout, new RegExp(`^model\\s+${name.replace(/\./g, '\\.')} \\((released|layout-only|project)\\)`, 'm'));
+    for (const field of ['blocks per stage', 'stem', 'SE, BN', 'input', 'parameters', 'FLOPs', 'regularisation', 'preprocessing', 'source']) {
+      assert.match(info.stdout, new RegExp(`^${field}\\s`, 'm'), `${name}: ${field}`);
+    }
+  }
 });

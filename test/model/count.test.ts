@@ -8,8 +8,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend } from '../../pipeline/backend/select.js';
 import { countResNetRS } from '../../pipeline/model/count.js';
-import { FASHION_MNIST_MODEL, resolveModel, type ModelChoice } from '../../pipeline/model/family.js';
-import { buildModel, type LayersModel } from '../../pipeline/model/resnet-rs.js';
+import { FASHION_MNIST_MODEL, resolveEntry, resolveModel } from '../../pipeline/model/family.js';
+import { lookupModel } from '../../pipeline/model/registry.js';
+import { buildModel, buildResNetRS, type LayersModel } from '../../pipeline/model/resnet-rs.js';
 
 // Trainable parameters, 1000 classes, 3 channels (spec §1.6: exact counts, = timm's).
 const EXACT_PARAMS: Record<string, number> = {
@@ -54,19 +55,20 @@ test('FLOPs are within 1% of the paper table', () => {
 
 test('built tf.layers models have exactly the analytic parameter counts', async (t) => {
   await initBackend('wasm');
-  const choices: ModelChoice[] = [
-    { name: 'resnet-rs-50' },
-    { name: FASHION_MNIST_MODEL },
-    { name: 'resnet-rs-26-w0.5', imageSize: 64, inputChannels: 1, classes: 7 },
-    { name: 'resnet-rs-50-w0.25-small', imageSize: 32, stochasticDepthRate: 0.2 },
+  // Registered models, and custom entries (other widths and stems) built from registered ones.
+  const archs = [
+    resolveModel({ name: 'resnet-rs-50' }).arch,
+    resolveModel({ name: FASHION_MNIST_MODEL }).arch,
+    resolveEntry({ ...lookupModel(FASHION_MNIST_MODEL), widthMultiplier: 0.5, smallInput: false }, { imageSize: 64, inputChannels: 1, classes: 7 }).arch,
+    resolveEntry({ ...lookupModel('resnet-rs-50'), widthMultiplier: 0.25, smallInput: true }, { imageSize: 32, stochasticDepthRate: 0.2 }).arch,
   ];
-  for (const choice of choices) {
-    const { arch } = resolveModel(choice);
+  for (const arch of archs) {
     const counts = countResNetRS(arch);
-    const m = buildModel(choice);
+    const m = buildResNetRS(arch);
+    const label = `[${arch.blocks.join(',')}] w${arch.widthMultiplier}${arch.smallInput ? ' small' : ''}`;
     try {
-      assert.equal(trainableOf(m), counts.params, `${choice.name} trainable`);
-      assert.equal(m.countParams(), counts.params + counts.nonTrainableParams, `${choice.name} total`);
+      assert.equal(trainableOf(m), counts.params, `${label} trainable`);
+      assert.equal(m.countParams(), counts.params + counts.nonTrainableParams, `${label} total`);
       assert.deepEqual(m.outputs[0]!.shape, [null, arch.classes]);
     } finally {
       m.dispose();

@@ -16,12 +16,13 @@ import { loadModel, loadModelFrom, MODEL_JSON_KEY, saveModelTo, storeModelIO } f
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { s3TestStore } from '../helpers/s3.js';
-import { readFashionMnist } from './fashion-mnist.js';
+import { needs } from '../helpers/extras.js';
+import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
 
 await initBackend('wasm');
 const tf = getTf();
 const choice = { name: FASHION_MNIST_MODEL, stochasticDepthRate: 0.2, dropoutRate: 0.3 };
-const images = readFashionMnist(8);
+const images = () => fashionMnistFloats('t10k', 8);
 
 /** Random weights everywhere (zero-γ residual branches would otherwise hide SE weights). */
 function randomize(m: LayersModel, seed: number): void {
@@ -39,7 +40,7 @@ function randomize(m: LayersModel, seed: number): void {
 }
 
 function predict(m: LayersModel): Float32Array {
-  return tf.tidy(() => (m.predict(tf.tensor4d(images.images, [images.n, 28, 28, 1])) as ReturnType<typeof tf.zeros>).dataSync() as Float32Array);
+  return tf.tidy(() => (m.predict(tf.tensor4d(images().images, [8, 28, 28, 1])) as ReturnType<typeof tf.zeros>).dataSync() as Float32Array);
 }
 
 async function roundTrip(store: ObjectStore): Promise<void> {
@@ -68,7 +69,7 @@ async function roundTrip(store: ObjectStore): Promise<void> {
   }
 }
 
-test('round trip through file:// gives identical outputs', async (t) => {
+test('round trip through file:// gives identical outputs', { skip: needs('fashion-mnist') }, async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-model-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const store = openStore(pathToFileURL(dir).href).sub('teacher/model');
@@ -78,13 +79,13 @@ test('round trip through file:// gives identical outputs', async (t) => {
   viaUri.dispose();
 });
 
-test('round trip through S3 gives identical outputs', async (t) => {
+test('round trip through S3 gives identical outputs', { skip: needs('fashion-mnist') }, async (t) => {
   const store = await s3TestStore(t);
   if (!store) return;
   await roundTrip(store.sub('runs/x/teacher/model'));
 });
 
-test('a save interrupted before model.json is never loaded; stale weights are cleaned up', async (t) => {
+test('a save interrupted before model.json is never loaded; stale weights are cleaned up', { skip: needs('fashion-mnist') }, async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-model-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const store = openStore(pathToFileURL(dir).href);

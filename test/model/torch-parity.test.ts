@@ -9,12 +9,12 @@
  *
  * Models: the small Fashion-MNIST variant at 28x28 (odd stage sizes 7 -> 4), and RS-50 (the paper's
  * smallest released model, 35.7M parameters) at 64x64 to keep the CPU time of a test.
- * Without torch the tests skip with a loud reason, except under CI=true, where the file fails:
+ * Without torch the tests skip naming what to install, except under CI=true, where the file fails:
  * CI installs python3-torch, so a missing torch there is a broken setup, not a reason to pass.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -25,9 +25,9 @@ import { getTf, initBackend } from '../../pipeline/backend/select.js';
 import { countResNetRS } from '../../pipeline/model/count.js';
 import { resolveModel, type ResNetRSArch } from '../../pipeline/model/family.js';
 import { buildResNetRS } from '../../pipeline/model/resnet-rs.js';
-import { readFashionMnist } from './fashion-mnist.js';
+import { needs, testPython } from '../helpers/extras.js';
+import { readFashionMnist } from '../helpers/fashion-mnist.js';
 
-const PYTHON = '/usr/bin/python3';
 /** bench/model_torch.py in the repo (tsc does not copy .py files into dist/, so walk up to it). */
 function findTorchScript(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
@@ -40,10 +40,9 @@ function findTorchScript(): string {
   }
 }
 const torchScript = findTorchScript();
-const torchProbe = spawnSync(PYTHON, ['-c', 'import torch'], { encoding: 'utf8' });
-const noTorch = torchProbe.status === 0 ? undefined : `${PYTHON} cannot import torch (Debian python3-torch): ${(torchProbe.stderr ?? torchProbe.error?.message ?? '').trim().split('\n').pop()}`;
-if (noTorch && process.env.CI === 'true') throw new Error(`CI=true: the PyTorch parity tests need torch: ${noTorch}`);
-const skip = noTorch ? `skipped: ${noTorch}` : false;
+// Without torch (or the images) the tests skip naming what to install; under CI=true, where CI
+// installs python3-torch, the file fails instead (test/helpers/extras.ts).
+const skip = needs('torch', 'fashion-mnist');
 
 type Tf = typeof tfTypes;
 
@@ -88,7 +87,7 @@ function exportRandomWeights(tf: Tf, model: tfTypes.LayersModel, dir: string, se
 
 /** n real images (Fashion-MNIST test set) as normalized NHWC input of the arch's size and channels. */
 function realImages(arch: ResNetRSArch, n: number): { input: Float32Array; labels: Int32Array } {
-  const fm = readFashionMnist(n * arch.inputChannels);
+  const fm = readFashionMnist('t10k', n * arch.inputChannels);
   const S = arch.imageSize;
   const C = arch.inputChannels;
   const input = new Float32Array(n * S * S * C);
@@ -135,7 +134,7 @@ async function setup(t: { after(fn: () => void): void }, choice: Parameters<type
 
 async function torch(dir: string, train: boolean): Promise<{ params: number; logits: number[]; loss?: number }> {
   const args = [torchScript, '--threads', '1', '--parity', dir, ...(train ? ['--train'] : [])];
-  const { stdout } = await promisify(execFile)(PYTHON, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const { stdout } = await promisify(execFile)(testPython(), args, { encoding: 'utf8', maxBuffer: 1 << 26 });
   return JSON.parse(stdout.trim().split('\n').pop()!) as { params: number; logits: number[]; loss?: number };
 }
 

@@ -9,14 +9,15 @@ import { getTf, initBackend } from '../../pipeline/backend/select.js';
 import { FASHION_MNIST_MODEL } from '../../pipeline/model/family.js';
 import { seedModelNoise } from '../../pipeline/model/noise.js';
 import { buildModel } from '../../pipeline/model/resnet-rs.js';
-import { readFashionMnist } from './fashion-mnist.js';
+import { needs } from '../helpers/extras.js';
+import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
 
-test('small RS model on wasm drives the training loss down on real images', async (t) => {
+test('small RS model on wasm drives the training loss down on real images', { skip: needs('fashion-mnist') }, async (t) => {
   const sel = await initBackend('wasm');
   assert.equal(sel.name, 'wasm');
   const tf = getTf();
   const batch = 32;
-  const data = readFashionMnist(batch, 'train');
+  const data = fashionMnistFloats('train', batch);
   const model = buildModel({ name: FASHION_MNIST_MODEL, stochasticDepthRate: 0.1, dropoutRate: 0.1 });
   seedModelNoise(1);
   const x = tf.tensor4d(data.images, [batch, 28, 28, 1]);

@@ -13,7 +13,7 @@ import { resolveModel, type ResNetRSArch } from '../../pipeline/model/family.js'
 import { storeModelIO } from '../../pipeline/model/store-io.js';
 import type { TeacherPreprocessing } from '../../pipeline/pseudo/teacher.js';
 import type { InferConfig } from '../../pipeline/manifest/sections/pseudo.js';
-import { readFashionMnist } from '../model/fashion-mnist.js';
+import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
 
 export const FMNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 export const TEACHER_MODEL = 'resnet-rs-26-w0.25-small';
@@ -30,7 +30,7 @@ export function inferConfig(over: Partial<InferConfig> = {}): InferConfig {
 
 /** PNGs of Fashion-MNIST t10k images [offset, offset+n). */
 export async function fashionPngs(n: number, offset = 0): Promise<{ png: Buffer; label: number }[]> {
-  const { images, labels } = readFashionMnist(offset + n);
+  const { images, labels } = fashionMnistFloats('t10k', offset + n);
   const out: { png: Buffer; label: number }[] = [];
   for (let i = offset; i < offset + n; i++) {
     const raw = Buffer.from(Array.from(images.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255)));

@@ -11,6 +11,7 @@ import { predictionKey } from '../../pipeline/pseudo/predictions-reader.js';
 import type { PredictionRecord, PseudoLabelRecord } from '../../pipeline/pseudo/records.js';
 import { selectPseudoLabels, pseudoLabelKey, type SelectOptions } from '../../stages/select/select.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
+import { needs, testPython } from '../helpers/extras.js';
 
 function tempStore(t: { after(fn: () => void): void }): FileStore {
   const dir = mkdtempSync(join(tmpdir(), 'select-test-'));
@@ -198,7 +199,7 @@ test('a damaged prediction object fails naming the object and line', async (t) =
   assert.equal(await store.sub('select').head('summary.json'), undefined, 'no summary after a failure');
 });
 
-test('pandas reads pseudo-label and prediction objects directly', async (t) => {
+test('pandas reads pseudo-label and prediction objects directly', { skip: needs('pandas') }, async (t) => {
   const store = tempStore(t);
   await constructed(store);
   await selectPseudoLabels(options(store, { perClass: 8 }));
@@ -210,7 +211,7 @@ print(len(p), int(p.repeats.sum()), sorted(p.columns.tolist()))
 print(len(q), int(q.error.notna().sum()))
 `;
   const root = (store as FileStore).root;
-  const out = execFileSync('/usr/bin/python3', ['-c', script, join(root, 'select', pseudoLabelKey('shard-000000')), join(root, 'infer', predictionKey('shard-000001'))], { encoding: 'utf8' });
+  const out = execFileSync(testPython(), ['-c', script, join(root, 'select', pseudoLabelKey('shard-000000')), join(root, 'infer', predictionKey('shard-000001'))], { encoding: 'utf8' });
   const mine = await readOut(store.sub('select'), 'shard-000000');
   const [l1, l2] = out.trim().split('\n');
   assert.equal(l1, `${mine.length} ${mine.reduce((a, r) => a + r.repeats, 0)} ['classes', 'confidence', 'key', 'label', 'probs', 'repeats', 'shard']`);

@@ -166,6 +166,10 @@ test('a second concurrent runner is refused; SIGTERM stops the first cleanly and
   assert.match(status.stdout, /lease: free/);
   assert.match(status.stdout, new RegExp(`${stage}\\s+interrupted\\s+1`));
   assert.match(status.stdout, /error: interrupted by SIGTERM/);
+  for (const line of status.stdout.trimEnd().split('\n')) assert.ok(line.length <= 120, `status line wider than 120 columns: ${line}`);
+  const full = await runToy(dir, ['status', 'file://./runs/toy', '--json']);
+  const records = (JSON.parse(full.stdout) as { records: { stage: string; status: string; summary?: unknown }[] }).records;
+  assert.equal(records.find((r) => r.stage === stage)?.status, 'interrupted', '--json has the full records');
 
   const resumed = await runToy(dir, ['run', manifest], { ...toy, unitMs: 0 });
   assert.equal(resumed.code, 0, resumed.stderr);

@@ -19,10 +19,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cliArgv } from '../helpers/cli.js';
-import { s3TestEnv } from '../helpers/s3.js';
+import { S3_SKIP_REASON, s3TestEnv } from '../helpers/s3.js';
 import { parseManifest } from '../../pipeline/manifest/load.js';
 import { buildChain } from '../../pipeline/runner/chain.js';
 import { estimateStages, manifestDatasetSizes } from '../../pipeline/runner/estimate.js';
+import { stageContext } from '../helpers/stage-context.js';
+import { needs } from '../helpers/extras.js';
+import { fashionMnistDir } from '../helpers/fashion-mnist.js';
 
 function repoRoot(): string {
   let d = path.dirname(fileURLToPath(import.meta.url));
@@ -33,7 +36,6 @@ function repoRoot(): string {
   return d;
 }
 const IMAGENET = path.join(repoRoot(), 'manifests', 'imagenet-resnet-rs-152.yaml');
-const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 
 interface Result {
   code: number;
@@ -160,7 +162,7 @@ test('ImageNet manifest, endpoint unreachable: every stage with images, storage 
     assert.match(row!, /\d (?:[kMGTPE])?B\b/, `${id}: storage column`);
     assert.match(row!, /\d (?:[kMGTPE])?FLOP\b/, `${id}: compute column`);
   }
-  assert.match(text.stdout, /\n  train-teacher-1\s+439 M\s+3\.47 GB\s+31\.5 EFLOP\s+teacher resnet-rs-152@224: 107,100 steps/);
+  assert.match(text.stdout, /\n  train-teacher-1\s+439 M\s+3\.47 GB\s+31\.5 EFLOP\s+teacher resnet-rs-152-i224@224: 107,100 steps/);
   assert.match(text.stdout, /TPUv3 core at 61\.5 TFLOP\/s/);
   assert.doesNotMatch(text.stdout + text.stderr, /plan-test-secret/);
 
@@ -174,7 +176,7 @@ test('ImageNet manifest, endpoint unreachable: every stage with images, storage 
 
 test('ImageNet manifest against the real S3 server, bucket missing: estimates and the bucket error', async (t) => {
   const s3 = await s3TestEnv();
-  if (!s3) return t.skip('no S3 endpoint (see test/helpers/s3.ts)');
+  if (!s3) return t.skip(S3_SKIP_REASON);
   const env = { ...process.env, AWS_ENDPOINT_URL: s3.endpoint, AWS_ACCESS_KEY_ID: s3.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.secretAccessKey, AWS_REGION: s3.region };
   const r = await cli(['plan', IMAGENET, '--json'], env);
   assert.equal(r.code, 0, r.stderr);
@@ -200,14 +202,14 @@ const smallManifest = (name: string, store: string, datasets: Record<string, unk
     evaluate: { baseline: true },
   });
 
-test('file:// manifest after the data exists: counts come from dataset.json, not from sizes', { skip: existsSync(FASHION_DIR) ? false : `${FASHION_DIR} missing (apt-get install dataset-fashion-mnist)` }, async (t) => {
+test('file:// manifest after the data exists: counts come from dataset.json, not from sizes', { skip: needs('fashion-mnist') }, async (t) => {
   const dir = tempDir(t, 'plan-estimate');
   const pool = pathToFileURL(path.join(dir, 'data', 'pool')).href;
   const evalUri = pathToFileURL(path.join(dir, 'data', 'eval')).href;
   // Real imports of the Fashion-MNIST test split: 20 labeled per class + 9,800 unlabeled, and all 10,000 for eval.
   const [a, b] = await Promise.all([
-    cli(['dataset', 'import', FASHION_DIR, '--split', 'test', '--labeled-per-class', '20', '--to', pool]),
-    cli(['dataset', 'import', FASHION_DIR, '--split', 'test', '--to', evalUri]),
+    cli(['dataset', 'import', fashionMnistDir(), '--split', 'test', '--labeled-per-class', '20', '--to', pool]),
+    cli(['dataset', 'import', fashionMnistDir(), '--split', 'test', '--to', evalUri]),
   ]);
   assert.equal(a.code, 0, a.stderr);
   assert.equal(b.code, 0, b.stderr);
@@ -274,7 +276,7 @@ test('without data: known import sources give sizes, an unknown source prints ? 
   assert.match(r.stdout, /datasets: labeled \? \[unknown\]/);
 });
 
-test('after the import stage ran: sizes of the imported sources come from their dataset.json via import/datasets.json', { skip: existsSync(FASHION_DIR) ? false : `${FASHION_DIR} missing (apt-get install dataset-fashion-mnist)` }, async (t) => {
+test('after the import stage ran: sizes of the imported sources come from their dataset.json via import/datasets.json', { skip: needs('fashion-mnist') }, async (t) => {
   const dir = tempDir(t, 'plan-imported');
   const storeUri = pathToFileURL(path.join(dir, 'runs')).href;
   const file = path.join(dir, 'imported.json');
@@ -295,13 +297,10 @@ test('after the import stage ran: sizes of the imported sources come from their 
   const { openStore } = await import('../../pipeline/store/open.js');
   const { runStage } = await import('../../stages/import/index.js');
   const manifest = parseManifest(readFileSync(file, 'utf8'), file);
-  const importStage = buildChain(manifest).find((s) => s.id === 'import')!;
+  const importStage = buildChain(manifest).find((s) => s.id === 'import');
+  assert.ok(importStage?.kind === 'import');
   const root = openStore(storeUri);
-  const quiet = { info() {}, warn() {}, error() {}, debug() {} };
-  await runStage(
-    { run: root.sub('imported'), root, outPrefix: 'import/', log: quiet, signal: new AbortController().signal, progress: () => ({ update() {}, setTotal() {}, stop() {} }) },
-    importStage.config,
-  );
+  await runStage(stageContext({ run: root.sub('imported'), root, outPrefix: 'import/' }), importStage.config);
   const refs = JSON.parse((await root.get('imported/import/datasets.json')).toString()) as Record<string, string>;
   const index = async (ref: string) => JSON.parse((await root.get(`${ref}/dataset.json`)).toString()) as { samples: number; bytes: number };
   const [lab, unl, ev] = await Promise.all([index(refs.labeled!), index(refs.unlabeled!), index(refs.eval!)]);

@@ -159,3 +159,43 @@ test('an unreadable record is reported and the stage runs again', async (t) => {
   assert.deepEqual(ran(out), ['a']);
   assert.ok(lines.some((l) => l.includes('[a] running: record state/a.json is not valid JSON; running it again')));
 });
+
+test("ctx.stageRuns(): the chain's records in start order, own entry running, other runs' records left out", async (t) => {
+  const { run, root, log, progress } = setup(t);
+  const n = new Map<string, number>();
+  // A record of a stage that is not in this chain (e.g. a round dropped from the manifest).
+  await run.put('state/gone.json', JSON.stringify({ format: 1, stage: 'gone', kind: 'test', status: 'done', fingerprint: 'f', version: '1', config: {}, deps: {}, inputs: {}, outputs: [], host: 'h', pid: 1, attempts: 1, startedAt: '2000-01-01T00:00:00.000Z' }));
+  let seen: Awaited<ReturnType<StageContext['stageRuns']>> = [];
+  const last = stage('c', ['a', 'b'], {}, n, {
+    run: async (ctx) => {
+      seen = await ctx.stageRuns();
+      await ctx.run.put('c/out.txt', 'c');
+    },
+  });
+  const out = await runStages({ stages: [stage('a', [], {}, n), stage('b', ['a'], {}, n), last], run, root, log, progress });
+  assert.equal(out.status, 'done');
+  assert.deepEqual(seen.map((r) => [r.stage, r.status, r.attempts]), [['a', 'done', 1], ['b', 'done', 1], ['c', 'running', 1]]);
+  assert.ok(seen.slice(0, 2).every((r) => typeof r.durationMs === 'number' && typeof r.totalMs === 'number'), 'finished stages carry their times');
+  assert.equal(seen[2]!.durationMs, undefined);
+});
+
+test("openRun passes the manifest's s3 settings explicitly and leaves process.env alone", async () => {
+  const { parseManifest } = await import('../../pipeline/manifest/load.js');
+  const { openRun } = await import('../../pipeline/runner/open-run.js');
+  const before = { url: process.env.AWS_ENDPOINT_URL, region: process.env.AWS_REGION };
+  const m = parseManifest(JSON.stringify({
+    name: 'envless',
+    store: 's3://some-bucket/runs',
+    s3: { endpoint: 'http://127.0.0.1:9', region: 'eu-north-9' },
+    datasets: { labeled: 'fashion-mnist:train', unlabeled: 'fashion-mnist:train', eval: 'fashion-mnist:test', split: { labeledPerClass: 1 } },
+    teacher: { model: { name: 'resnet-rs-26-w0.25-small' } },
+    student: { model: { name: 'resnet-rs-26-w0.25-small' } },
+  }), 'envless.json');
+  const opened = await openRun(m, undefined);
+  try {
+    assert.deepEqual(opened.storeSettings, { endpoint: 'http://127.0.0.1:9', region: 'eu-north-9' });
+    assert.deepEqual({ url: process.env.AWS_ENDPOINT_URL, region: process.env.AWS_REGION }, before);
+  } finally {
+    await opened.root.close();
+  }
+});

@@ -12,11 +12,12 @@ import { promisify } from 'node:util';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
 import { S3Store } from '../../pipeline/store/s3-store.js';
 import { StoreUnreachableError } from '../../pipeline/store/types.js';
+import { skipReason } from '../helpers/extras.js';
 import { freePortRange, repoRoot, s3TestClient, swiftInstalled } from '../helpers/s3.js';
 
 const run = promisify(execFile);
 const scripts = path.join(repoRoot(), 'infra', 'local-s3');
-const skip = swiftInstalled() ? false : 'Swift is not installed (see infra/local-s3/README.md)';
+const skip = swiftInstalled() ? false : skipReason('swift');
 if (skip && process.env.CI === 'true') throw new Error(`CI=true: ${skip}`);
 
 function alive(pid: number): boolean {

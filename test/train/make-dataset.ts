@@ -3,7 +3,7 @@ import sharp from 'sharp';
 import { DatasetWriter } from '../../pipeline/data/dataset-writer.js';
 import type { SampleToPack } from '../../pipeline/data/tar.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
-import { readFashionMnist } from './fmnist.js';
+import { readFashionMnist } from '../helpers/fashion-mnist.js';
 
 export const CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 

@@ -1,44 +1,49 @@
 /**
  * Each RandAugment op on real Fashion-MNIST images, grey and RGB (three test images as the three
  * channels): pixel and colour ops against Pillow's ImageOps/ImageEnhance, Rotate/Shear/Translate
- * against Pillow's affine transforms (an independent implementation, run through /usr/bin/python3);
+ * against Pillow's affine transforms (an independent implementation, run through /usr/bin/python3
+ * or SELFTRAIN_TEST_PYTHON);
  * SolarizeAdd and Cutout, which Pillow lacks, against their definitions; the op choice of
  * randAugment itself observed through its op callback.
  */
-import { test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { readFashionMnist } from './fmnist.js';
+import { needs, testPython } from '../helpers/extras.js';
+import { readFashionMnist } from '../helpers/fashion-mnist.js';
 import {
   RANDAUGMENT_OPS, applyOp, randAugment, autoContrast, equalize, invert, posterize, solarize, solarizeAdd, contrast,
   brightness, sharpness, color, rotate, shearX, shearY, translateX, translateY, cutout, type RawImage,
 } from '../../pipeline/train/randaugment.js';
 import { Sfc32 } from '../../pipeline/train/rng.js';
 
-const fm = readFashionMnist('t10k', 2);
-const W = fm.cols, H = fm.rows;
+const NEEDS = needs('fashion-mnist');
+const PILLOW = NEEDS || needs('pillow');
+let W!: number, H!: number;
 /** Test image 0 (an ankle boot), squeezed into [30, 200] so AutoContrast has something to stretch. */
-const boot: RawImage = {
-  width: W, height: H, channels: 1,
-  data: Uint8Array.from(fm.images.subarray(0, W * H), (v) => 30 + Math.floor((v * 170) / 255)),
-};
-const raw: RawImage = { width: W, height: H, channels: 1, data: fm.images.slice(W * H, 2 * W * H) };
+let boot!: RawImage;
+let raw!: RawImage;
 /** An RGB image: Fashion-MNIST test images 2, 3 and 4 as its red, green and blue channels. */
-const rgbFm = readFashionMnist('t10k', 5);
-const rgb: RawImage = {
-  width: W, height: H, channels: 3,
-  data: Uint8Array.from({ length: W * H * 3 }, (_, i) => rgbFm.images[(2 + (i % 3)) * W * H + Math.floor(i / 3)]!),
-};
+let rgb!: RawImage;
+before(() => {
+  if (NEEDS) return; // every test below skips
+  const fm = readFashionMnist('t10k', 5);
+  W = fm.cols;
+  H = fm.rows;
+  boot = { width: W, height: H, channels: 1, data: Uint8Array.from(fm.images.subarray(0, W * H), (v) => 30 + Math.floor((v * 170) / 255)) };
+  raw = { width: W, height: H, channels: 1, data: fm.images.slice(W * H, 2 * W * H) };
+  rgb = { width: W, height: H, channels: 3, data: Uint8Array.from({ length: W * H * 3 }, (_, i) => fm.images[(2 + (i % 3)) * W * H + Math.floor(i / 3)]!) };
+});
 const opts = { translateConst: 100, cutoutConst: 40, fill: 128 };
 
 function pillow(img: RawImage, ops: [string, number][]): Uint8Array[] {
   // The helper stays in the source tree; from dist/ (npm test) look it up there.
   let script = fileURLToPath(new URL('./pil_ops.py', import.meta.url));
   if (!existsSync(script)) script = path.resolve(path.dirname(script), '../../../test/train/pil_ops.py');
-  const out = execFileSync('/usr/bin/python3', [script], {
+  const out = execFileSync(testPython(), [script], {
     input: JSON.stringify({ width: img.width, height: img.height, channels: img.channels, pixels: Array.from(img.data), ops }),
   });
   return (JSON.parse(out.toString()) as number[][]).map((p) => Uint8Array.from(p));
@@ -66,7 +71,7 @@ function maxDiff(a: Uint8Array, b: Uint8Array): number {
 }
 const at = (img: RawImage, x: number, y: number) => img.data[y * img.width + x]!;
 
-test('pixel and colour ops match Pillow on real grey and RGB images', () => {
+test('pixel and colour ops match Pillow on real grey and RGB images', { skip: PILLOW }, () => {
   const cases: [string, number, (i: RawImage) => RawImage, number][] = [
     ['AutoContrast', 0, autoContrast, 0],
     ['Equalize', 0, equalize, 0],
@@ -97,7 +102,7 @@ test('pixel and colour ops match Pillow on real grey and RGB images', () => {
   }
 });
 
-test('Rotate, ShearX/Y and TranslateX/Y match Pillow\'s affine transforms on grey and RGB images', () => {
+test('Rotate, ShearX/Y and TranslateX/Y match Pillow\'s affine transforms on grey and RGB images', { skip: PILLOW }, () => {
   const cases: [string, number, (i: RawImage) => RawImage][] = [
     ['Rotate', 30, (i) => rotate(i, 30, 128)],
     ['Rotate', -17, (i) => rotate(i, -17, 128)],
@@ -124,12 +129,12 @@ test('Rotate, ShearX/Y and TranslateX/Y match Pillow\'s affine transforms on gre
   }
 });
 
-test('grey images: Color is the identity, Invert inverts the one channel', () => {
+test('grey images: Color is the identity, Invert inverts the one channel', { skip: NEEDS }, () => {
   assert.deepEqual(color(raw, 2.8).data, raw.data);
   assert.deepEqual(invert(raw).data, Uint8Array.from(raw.data, (v) => 255 - v));
 });
 
-test('SolarizeAdd adds to dark pixels only, saturating at 255', () => {
+test('SolarizeAdd adds to dark pixels only, saturating at 255', { skip: NEEDS }, () => {
   const out = solarizeAdd(boot, 110);
   for (let i = 0; i < boot.data.length; i++) {
     const v = boot.data[i]!;
@@ -137,7 +142,7 @@ test('SolarizeAdd adds to dark pixels only, saturating at 255', () => {
   }
 });
 
-test('Cutout fills a clipped square of side 2*pad with 128', () => {
+test('Cutout fills a clipped square of side 2*pad with 128', { skip: NEEDS }, () => {
   const c = cutout(raw, 6, 2, 20, 128);
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
@@ -147,7 +152,7 @@ test('Cutout fills a clipped square of side 2*pad with 128', () => {
   }
 });
 
-test('magnitude scale: level args as in the official autoaugment.py', () => {
+test('magnitude scale: level args as in the official autoaugment.py', { skip: NEEDS }, () => {
   const rng = new Sfc32(1);
   // M=10: posterize keeps 4 bits, solarize threshold 256 (identity), brightness factor 1.9.
   assert.deepEqual(applyOp('Posterize', raw, 10, rng, opts).data, posterize(raw, 4).data);
@@ -160,7 +165,7 @@ test('magnitude scale: level args as in the official autoaugment.py', () => {
   assert.ok(maxDiff(t, translateX(raw, 10, 128).data) === 0 || maxDiff(t, translateX(raw, -10, 128).data) === 0);
 });
 
-test('Cutout through applyOp: an 8x8 square of 128 at M=1 (clipped at the border), at a random centre, nothing else touched', () => {
+test('Cutout through applyOp: an 8x8 square of 128 at M=1 (clipped at the border), at a random centre, nothing else touched', { skip: NEEDS }, () => {
   // No pixel of the source is 128, so the 128s are exactly the cut-out square.
   const src: RawImage = { ...rgb, data: Uint8Array.from(rgb.data, (v) => (v === 128 ? 127 : v)) };
   const rng = new Sfc32(3);
@@ -187,7 +192,7 @@ test('Cutout through applyOp: an 8x8 square of 128 at M=1 (clipped at the border
   assert.ok(centres.size > 10, `the square moves with the random centre (${centres.size} places in 20 trials)`);
 });
 
-test('randAugment is deterministic per seed, applies `layers` ops, and picks all 16 ops about evenly', () => {
+test('randAugment is deterministic per seed, applies `layers` ops, and picks all 16 ops about evenly', { skip: NEEDS }, () => {
   const o = { ...opts, layers: 2, magnitude: 9 };
   const a = randAugment(rgb, o, new Sfc32(42));
   const b = randAugment(rgb, o, new Sfc32(42));

@@ -11,6 +11,7 @@
 import type { Command } from 'commander';
 import { reportCommandError } from './fail.js';
 import type { RunnerCommandHooks } from './run.js';
+import { trimUri } from '../../store/uri.js';
 
 interface PlanFlags {
   store?: string;
@@ -66,7 +67,7 @@ export function registerPlanCommand(program: Command, hooks: RunnerCommandHooks 
         } catch (err) {
           if (!(err instanceof StoreError)) throw err;
           storeProblem = est.oneLine(err);
-          runUri = opened?.run.uri ?? `${(flags.store ?? manifest.store).replace(/\/+$/, '')}/${manifest.name}`;
+          runUri = opened?.run.uri ?? `${trimUri(flags.store ?? manifest.store)}/${manifest.name}`;
           opened = undefined;
           rows = stages.map((s) => ({ id: s.id, kind: s.kind, deps: s.deps, state: 'unknown', reason: 'store not readable' }));
         }
@@ -87,6 +88,8 @@ export function registerPlanCommand(program: Command, hooks: RunnerCommandHooks 
         const estimates = est.estimateStages(manifest, stages, sizes);
         const throughputs = { ...est.DEFAULT_THROUGHPUTS, ...(flags.localGflops ? { localInfer: flags.localGflops * 1e9, localTrain: flags.localGflops * 1e9 } : {}) };
         const totals = est.totalEstimates(estimates, throughputs);
+        const { labeledMemoryWarnings } = await import('../../train/labeled-memory.js');
+        const warnings = labeledMemoryWarnings(stages, { labeled: sizes.labeled.samples, unlabeled: sizes.unlabeled.samples, labeledRef: manifest.datasets.labeled });
 
         if (flags.json) {
           const byId = new Map(estimates.map((e) => [e.id, e]));
@@ -99,6 +102,7 @@ export function registerPlanCommand(program: Command, hooks: RunnerCommandHooks 
             }),
             datasets: Object.fromEntries(Object.entries(sizes).map(([k, v]) => [k, { samples: v.samples ?? null, bytes: v.bytes ?? null, classes: v.classes ?? null, origin: v.origin }])),
             datasetNotes: notes,
+            warnings,
             totals: { ...nullify(totals), throughputs: { tpuV3CoreFlops: throughputs.tpuV3Core, localInferFlops: throughputs.localInfer, localTrainFlops: throughputs.localTrain } },
           };
           process.stdout.write(JSON.stringify(out, null, 2) + '\n');
@@ -129,6 +133,7 @@ export function registerPlanCommand(program: Command, hooks: RunnerCommandHooks 
           `  compute ${est.fmtFlops(totals.flops)} ≈ ${est.fmtDuration(totals.tpuV3CoreSeconds)} of one TPUv3 core at ${throughputs.tpuV3Core / 1e12} TFLOP/s (bf16 peak), ` +
             `≈ ${est.fmtDuration(totals.localCoreSeconds)} of one core here (wasm backend as measured by bench/model.ts: ${throughputs.localTrain / 1e9} GFLOP/s training, ${throughputs.localInfer / 1e9} GFLOP/s inference; --local-gflops to change)`,
         );
+        for (const w of warnings) lines.push(`warning: ${w}`);
 
         if (opened) {
           const { leaseKey, judgeLease, defaultLeaseTtlMs } = await import('../../runner/lease.js');

@@ -102,6 +102,7 @@ async function runCommand(file: string, flags: RunFlags, hooks: RunnerCommandHoo
         stages,
         run: opened.run,
         root: opened.root,
+        storeSettings: opened.storeSettings,
         log,
         progress: out.progress,
         signal: controller.signal,

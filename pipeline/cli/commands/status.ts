@@ -1,6 +1,11 @@
-/** `selftrain status <run-uri>`: the stage records of a run (status, timings, summary) and its lease. */
+/**
+ * `selftrain status <run-uri>`: a compact table of the run's stages (status, tries, time, backend,
+ * key numbers; pipeline/runner/status-table.ts) and who holds its lease; `--json` prints the full
+ * stage records.
+ */
 import type { Command } from 'commander';
 import { reportCommandError } from './fail.js';
+import { trimUri } from '../../store/uri.js';
 
 interface StatusFlags {
   endpoint?: string;
@@ -11,16 +16,16 @@ interface StatusFlags {
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description("show a run's stage records (status, attempts, timings, backend, summary) and who holds its lease")
+    .description("show a run's stages (status, tries, time, backend, key numbers) and who holds its lease; --json for the full records")
     .argument('<run-uri>', 'the run prefix: <store root>/<manifest name>, e.g. file://./runs/demo or s3://bucket/runs/demo')
     .option('--endpoint <url>', 'S3 endpoint (else AWS_ENDPOINT_URL)')
     .option('--region <region>', 'S3 region (else AWS_REGION)')
-    .option('--json', 'print records as JSON')
+    .option('--json', 'print the full stage records as JSON')
     .action(async (runUri: string, flags: StatusFlags) => {
       const { resolveStoreOption, openStoreUri } = await import('../../runner/open-run.js');
       const { listRecords } = await import('../../runner/record.js');
       const { leaseKey, judgeLease, defaultLeaseTtlMs } = await import('../../runner/lease.js');
-      const { formatDuration, formatFields } = await import('../../log/format.js');
+      const { fit, statusTable } = await import('../../runner/status-table.js');
       const { NotFoundError } = await import('../../store/types.js');
       let store: { close(): Promise<void> } | undefined;
       try {
@@ -40,7 +45,7 @@ export function registerStatusCommand(program: Command): void {
           return;
         }
         if (records.length === 0 && problems.length === 0) {
-          process.stderr.write(`no stage records under ${run.uri.replace(/\/$/, '')}/state/: nothing has run here (the run URI is <store root>/<manifest name>)\n`);
+          process.stderr.write(`no stage records under ${trimUri(run.uri)}/state/: nothing has run here (the run URI is <store root>/<manifest name>)\n`);
           process.exitCode = 1;
           return;
         }
@@ -48,18 +53,11 @@ export function registerStatusCommand(program: Command): void {
         if (lease) {
           const h = lease as Parameters<typeof judgeLease>[0] & object;
           const verdict = judgeLease(h, defaultLeaseTtlMs);
-          lines.push(`lease: ${verdict.takeable === 'no' ? 'held by ' : 'stale — '}${verdict.why}`);
+          lines.push(fit(`lease: ${verdict.takeable === 'no' ? 'held by ' : 'stale — '}${verdict.why}`));
         } else lines.push('lease: free (no runner active)');
-        const width = Math.max(5, ...records.map((r) => r.stage.length));
-        lines.push(`  ${'STAGE'.padEnd(width)}  ${'STATUS'.padEnd(11)}  ${'TRIES'.padEnd(5)}  ${'TIME'.padEnd(8)}  ${'BACKEND'.padEnd(8)}  ENDED / SUMMARY`);
-        for (const r of records) {
-          const time = r.totalMs !== undefined ? formatDuration(r.totalMs) : r.status === 'running' ? `since ${r.startedAt.slice(11, 19)}` : '-';
-          lines.push(
-            `  ${r.stage.padEnd(width)}  ${r.status.padEnd(11)}  ${String(r.attempts).padEnd(5)}  ${time.padEnd(8)}  ${(r.backend ?? '-').padEnd(8)}  ${r.endedAt ?? '-'}${r.summary ? '  ' + formatFields(r.summary) : ''}`,
-          );
-          if (r.error) lines.push(`  ${' '.repeat(width)}  error: ${r.error}`);
-        }
-        for (const p of problems) lines.push(`warning: ${p}`);
+        lines.push(...statusTable(records));
+        for (const p of problems) lines.push(fit(`warning: ${p}`));
+        lines.push('full records: --json');
         process.stdout.write(lines.join('\n') + '\n');
       } catch (err) {
         await reportCommandError(err);

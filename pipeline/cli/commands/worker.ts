@@ -41,7 +41,9 @@ export function registerWorkerCommands(program: Command): void {
     .option('--stage <id>', 'infer stage id (default: the only infer stage with a job in the run)')
     .option('--index <i>', 'this worker\'s index (default: JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX)', nonNegativeInt('--index'))
     .option('--count <n>', 'number of workers', nonNegativeInt('--count'), 1)
-    .action(async (opts: { run: string; stage?: string; index?: number; count: number }) => {
+    .option('--endpoint <url>', 'S3 endpoint of the run, its datasets and teacher (else AWS_ENDPOINT_URL)')
+    .option('--region <region>', 'S3 region (else AWS_REGION)')
+    .action(async (opts: { run: string; stage?: string; index?: number; count: number; endpoint?: string; region?: string }) => {
       // Loaded here, not at the top: every `selftrain` command would otherwise pay for tfjs and sharp.
       const { openStore } = await import('../../store/open.js');
       const { DATA_ERROR_EXIT, SETUP_ERROR_EXIT } = await import('../../../stages/infer/executor.js');
@@ -66,7 +68,8 @@ export function registerWorkerCommands(program: Command): void {
       }
       if (opts.count < 1) return fail('--count must be >= 1');
       if (index >= opts.count) return fail(`worker index ${index} is not below --count ${opts.count}`);
-      const run = openStore(opts.run);
+      const storeSettings = { endpoint: opts.endpoint, region: opts.region };
+      const run = openStore(opts.run, storeSettings);
       try {
         let stage = opts.stage;
         if (!stage) {
@@ -78,6 +81,7 @@ export function registerWorkerCommands(program: Command): void {
         }
         const result = await runInferWorker({
           run,
+          storeSettings,
           stage,
           index,
           count: opts.count,

@@ -12,7 +12,7 @@
 import { appendFileSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { StageContext, StageDefinition, StageResult } from '../../pipeline/runner/stage.js';
+import type { StageContext, StageDefinition, StageResult } from '../../../pipeline/runner/stage.js';
 
 export interface ToyOptions {
   units: number;
@@ -60,7 +60,7 @@ export async function runToyUnits(ctx: StageContext, stageId: string, deps: stri
 }
 
 /** Replaces a chain's work with toy units, keeping ids, deps and configs (so fingerprints behave as real). */
-export function toyify(stages: StageDefinition[], opts: ToyOptions): StageDefinition[] {
+export function toyify<S extends StageDefinition<string, unknown>>(stages: S[], opts: ToyOptions): S[] {
   return stages.map((s) => ({
     ...s,
     needsBackend: false,

@@ -3,8 +3,8 @@
  * configs, so fingerprints and staleness behave exactly as for real runs) with toy work.
  * Options come from the test through environment variables read by the test-only entry script.
  */
-import type { Manifest } from '../../pipeline/manifest/schema.js';
-import { buildChain } from '../../pipeline/runner/chain.js';
+import type { Manifest } from '../../../pipeline/manifest/schema.js';
+import { buildChain } from '../../../pipeline/runner/chain.js';
 import { toyify, type ToyOptions } from './unit-stage.js';
 
 export function toyChain(opts: ToyOptions) {
