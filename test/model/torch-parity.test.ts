@@ -59,8 +59,11 @@ function exportRandomWeights(tf: Tf, model: tfTypes.LayersModel, dir: string, se
     if (!ws.length) continue;
     const values = ws.map((w, i) => {
       const shape = w.shape as number[];
-      const positive = layer.getClassName() === 'BatchNormalization' && (i === 0 || i === 3);
-      if (positive) return tf.randomUniform(shape, 0.5, 1.5, 'float32', seed++);
+      const bn = layer.getClassName() === 'BatchNormalization';
+      // The last BN of each block (zero-initialised in training) gets a small γ: its branch counts,
+      // and the network stays near the identity, well conditioned like a trained ResNet.
+      if (bn && i === 0 && layer.name.endsWith('_bn3')) return tf.randomUniform(shape, 0.1, 0.3, 'float32', seed++);
+      if (bn && (i === 0 || i === 3)) return tf.randomUniform(shape, 0.5, 1.5, 'float32', seed++);
       // Kernels ~ 1/sqrt(fan-in) keep activations O(1) through the depth; vectors ~ 0.1.
       const fanIn = shape.length >= 2 ? shape.slice(0, -1).reduce((a, b) => a * b, 1) : 100;
       return tf.randomNormal(shape, 0, 1 / Math.sqrt(fanIn), 'float32', seed++);
@@ -96,7 +99,7 @@ function realImages(arch: ResNetRSArch, n: number): { input: Float32Array; label
       for (let x = 0; x < S; x++) {
         // Nearest resize 28 -> S; channel c of image b is Fashion-MNIST image b*C + c.
         const src = Math.floor((y * 28) / S) * 28 + Math.floor((x * 28) / S);
-        for (let c = 0; c < C; c++) input[((b * S + y) * S + x) * C + c] = (fm.images[(b * C + c) * 784 + src]! - 0.286) / 0.353;
+        for (let c = 0; c < C; c++) input[((b * S + y) * S + x) * C + c] = (fm.images[(b * C + c) * 784 + src]! / 255 - 0.286) / 0.353;
       }
     }
   }
@@ -181,10 +184,9 @@ test('RS-50: the same logits in eval mode, and in training mode the same loss an
   assert.ok(Math.abs(loss - got.loss!) <= 1e-4 * Math.max(1, Math.abs(loss)), `training-mode loss: tfjs ${loss} vs torch ${got.loss}`);
 
   // Gradients, weight by weight (index.json's order of the trainable weights), against PyTorch's in
-  // float64. BN on the batch statistics of 2 images (8 values per channel at the last stage) makes
-  // the backward pass cancel a lot, so float32 rounding alone moves some gradients by ~1%; the bar
-  // for tfjs is what float32 PyTorch itself achieves on the same weights, plus a margin. A wrong
-  // gradient kernel is off by far more (O(1)).
+  // float64: float32 rounding alone leaves ~1e-5 here (float32 PyTorch shows the same), a wrong
+  // gradient kernel is off by O(1). (With γ ~ 1 on every block's last BN, gradients explode through
+  // the 16 blocks and float32 noise alone reaches a few % in both frameworks: hence the small γ.)
   const read = (file: string) => new Float32Array(readFileSync(path.join(s.dir, file)).buffer.slice(0));
   const g32 = read('grads.bin');
   const g64 = read('grads64.bin');
@@ -206,7 +208,7 @@ test('RS-50: the same logits in eval mode, and in training mode the same loss an
     const torch32 = rel(g32.subarray(off, off + g.length), ref);
     off += g.length;
     if (ours > worst.ours) worst = { name: w.originalName, ours, torch32 };
-    assert.ok(ours <= Math.max(1e-4, 5 * torch32), `gradient of ${w.originalName}: relative L2 error ${ours.toExponential(2)} against float64 PyTorch; float32 PyTorch's is ${torch32.toExponential(2)}`);
+    assert.ok(ours <= 1e-4, `gradient of ${w.originalName}: relative L2 error ${ours.toExponential(2)} against float64 PyTorch (float32 PyTorch: ${torch32.toExponential(2)})`);
   }
   assert.equal(off, g64.length, 'every trainable weight compared');
   t.diagnostic(`train: ${trainable.length} gradients compared with float64 PyTorch; worst relative L2 error ${worst.ours.toExponential(2)} (${worst.name}; float32 PyTorch there: ${worst.torch32.toExponential(2)})`);
