@@ -24,6 +24,7 @@ import { modelJsonKey, type TrainStageConfigInput } from '../contracts/train.js'
 import { inferSummaryKey, type InferStageConfigInput } from '../contracts/infer.js';
 import { selectSummaryKey, type SelectStageConfigInput } from '../contracts/select.js';
 import { reportKey, type EvaluateStageConfigInput } from '../contracts/evaluate.js';
+import { STAGE_CODE_VERSIONS, type StageCodeVersions } from './code-versions.js';
 import type { StageContext, StageDefinition, StageModule } from './stage.js';
 
 /** Each stage kind's config, as its contract (pipeline/contracts/<kind>.ts) accepts it. */
@@ -40,6 +41,7 @@ export type Kind = keyof StageConfigs;
 export type ChainStage = { [K in Kind]: StageDefinition<K, StageConfigs[K]> }[Kind];
 
 export type ChainBuilder = (manifest: Manifest) => ChainStage[];
+
 
 /** Final objects per stage kind, relative to the run (each stage writes its own LAST). */
 export const stageOutputs: { [K in Kind]: (id: string) => string[] } = {
@@ -69,19 +71,23 @@ async function loadStageModule<K extends Kind>(kind: K): Promise<StageModule<Sta
   return mod as StageModule<StageConfigs[K]>;
 }
 
-function define<K extends Kind>(kind: K, id: string, deps: string[], config: StageConfigs[K], needsBackend: boolean): StageDefinition<K, StageConfigs[K]> {
+function defineStage<K extends Kind>(kind: K, id: string, deps: string[], config: StageConfigs[K], needsBackend: boolean, versions: StageCodeVersions): StageDefinition<K, StageConfigs[K]> {
   return {
     id,
     kind,
     deps,
     config,
     outputs: stageOutputs[kind](id),
+    // Hashed into the fingerprint: new code that changes a kind's outputs re-runs its stages.
+    version: String(versions[kind]),
     needsBackend,
     run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, config),
   };
 }
 
-export const buildChain: ChainBuilder = (m) => {
+/** The chain of a manifest; `versions` (the stage kinds' code versions) is for tests of upgrades. */
+export function buildChain(m: Manifest, versions: StageCodeVersions = STAGE_CODE_VERSIONS): ChainStage[] {
+  const define = <K extends Kind>(kind: K, id: string, deps: string[], config: StageConfigs[K], needsBackend: boolean) => defineStage(kind, id, deps, config, needsBackend, versions);
   const seed = m.seed;
   // `sizes` only feeds `plan`'s estimates: kept out of the fingerprint so editing it re-runs nothing.
   const { sizes: _planOnly, ...datasets } = m.datasets;
@@ -139,4 +145,4 @@ export const buildChain: ChainBuilder = (m) => {
     ),
   );
   return stages;
-};
+}

@@ -18,6 +18,7 @@ import type { RunLogger } from '../log/logger.js';
 import type { ProgressFactory } from '../log/progress.js';
 import { readRecord, writeRecord, type StageRecord } from './record.js';
 import { decideInChain, type StageDecision } from './decide.js';
+import { defaultStageVersion } from './fingerprint.js';
 import { validateChain, outPrefixOf } from './graph.js';
 import { acquireLease, type LeaseOptions } from './lease.js';
 import { formatDuration } from '../log/format.js';
@@ -175,7 +176,7 @@ async function runOne(
     kind: stage.kind,
     status: 'running',
     fingerprint: decision.fingerprint,
-    version: stage.version ?? '1',
+    version: stage.version ?? defaultStageVersion,
     config: JSON.parse(JSON.stringify(stage.config ?? null)),
     deps: depFingerprints,
     inputs: Object.fromEntries(stage.deps.map((d) => [d, c.runIds[d] ?? ''])),

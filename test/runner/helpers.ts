@@ -59,6 +59,8 @@ export interface ToyEnv {
   journal?: string;
   failAt?: string;
   unitBytes?: number;
+  /** Stage kinds' code versions over the real ones, e.g. { select: 2 }. */
+  codeVersions?: Record<string, number>;
   leaseTtlMs?: number;
   heartbeatMs?: number;
 }
@@ -71,6 +73,7 @@ function envOf(toy: ToyEnv): NodeJS.ProcessEnv {
     TOY_JOURNAL: toy.journal ?? '',
     TOY_FAIL_AT: toy.failAt ?? '',
     TOY_UNIT_BYTES: String(toy.unitBytes ?? 0),
+    TOY_CODE_VERSIONS: toy.codeVersions ? JSON.stringify(toy.codeVersions) : '',
     TOY_LEASE_TTL_MS: String(toy.leaseTtlMs ?? ''),
     TOY_LEASE_HEARTBEAT_MS: String(toy.heartbeatMs ?? ''),
     SELFTRAIN_PROGRESS_INTERVAL_S: '0.05',
