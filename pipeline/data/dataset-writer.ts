@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import type { ObjectStore } from '../store/types.js';
+import { integrityErrorIn, isNotFoundError, type ObjectStore } from '../store/types.js';
 import { DATASET_JSON, parseDatasetJson, shardIndexName, shardName } from './dataset-json.js';
 import { packShard, type SampleToPack } from './tar.js';
 import { DataError, type DatasetIndex, type SampleLocation, type ShardEntry, type ShardIndexFile } from './types.js';
@@ -72,8 +72,10 @@ export class DatasetWriter {
       let rec: ProgressRecord;
       try {
         rec = JSON.parse((await this.store.get(info.key)).toString('utf8')) as ProgressRecord;
-      } catch {
-        continue; // unreadable record: the shard is simply redone
+      } catch (err) {
+        // Gone, damaged or unparsable: the shard is simply redone. Any other store error is a failure.
+        if (isNotFoundError(err) || integrityErrorIn(err) || err instanceof SyntaxError) continue;
+        throw err;
       }
       if (rec.plan !== this.opts.plan) continue;
       const n = Number(/shard-(\d+)\.json$/.exec(info.key)?.[1]);

@@ -136,6 +136,28 @@ export class IntegrityError extends StoreError {
   }
 }
 
+/**
+ * Whether `err`, or an error it wraps (`cause`), is a NotFoundError: the one error that means
+ * "absent". Access denied, an unreachable endpoint or a corrupted object are failures, never
+ * "absent".
+ */
+export function isNotFoundError(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof NotFoundError) return true;
+  }
+  return false;
+}
+
+/** The value `read` resolves to, or undefined when what it reads is absent (NotFoundError); any other error is thrown. */
+export async function ifPresent<T>(read: Promise<T>): Promise<T | undefined> {
+  try {
+    return await read;
+  } catch (err) {
+    if (isNotFoundError(err)) return undefined;
+    throw err;
+  }
+}
+
 /** The IntegrityError in an error's cause chain, if any (stages wrap store errors in their own). */
 export function integrityErrorIn(err: unknown): IntegrityError | undefined {
   for (let e = err, depth = 0; e && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {

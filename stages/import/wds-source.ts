@@ -47,11 +47,12 @@ export async function openWebDatasetSource(uri: string, o: WdsOptions = {}): Pro
   }
   let classes = o.classes;
   if (!classes && objects.some((x) => x.key === DATASET_JSON)) {
+    const text = (await store.get(DATASET_JSON)).toString('utf8'); // a store failure is a failure
     try {
-      const j = JSON.parse((await store.get(DATASET_JSON)).toString('utf8')) as { classes?: unknown };
+      const j = JSON.parse(text) as { classes?: unknown };
       if (Array.isArray(j.classes) && j.classes.every((c) => typeof c === 'string')) classes = j.classes as string[];
     } catch {
-      /* not ours: fall back to numeric class names */
+      /* not JSON, so not ours: fall back to numeric class names */
     }
   }
   const problems: ImportSource['problems'] = [];

@@ -63,8 +63,9 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
     // Shards done under another job (other teacher weights, topK, preprocessing...) must not be
     // mistaken for done work: the runner re-runs a changed stage into the same prefix.
     const previous = await readJobIfAny(ctx.run, o.id);
-    if (previous && canonical({ ...previous, concurrency: 0 }) !== canonical({ ...job, concurrency: 0 })) {
-      ctx.log.warn(`infer: ${o.id} ran before with other settings or teacher weights; discarding its outputs`);
+    // A job that cannot be read may be another one: its outputs are not trusted either.
+    if (previous === 'unreadable' || (previous && canonical({ ...previous, concurrency: 0 }) !== canonical({ ...job, concurrency: 0 }))) {
+      ctx.log.warn(`infer: ${o.id} ran before with ${previous === 'unreadable' ? 'a job description that cannot be read' : 'other settings or teacher weights'}; discarding its outputs`);
       for (const prefix of [PREDICTIONS_DIR, STATS_DIR]) await out.deletePrefix(prefix);
       await out.delete(INFER_SUMMARY_KEY);
     }

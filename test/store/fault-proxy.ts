@@ -10,6 +10,7 @@
  *   truncate  forwards, then sends the response headers and only the first half of the body and
  *             drops the connection: a body cut short mid-transfer (GETs with a body only)
  *   hold      forwards only when `releaseHeld()` is called: a test stages a race with it
+ *   403       answers 403 AccessDenied without forwarding (a permission the test's server cannot take away)
  *
  * Either `failNext(count, fault[, match])` (the next `count` requests, or the next `count` that
  * `match` accepts, get `fault`), or `setRate(rate, seed)` (each request is faulted with probability
@@ -20,8 +21,8 @@ import { createServer, request, type IncomingMessage, type Server, type ServerRe
 import type { AddressInfo } from 'node:net';
 import { rng } from '../../pipeline/data/rng.js';
 
-export type Fault = '503' | 'reset' | 'stall' | 'truncate' | 'hold';
-/** The faults `setRate` draws from ('hold' is for staged races only). */
+export type Fault = '503' | 'reset' | 'stall' | 'truncate' | 'hold' | '403';
+/** The faults `setRate` draws from ('hold' and '403' are for staged tests only). */
 export const FAULTS: readonly Fault[] = ['503', 'reset', 'stall', 'truncate'];
 
 export interface FaultProxy {
@@ -60,7 +61,7 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions = {})
   let rateFaults: readonly Fault[] = FAULTS;
   let requests = 0;
   const log: { method: string; url: string }[] = [];
-  const injected: Record<Fault, number> = { '503': 0, reset: 0, stall: 0, truncate: 0, hold: 0 };
+  const injected: Record<Fault, number> = { '503': 0, reset: 0, stall: 0, truncate: 0, hold: 0, '403': 0 };
   let held: (() => void)[] = [];
 
   const pick = (req: IncomingMessage): Fault | undefined => {
@@ -113,17 +114,19 @@ export async function startFaultProxy(target: string, o: FaultProxyOptions = {})
     requests++;
     log.push({ method: req.method ?? '', url: req.url ?? '' });
     const fault = pick(req);
-    if (fault === '503' || fault === 'reset') {
+    if (fault === '503' || fault === 'reset' || fault === '403') {
       injected[fault]++;
       // Drain the body first so the client sees the fault, not a write error.
       req.resume();
       req.on('end', () => {
         if (fault === 'reset') {
           req.socket.destroy();
-        } else {
-          res.writeHead(503, { 'content-type': 'application/xml' });
-          res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>injected 503</Message></Error>');
+          return;
         }
+        const [status, code] = fault === '503' ? [503, 'SlowDown'] : [403, 'AccessDenied'];
+        res.writeHead(status, { 'content-type': 'application/xml' });
+        // HEAD responses carry no body: the client then knows the error by its status alone.
+        res.end(req.method === 'HEAD' ? undefined : `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>injected ${status}</Message></Error>`);
       });
       return;
     }
