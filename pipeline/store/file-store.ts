@@ -21,6 +21,7 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import { digestMismatch, Hasher, parseDigest, verifyingStream } from './digest.js';
 import { checkKey, checkPrefix, compareKeys, DIGEST_MARKER, TEMP_MARKER } from './keys.js';
+import { afterCommit } from './kill-point.js';
 import { isNoSpace, NotFoundError, StoreError, type Body, type Digest, type GetOptions, type ObjectInfo, type ObjectStore } from './types.js';
 import { objectUri } from './uri.js';
 
@@ -265,6 +266,7 @@ export class FileStore implements ObjectStore {
       if (tmp) await fs.rm(tmp, { force: true });
       this.fail('put', key, err);
     }
+    afterCommit(this.keyUri(key));
   }
 
   async putIfAbsent(key: string, body: Uint8Array | string): Promise<boolean> {
@@ -284,6 +286,7 @@ export class FileStore implements ObjectStore {
       // crash in between leaves this small object unverified, not wrong.
       await this.writeDigest(final, written.record);
       await this.syncDir(path.dirname(final));
+      afterCommit(this.keyUri(key));
       return true;
     } catch (err) {
       return this.fail('putIfAbsent', key, err);

@@ -26,6 +26,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { checkKey, checkPrefix, compareKeys, joinPrefix } from './keys.js';
 import { digestMismatch, digestOf, Hasher } from './digest.js';
+import { afterCommit } from './kill-point.js';
 import { checkRange } from './file-store.js';
 import { describeS3Error, endpointLabel, isNotFound, type S3ErrorContext } from './s3-errors.js';
 import { IntegrityError, StoreError, type Body, type Digest, type GetOptions, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
@@ -340,6 +341,11 @@ export class S3Store implements ObjectStore {
   }
 
   async put(key: string, body: Body, opts: PutOptions = {}): Promise<void> {
+    await this.putObject(key, body, opts);
+    afterCommit(this.keyUri(key));
+  }
+
+  private async putObject(key: string, body: Body, opts: PutOptions): Promise<void> {
     const Key = this.fullKey(key);
     const params: PutObjectCommandInput = { Bucket: this.bucket, Key, ContentType: opts.contentType };
     if (typeof body === 'string') body = Buffer.from(body);
@@ -452,6 +458,12 @@ export class S3Store implements ObjectStore {
   }
 
   async putIfAbsent(key: string, body: Uint8Array | string, opts: PutOptions = {}): Promise<boolean> {
+    const created = await this.createIfAbsent(key, body, opts);
+    if (created) afterCommit(this.keyUri(key));
+    return created;
+  }
+
+  private async createIfAbsent(key: string, body: Uint8Array | string, opts: PutOptions): Promise<boolean> {
     const Key = this.fullKey(key);
     const Body = typeof body === 'string' ? Buffer.from(body) : body;
     const Metadata = digestMetadata(digestOf(Body));

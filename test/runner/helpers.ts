@@ -61,6 +61,8 @@ export interface ToyEnv {
   unitBytes?: number;
   /** Stage kinds' code versions over the real ones, e.g. { select: 2 }. */
   codeVersions?: Record<string, number>;
+  /** The run SIGKILLs itself right after committing the object this glob names (pipeline/store/kill-point.ts). */
+  killAfterPut?: string;
   leaseTtlMs?: number;
   heartbeatMs?: number;
 }
@@ -74,6 +76,7 @@ function envOf(toy: ToyEnv): NodeJS.ProcessEnv {
     TOY_FAIL_AT: toy.failAt ?? '',
     TOY_UNIT_BYTES: String(toy.unitBytes ?? 0),
     TOY_CODE_VERSIONS: toy.codeVersions ? JSON.stringify(toy.codeVersions) : '',
+    SELFTRAIN_KILL_AFTER_PUT: toy.killAfterPut ?? '',
     TOY_LEASE_TTL_MS: String(toy.leaseTtlMs ?? ''),
     TOY_LEASE_HEARTBEAT_MS: String(toy.heartbeatMs ?? ''),
     SELFTRAIN_PROGRESS_INTERVAL_S: '0.05',

@@ -1,9 +1,10 @@
 /**
- * Kill-and-resume: the train stage in a child process is SIGKILLed right after its second
- * checkpoint, started again, and must (a) resume at the step after that checkpoint — never redoing a
- * committed step — and (b) end with weights bit-identical to an uninterrupted run with the same seed
- * on the same backend (every random draw is a function of (seed, step), and the checkpoint holds the
- * exact float32 weights, momentum slots and EMA shadows).
+ * Kill-and-resume: the train stage in a child process kills itself (SIGKILL) right after committing
+ * its second checkpoint (SELFTRAIN_KILL_AFTER_PUT, pipeline/store/kill-point.ts: the same point on
+ * every machine), is started again, and must (a) resume at the step after that checkpoint — never
+ * redoing a committed step — and (b) end with weights bit-identical to an uninterrupted run with
+ * the same seed on the same backend (every random draw is a function of (seed, step), and the
+ * checkpoint holds the exact float32 weights, momentum slots and EMA shadows).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -29,11 +30,12 @@ interface ChildRun {
   stderr: string;
 }
 
-function runChild(dir: string, labeled: string, prefix: string, killAfterCheckpoints = Infinity): Promise<ChildRun> {
+function runChild(dir: string, labeled: string, prefix: string, killAfterPut = ''): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv, child, dir, labeled, prefix, BACKEND], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, SELFTRAIN_KILL_AFTER_PUT: killAfterPut };
+    const p = spawn(process.execPath, [...process.execArgv, child, dir, labeled, prefix, BACKEND], { stdio: ['ignore', 'pipe', 'pipe'], env });
     const steps: ChildRun['steps'] = [];
-    let buf = '', stderr = '', ckpts = 0;
+    let buf = '', stderr = '';
     p.stdout.on('data', (d: Buffer) => {
       buf += d.toString();
       let nl;
@@ -43,7 +45,6 @@ function runChild(dir: string, labeled: string, prefix: string, killAfterCheckpo
         const m = /^STEP (\d+) CKPT ([01])$/.exec(line);
         if (!m) continue;
         steps.push({ step: Number(m[1]), ckpt: m[2] === '1' });
-        if (m[2] === '1' && ++ckpts === killAfterCheckpoints) p.kill('SIGKILL');
       }
     });
     p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -58,7 +59,7 @@ function modelWeights(dir: string, prefix: string): Buffer {
   return readFileSync(path.join(m, file));
 }
 
-test('SIGKILL after the 2nd checkpoint, resume: identical final weights, no committed step redone', { skip: NEEDS, timeout: 600_000 }, async () => {
+test('SIGKILL right after the 2nd checkpoint, resume: identical final weights, no committed step redone', { skip: NEEDS, timeout: 600_000 }, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-resume-'));
   try {
     const store = openStore(`file://${dir}`);
@@ -72,12 +73,16 @@ test('SIGKILL after the 2nd checkpoint, resume: identical final weights, no comm
     assert.deepEqual(whole.steps.map((s) => s.step), [...Array(total).keys()]);
     assert.ok(total >= 12, `expected enough steps for 2+ checkpoints, got ${total}`);
 
-    const killed = await runChild(dir, labeled, 'killed/', 2);
-    assert.equal(killed.signal, 'SIGKILL', 'the first run was killed');
-    const ckptSteps = killed.steps.filter((s) => s.ckpt).map((s) => s.step);
-    assert.ok(ckptSteps.length >= 2);
-    const lastCommitted = ckptSteps[ckptSteps.length - 1]!;
-    assert.ok(killed.steps.length < total, 'killed before the end');
+    const killed = await runChild(dir, labeled, 'killed/', '**/killed/ckpt/*/COMMIT.json#2');
+    assert.equal(killed.signal, 'SIGKILL', `the first run was killed: ${killed.stderr}`);
+    // It died inside the second checkpoint's commit, before reporting that step: the steps it
+    // reported are those before, the checkpoint is on the store (step-N holds N completed steps).
+    const commit = /after .*\/killed\/ckpt\/step-(\d{9})\/COMMIT\.json/.exec(killed.stderr);
+    assert.ok(commit, killed.stderr);
+    const lastCommitted = Number(commit[1]) - 1;
+    assert.equal(killed.steps.filter((s) => s.ckpt).length, 1, 'one checkpoint reported before the kill');
+    assert.deepEqual(killed.steps.map((s) => s.step), [...Array(lastCommitted).keys()], 'every step before the checkpointed one reported');
+    assert.ok(lastCommitted + 1 < total, 'killed before the end');
 
     const resumed = await runChild(dir, labeled, 'killed/');
     assert.equal(resumed.code, 0, resumed.stderr);
