@@ -34,6 +34,7 @@ import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { openStore } from '../pipeline/store/open.js';
 import type { ObjectStore } from '../pipeline/store/types.js';
+import { globToRegExp } from '../pipeline/store/key-glob.js';
 import { trimUri } from '../pipeline/store/uri.js';
 
 export interface IgnoreRule {
@@ -71,19 +72,7 @@ export interface CompareResult {
   differences: ObjectDifference[];
 }
 
-/** `*` = any characters but `/`, `**` = any characters; the whole key must match. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      re += '.*';
-      i++;
-    } else if (c === '*') re += '[^/]*';
-    else re += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
+export { globToRegExp };
 
 /** Parses `<key glob>:<field path>` (the last `:` separates them, so globs may not contain one). */
 export function parseIgnoreRule(text: string): IgnoreRule {

@@ -11,9 +11,10 @@
  *    restarting `selftrain run` after each. With --faults RATE every store request of this run goes
  *    through a fault proxy (test/store/fault-proxy.ts) that answers 503, resets connections, stalls
  *    and cuts response bodies short at that rate (S3 only).
- * 3. Compares every object under the two roots (datasets and run) byte for byte, except the timing
- *    and attempt bookkeeping fields listed by bench/lib/run-compare.ts (printed below), and checks
- *    the disturbed run with `selftrain verify`.
+ * 3. Compares every object under the two roots (datasets and run) byte for byte with
+ *    bench/compare-runs.ts, except the timing fields of bench/run-timings.rules and the attempt
+ *    bookkeeping of bench/torture.rules (each rule, and each object it excused, is printed), and
+ *    checks the disturbed run with `selftrain verify`.
  *
  * Prints `torture: N kills, F faults injected, M objects compared, D differ` and the names of any
  * that differ. Runs are CPU-heavy (the CI manifest takes minutes on 2 cores): run it on an idle
@@ -32,7 +33,7 @@ import { loadManifest } from '../pipeline/manifest/load.js';
 import { createTestBucket, deleteTestBucket, repoRoot, s3TestEnv } from '../test/helpers/s3.js';
 import { startCli, type CliRun } from '../test/e2e/helpers.js';
 import { startFaultProxy, type FaultProxy } from '../test/store/fault-proxy.js';
-import { compareRoots, EXCLUDED, SKIPPED_KEYS } from './lib/run-compare.js';
+import { compareStores, formatResult, parseIgnoreRule, parseTextIgnoreRule, readRules, realDifferences } from './compare-runs.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -186,23 +187,26 @@ try {
   for (const r of torRecords) console.log(`  ${r.stage.padEnd(18)} attempts ${r.attempts}  total ${((r.totalMs ?? 0) / 1000).toFixed(1)} s (reference ${((refRecords.find((x) => x.stage === r.stage)?.totalMs ?? 0) / 1000).toFixed(1)} s)`);
 
   // ---- 4. compare and verify
-  const cmp = await compareRoots(refRoot, openStore(tortureUri));
+  const rules = [path.join(repoRoot(), 'bench', 'run-timings.rules'), path.join(repoRoot(), 'bench', 'torture.rules')].map(readRules);
+  const ignore = rules.flatMap((r) => r.ignore).map(parseIgnoreRule);
+  const ignoreText = rules.flatMap((r) => r['ignore-text']).map(parseTextIgnoreRule);
+  const skip = rules.flatMap((r) => r.skip);
   const torRoot = openStore(tortureUri);
+  const cmp = await compareStores(refRoot, torRoot, { ignore, ignoreText, skip, normalizeRoots: true });
   const verified = await verifyRun(torRoot.sub(manifest.name), torRoot);
   const injected = proxy ? Object.values(proxy.injected).reduce((a, b) => a + b, 0) : 0;
-  console.log('excluded from the comparison (JSON fields anywhere; report.md cells of the same meaning):');
-  for (const [field, why] of Object.entries(EXCLUDED)) console.log(`  ${field}: ${why}`);
-  console.log(`  objects skipped: ${SKIPPED_KEYS.map(String).join(', ')}; the store roots' URIs are replaced by <store>`);
+  console.log('excluded from the byte comparison (bench/run-timings.rules, bench/torture.rules): the store roots\' own URIs, and');
+  for (const r of ignore) console.log(`  field ${r.field} in ${r.key}`);
+  for (const r of ignoreText) console.log(`  text /${r.pattern}/ in ${r.key}`);
+  for (const k of skip) console.log(`  objects ${k}`);
+  console.log(formatResult(cmp));
   if (proxy) console.log(`faults injected: ${JSON.stringify(proxy.injected)} over ${proxy.requests} requests`);
   if (failures.length) console.log(`run attempts that failed (not killed): ${failures.length}\n  ${failures.join('\n  ')}`);
   console.log(`verify of the disturbed run: ${verified.problems.length === 0 ? 'ok' : `${verified.problems.length} problem(s)`} (${verified.objects} objects, ${verified.recorded} with recorded sha256)`);
   for (const p of verified.problems) console.log(`  problem: ${p}`);
-  for (const k of cmp.onlyLeft) console.log(`  only in the reference: ${k}`);
-  for (const k of cmp.onlyRight) console.log(`  only in the disturbed run: ${k}`);
-  for (const d of cmp.differ) console.log(`  differs: ${d.key}: ${d.why}`);
-  const differ = cmp.differ.length + cmp.onlyLeft.length + cmp.onlyRight.length;
-  console.log(`torture: ${landed.length} kills, ${injected} faults injected, ${cmp.compared} objects compared, ${differ} differ`);
-  process.exitCode = differ === 0 && verified.problems.length === 0 ? 0 : 1;
+  const differ = realDifferences(cmp);
+  console.log(`torture: ${landed.length} kills, ${injected} faults injected, ${cmp.objects} objects compared, ${differ.length} differ${differ.length ? `: ${differ.map((d) => d.key).join(', ')}` : ''}`);
+  process.exitCode = differ.length === 0 && verified.problems.length === 0 ? 0 : 1;
 } finally {
   await cleanup();
 }

@@ -32,8 +32,12 @@ export function renderMarkdown(r: Report): string {
   if (teacher !== null && student !== null && baseline !== null && baseline !== teacher) {
     out.push(row(['Gap teacher → baseline closed by the student', `${(((student - teacher) / (baseline - teacher)) * 100).toFixed(0)} %`]));
   }
-  const total = r.stages.reduce((a, s) => a + (s.totalMs ?? 0), 0);
-  out.push(row(['Wall time (stages before evaluate)', formatDuration(total)]), row(['Backend', r.backend ?? 'unknown']), '');
+  // Every attempt's time (a killed attempt's up to its record's last update), not only the last one's.
+  const done = r.stages.filter((s) => s.totalMs !== null);
+  const total = done.reduce((a, s) => a + (s.totalMs ?? 0), 0);
+  const attempts = done.reduce((a, s) => a + s.attempts, 0);
+  const tries = attempts > done.length ? ` over ${attempts} attempts of ${done.length} stages` : '';
+  out.push(row(['Wall time (stages before evaluate, all attempts)', `${formatDuration(total)}${tries}`]), row(['Backend', r.backend ?? 'unknown']), '');
 
   out.push('## Models', '');
   const ks = [...new Set(r.models.flatMap((m) => Object.keys(m.metrics.topK)))].sort((a, b) => Number(a) - Number(b));

@@ -22,7 +22,7 @@ export const STAGE_CODE_VERSIONS = {
   train: 1,
   infer: 1,
   select: 1,
-  evaluate: 1,
+  evaluate: 2,
 } as const;
 
 export type StageCodeVersions = Readonly<Record<keyof typeof STAGE_CODE_VERSIONS, number>>;

@@ -39,6 +39,8 @@ export interface RunStagesOptions {
   /** Take over an expired lease. */
   force?: boolean;
   lease?: Pick<LeaseOptions, 'ttlMs' | 'heartbeatMs' | 'command'>;
+  /** How often a running stage's record is rewritten with its time so far. Default RECORD_HEARTBEAT_MS. */
+  recordHeartbeatMs?: number;
   /** Chooses the compute backend; called once, only before the first stage with `needsBackend` runs. */
   initBackend?: () => Promise<{ name: string; summary?: string }>;
 }
@@ -60,6 +62,9 @@ export interface RunOutcome {
   /** True when every stage was already up to date. */
   upToDate: boolean;
 }
+
+/** Period of a running stage's record updates (see runOne). */
+export const RECORD_HEARTBEAT_MS = 15_000;
 
 /** Thrown into a stage's signal when another runner took the lease. */
 export class LeaseLostError extends Error {
@@ -187,12 +192,28 @@ async function runOne(
     startedAt: new Date(startMs).toISOString(),
     totalMs: decision.action === 'resume' && previous ? (previous.totalMs ?? 0) : 0,
   };
+  // Time spent by earlier attempts; a killed attempt counts up to its record's last heartbeat.
+  const earlierMs = record.totalMs ?? 0;
+  // While the stage runs, its record is rewritten now and then with the time so far: a kill -9
+  // then loses at most one period of the attempt's time, not all of it (totals and reports count
+  // every attempt's work, not only the last one's).
+  let beating: Promise<void> = Promise.resolve();
+  const heartbeat = setInterval(() => {
+    beating = beating.then(async () => {
+      record.durationMs = Date.now() - startMs;
+      record.totalMs = earlierMs + record.durationMs;
+      await writeRecord(run, record).catch((err: unknown) => slog.warn(`could not update the stage record: ${(err as Error).message}`));
+    });
+  }, c.recordHeartbeatMs ?? RECORD_HEARTBEAT_MS);
+  heartbeat.unref();
   const finish = async (patch: Partial<StageRecord>) => {
+    clearInterval(heartbeat);
+    await beating;
     const endMs = Date.now();
     Object.assign(record, patch, {
       endedAt: new Date(endMs).toISOString(),
       durationMs: endMs - startMs,
-      totalMs: (record.totalMs ?? 0) + (endMs - startMs),
+      totalMs: earlierMs + (endMs - startMs),
     });
     await writeRecord(run, record);
   };
@@ -233,6 +254,8 @@ async function runOne(
       const reason = c.signal.reason;
       if (reason instanceof LeaseLostError) {
         // Another runner owns the run now: leave the records to it.
+        clearInterval(heartbeat);
+        await beating;
         return { outcome: { id: stage.id, outcome: 'interrupted', reason: reason.message } };
       }
       const why = `interrupted by ${reason instanceof Error ? reason.message : String(reason)}`;

@@ -13,20 +13,10 @@
  * Globs match the object's full URI (`*` = any characters but `/`, `**` = any characters); several
  * are separated by commas. Unset — always, outside tests — nothing happens.
  */
+import { globToRegExp } from './key-glob.js';
+
 const counts = new Map<string, number>();
 
-function globMatches(glob: string, text: string): boolean {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      re += '.*';
-      i++;
-    } else if (c === '*') re += '[^/]*';
-    else re += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`).test(text);
-}
 
 /** Called by the stores after each committed write (put, putIfAbsent) with the object's URI. */
 export function afterCommit(uri: string): void {
@@ -34,7 +24,7 @@ export function afterCommit(uri: string): void {
   if (!spec) return;
   for (const entry of spec.split(',')) {
     const [glob = '', nth = '1'] = entry.trim().split('#');
-    if (!glob || !globMatches(glob, uri)) continue;
+    if (!glob || !globToRegExp(glob).test(uri)) continue;
     const n = (counts.get(entry) ?? 0) + 1;
     counts.set(entry, n);
     if (n !== Number(nth)) continue;

@@ -34,10 +34,11 @@ test('a run killed with SIGKILL mid-stage resumes and commits every unit exactly
   const units = 8;
   // The run kills itself (kill -9) right after committing infer-1's third unit: mid-stage on any
   // machine, whatever its speed.
-  const killed = await runToy(dir, ['run', manifest], { units, journal, killAfterPut: '**/infer-1/unit-0002.json' });
+  const killed = await runToy(dir, ['run', manifest], { units, unitMs: 60, journal, killAfterPut: '**/infer-1/unit-0002.json', recordHeartbeatMs: 20 });
   assert.equal(killed.signal, 'SIGKILL');
   assert.match(killed.stderr, /SELFTRAIN_KILL_AFTER_PUT: killing pid \d+ after .*\/infer-1\/unit-0002\.json/);
   assert.equal(record(dir, 'infer-1').status, 'running', 'a kill -9 leaves the record running');
+  const killedTotalMs = record(dir, 'infer-1').totalMs as number;
   assert.ok(existsSync(path.join(dir, 'runs/toy/lease')), 'and the lease in place');
   const before = readJournal(journal);
   // Killed after the commit of unit 2 and before its journal line: three units are committed.
@@ -72,6 +73,10 @@ test('a run killed with SIGKILL mid-stage resumes and commits every unit exactly
   assert.equal(starts(after, 'import').length + starts(after, 'train-teacher-1').length, 0);
   assert.deepEqual(starts(after, 'infer-1').map((s) => s.unit), [3, 4, 5, 6, 7]);
   assert.equal(record(dir, 'infer-1').attempts, 2);
+  // The killed attempt's time counts: its record was kept current while it ran (every 20 ms here).
+  const rec = record(dir, 'infer-1') as { durationMs: number; totalMs: number };
+  assert.ok(killedTotalMs > 0, 'the killed attempt recorded its time so far');
+  assert.equal(rec.totalMs, killedTotalMs + rec.durationMs, 'total = the killed attempt (to its last update) + the resumed one');
   assert.ok(!existsSync(path.join(dir, 'runs/toy/lease')), 'lease released at the end');
 });
 

@@ -63,6 +63,8 @@ export interface ToyEnv {
   codeVersions?: Record<string, number>;
   /** The run SIGKILLs itself right after committing the object this glob names (pipeline/store/kill-point.ts). */
   killAfterPut?: string;
+  /** Period of the running stage's record updates. */
+  recordHeartbeatMs?: number;
   leaseTtlMs?: number;
   heartbeatMs?: number;
 }
@@ -77,6 +79,7 @@ function envOf(toy: ToyEnv): NodeJS.ProcessEnv {
     TOY_UNIT_BYTES: String(toy.unitBytes ?? 0),
     TOY_CODE_VERSIONS: toy.codeVersions ? JSON.stringify(toy.codeVersions) : '',
     SELFTRAIN_KILL_AFTER_PUT: toy.killAfterPut ?? '',
+    TOY_RECORD_HEARTBEAT_MS: String(toy.recordHeartbeatMs ?? ''),
     TOY_LEASE_TTL_MS: String(toy.leaseTtlMs ?? ''),
     TOY_LEASE_HEARTBEAT_MS: String(toy.heartbeatMs ?? ''),
     SELFTRAIN_PROGRESS_INTERVAL_S: '0.05',
