@@ -29,6 +29,9 @@ function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/** getStream reads objects with a recorded digest up to this size whole, checked, before handing them out. */
+const BUFFERED_STREAM_MAX = 64 * 1024 * 1024;
+
 /** What a digest file holds: the object's digest and the inode it was recorded for. */
 interface DigestRecord extends Digest {
   ino: string;
@@ -148,6 +151,20 @@ export class FileStore implements ObjectStore {
     } catch (err) {
       if (['ENOENT', 'EISDIR', 'ENOTDIR'].includes(errno(err) ?? '')) throw new NotFoundError(this.keyUri(key));
       this.fail('getStream', key, err);
+    }
+    if (expected && expected.size <= BUFFERED_STREAM_MAX) {
+      // Read whole and checked before it is handed out (as on S3): a consumer never sees a byte of
+      // a damaged object, and fails with IntegrityError rather than with whatever the bytes do to it.
+      try {
+        const bytes = await opened.handle.readFile();
+        const bad = digestMismatch(this.keyUri(key), expected, bytes);
+        if (bad) throw bad;
+        return Readable.from([bytes], { objectMode: false });
+      } catch (err) {
+        return this.fail('getStream', key, err);
+      } finally {
+        await opened.handle.close();
+      }
     }
     const stream = opened.handle.createReadStream(); // closes the handle when the stream ends or is destroyed
     return expected ? verifyingStream(stream, expected, this.keyUri(key)) : stream;

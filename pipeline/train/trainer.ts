@@ -23,7 +23,7 @@ import { modelNoiseState, seedModelNoise } from '../model/noise.js';
 import type { Logger, Progress } from '../runner/stage.js';
 import type { ObjectStore } from '../store/types.js';
 import { augmentImage, randAugmentOptions } from './augment.js';
-import { clearCheckpoints, completeCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint, type NamedArray } from './checkpoint.js';
+import { clearCheckpoints, loadLatestCheckpoint, pruneCheckpoints, saveCheckpoint, type NamedArray } from './checkpoint.js';
 import { normalizeInto, type ImageSet, type LabeledData } from './data.js';
 import { WeightEma } from './ema.js';
 import { smoothLabels, softCrossEntropy, studentLoss } from './loss.js';
@@ -129,8 +129,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     .update(JSON.stringify({ cfg: { ...cfg, maxSteps: undefined }, seed, train: data.train.count, heldout: data.heldout.count, pseudo: o.pseudo?.size ?? 0, ratio, ...(o.budget ? { budget: o.budget } : {}) }))
     .digest('hex')
     .slice(0, 16);
-  const steps = await completeCheckpoints(store);
-  let ck = steps.length > 0 ? await loadCheckpoint(store, steps[steps.length - 1]!) : undefined;
+  let ck = await loadLatestCheckpoint(store, (m) => log.warn(m));
   if (ck && ck.meta.state['recipe'] !== recipeHash) {
     log.warn(`checkpoints in ${ck.key.replace(/step-\d+\/$/, '')} were made with another recipe/seed/data: starting over`);
     await clearCheckpoints(store);

@@ -15,6 +15,7 @@ import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { readJobIfAny, writeJob, type InferJob } from './job.js';
 import { INFER_SUMMARY_KEY, predictionKey, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
 import { summarise } from './summary.js';
+import { IntegrityError } from '../../pipeline/store/types.js';
 import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface InferStageOptions {
@@ -109,7 +110,11 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
     });
     progress.stop();
     if (result.errors.length > 0) {
-      throw new Error(`infer: ${result.errors.length} shard(s) of ${o.dataset} cannot be processed:\n${result.errors.map((e) => `  ${e.shard}: ${e.error}`).join('\n')}`);
+      // A damaged input shard (its bytes are not the ones dataset.json records) is carried as the
+      // cause: the runner then has the import remake it and runs this stage again.
+      const damaged = result.errors.find((e) => e.damaged)?.damaged;
+      const cause = damaged && new IntegrityError(damaged.uri, damaged.expected, damaged.actual);
+      throw new Error(`infer: ${result.errors.length} shard(s) of ${o.dataset} cannot be processed:\n${result.errors.map((e) => `  ${e.shard}: ${e.error}`).join('\n')}`, { cause });
     }
     const wallSeconds = (performance.now() - t0) / 1000;
     const summary = await summarise(out, ds.index, {

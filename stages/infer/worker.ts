@@ -16,14 +16,14 @@ import type { Teacher } from '../../pipeline/pseudo/teacher.js';
 import { prefetch } from './bounded.js';
 import { readJob, type InferJob } from './job.js';
 import { histogramBin, HISTOGRAM_BINS, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
-import { shardBatches, type Slot } from './shard-batches.js';
+import { shardBatches, type DamagedObject, type Slot } from './shard-batches.js';
 import { type StoreSettings } from '../../pipeline/store/settings.js';
 
 export type WorkerEvent =
   | { event: 'start'; index: number; count: number; shards: number; todo: number; backend: string; teacher: string }
   | { event: 'batch'; shard: string; done: number; samples: number }
   | { event: 'shard'; shard: string; samples: number; failed: number; seconds: number }
-  | { event: 'shard-error'; shard: string; error: string }
+  | { event: 'shard-error'; shard: string; error: string; damaged?: DamagedObject }
   | {
       event: 'done';
       samples: number;
@@ -51,7 +51,7 @@ export interface WorkerResult {
   seconds: number;
   forwardSeconds: number;
   /** Shards that could not be processed, with the reason (data problems: retrying cannot help). */
-  errors: { shard: string; error: string }[];
+  errors: { shard: string; error: string; damaged?: DamagedObject }[];
 }
 
 /** Shard numbers a worker owns: `n % count == index`. */
@@ -167,8 +167,8 @@ async function processShards(
         emit({ event: 'batch', shard: name, done: records.length, samples: ds.index.shards[item.shard]!.samples });
       } else if (item.kind === 'error') {
         records = [];
-        errors.push({ shard: name, error: item.error });
-        emit({ event: 'shard-error', shard: name, error: item.error });
+        errors.push({ shard: name, error: item.error, damaged: item.damaged });
+        emit({ event: 'shard-error', shard: name, error: item.error, damaged: item.damaged });
         shardStart = performance.now();
       } else {
         const shardRecords = records;

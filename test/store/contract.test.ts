@@ -274,7 +274,7 @@ describe('file:// store', () => {
     const uri = `${s.uri}/obj.bin`;
     const err = await rejectsWith(s.get('obj.bin'), IntegrityError, uri, `expected sha256 ${sha256(data)}`, `got sha256 ${sha256(flipped)}`);
     assert.deepEqual([(err as IntegrityError).expected.size, (err as IntegrityError).actual.size], [data.length, data.length]);
-    await assert.rejects(readAll(await s.getStream('obj.bin')), (e: Error) => e instanceof IntegrityError && e.message.includes(uri));
+    await assert.rejects(async () => readAll(await s.getStream('obj.bin')), (e: Error) => e instanceof IntegrityError && e.message.includes(uri));
     truncateSync(file, 1000);
     await rejectsWith(s.get('obj.bin'), IntegrityError, uri, '(truncated)', `(${data.length} bytes)`, '(1000 bytes)');
     // Rewritten through the store: verified again.
