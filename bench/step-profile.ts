@@ -3,19 +3,17 @@
  * prints the per-kernel time breakdown and the step time. Prints numbers; asserts nothing.
  *
  *   npx tsx bench/step-profile.ts [--model resnet-rs-26-w0.25-small] [--batch 128] [--steps 5]
- *                                 [--backend wasm] [--baseline] [--disable a,b] [--detail <Kernel>]...
+ *                                 [--backend wasm] [--baseline] [--disable a,b|before-simd] [--detail <Kernel>]...
  *
- * --baseline measures "before": tfjs's own batch-norm/mean gradients and wasm's own
- * Conv2DBackpropInput, MaxPoolGrad, Identity, Cast, Sum and Mean (the project's
- * Conv2DBackpropFilter stays: without it nothing trains on wasm at all). --disable switches off
- * single improvements: bn-grad, input-grad, maxpool-grad, fast-kernels.
+ * --baseline measures "before" with every improvement off (bench/kernel-switches.ts); --disable
+ * takes a list of improvements (bn-train, bn-grad, relu-grad, input-grad, maxpool-grad,
+ * avgpool-grad, fast-kernels) or the preset before-simd (the kernels before the SIMD ones).
  */
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import type { Tensor } from '@tensorflow/tfjs';
 import { initBackend, type BackendPreference } from '../pipeline/backend/select.js';
-import { restoreDefaultGradients } from '../pipeline/backend/gradients.js';
-import { useNativeWasmKernel } from '../pipeline/backend/wasm-kernels.js';
-import { useNativeWasmFastKernels } from '../pipeline/backend/wasm-fast-kernels.js';
+import { disableImprovements, parseDisabled } from './kernel-switches.js';
 import { buildModel } from '../pipeline/model/resnet-rs.js';
 import { registerModelLayers } from '../pipeline/model/layers.js';
 import { FASHION_MNIST_MODEL, resolveModel } from '../pipeline/model/family.js';
@@ -30,18 +28,16 @@ const { values: opts } = parseArgs({
     disable: { type: 'string', default: '' },
     top: { type: 'string', default: '15' },
     detail: { type: 'string', multiple: true, default: [] },
+    // Set by bench/step-callgrind.ts, which runs this file under valgrind: count instructions of
+    // the timed steps only (callgrind_control switches collection on and off around them).
+    callgrind: { type: 'boolean', default: false },
   },
 });
 
 const sel = await initBackend(opts.backend as BackendPreference);
 const tf = sel.tf;
-const disabled = new Set(opts.baseline ? ['bn-grad', 'input-grad', 'maxpool-grad', 'fast-kernels'] : opts.disable!.split(',').filter(Boolean));
-if (disabled.has('bn-grad')) restoreDefaultGradients(tf);
-if (sel.name === 'wasm') {
-  if (disabled.has('input-grad')) useNativeWasmKernel(tf, 'Conv2DBackpropInput');
-  if (disabled.has('maxpool-grad')) useNativeWasmKernel(tf, 'MaxPoolGrad');
-  if (disabled.has('fast-kernels')) useNativeWasmFastKernels(tf);
-}
+const disabled = parseDisabled(opts.baseline ? 'baseline' : opts.disable!);
+disableImprovements(sel, disabled);
 registerModelLayers(tf);
 const batch = Number(opts.batch);
 const { arch } = resolveModel({ name: opts.model! });
@@ -58,6 +54,15 @@ const step = () => {
 console.log(`${sel.summary}`);
 console.log(`model ${opts.model} (${model.countParams()} params), batch ${batch}, ${disabled.size ? `without: ${[...disabled].join(', ')}` : 'all project kernels + gradients'}`);
 step(); // warm-up: XNNPACK operator creation, weight packing, JIT
+if (opts.callgrind) {
+  const control = (flag: string) => execFileSync('callgrind_control', [flag, String(process.pid)], { stdio: 'ignore' });
+  step(); // a second warm-up: the optimising JIT has seen every kernel once
+  control('--instr=on');
+  for (let i = 0; i < Number(opts.steps); i++) step();
+  control('--instr=off');
+  console.log(`callgrind: ${opts.steps} steps measured`);
+  process.exit(0);
+}
 const times: number[] = [];
 const cpuTimes: number[] = [];
 for (let i = 0; i < Number(opts.steps); i++) {

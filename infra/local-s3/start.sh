@@ -11,6 +11,8 @@
 # This script never installs packages: see README.md for the list CI installs.
 set -euo pipefail
 
+# shellcheck source=../lib/daemons.sh
+source "$(dirname "$0")/../lib/daemons.sh"
 die() { echo "local-s3: $*" >&2; exit 1; }
 say() { echo "local-s3: $*" >&2; }
 
@@ -56,19 +58,7 @@ done
 
 # A busy port would make a server retry binding for 30 s while the readiness check talks to
 # whatever else holds the port: refuse up front.
-$PY - "$PORT" "$ACCOUNT_PORT" "$CONTAINER_PORT" "$OBJECT_PORT" "$MEMCACHE_PORT" <<'PYEOF' || die "ports $PORT..$MEMCACHE_PORT must all be free on 127.0.0.1 (pick another PORT)"
-import socket, sys
-for port in map(int, sys.argv[1:]):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is fine
-    try:
-        s.bind(('127.0.0.1', port))
-    except OSError as e:
-        print(f'local-s3: port {port} is in use ({e.strerror})', file=sys.stderr)
-        sys.exit(1)
-    finally:
-        s.close()
-PYEOF
+ports_free local-s3 127.0.0.1 "$PORT" "$ACCOUNT_PORT" "$CONTAINER_PORT" "$OBJECT_PORT" "$MEMCACHE_PORT" || die "ports $PORT..$MEMCACHE_PORT must all be free on 127.0.0.1 (pick another PORT)"
 
 # The servers read /etc/swift/swift.conf whatever swift_dir says. Keep an existing one (its hash
 # suffix decides where existing data lives); write one only when it is missing or has no hash.

@@ -7,6 +7,8 @@ set -euo pipefail
 DIR=$(cd "$1" && pwd -P)
 PIDS=$DIR/pids
 shopt -s nullglob
+# shellcheck source=../lib/daemons.sh
+source "$(dirname "$0")/../lib/daemons.sh"
 
 ours() { # pid name: true when pid is alive and is the server start.sh launched for this DIR
   local cmd
@@ -19,26 +21,7 @@ ours() { # pid name: true when pid is alive and is the server start.sh launched 
   fi
 }
 
-stopping=()
-for file in "$PIDS"/*.pid; do
-  name=$(basename "$file" .pid)
-  pid=$(cat "$file")
-  if [[ $pid =~ ^[0-9]+$ ]] && ours "$pid" "$name"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    stopping+=("$pid:$name")
-  fi
-  rm -f "$file"
-done
-# Give them 10 s to exit cleanly, then KILL what is left.
-for _ in $(seq 50); do
-  left=()
-  for entry in "${stopping[@]}"; do kill -0 "${entry%%:*}" 2>/dev/null && left+=("$entry"); done
-  stopping=("${left[@]}")
-  (( ${#stopping[@]} == 0 )) && break
-  sleep 0.2
-done
-for entry in "${stopping[@]}"; do
-  echo "local-s3: ${entry##*:} (pid ${entry%%:*}) ignored SIGTERM: killing" >&2
-  kill -KILL "${entry%%:*}" 2>/dev/null || true
-done
+names=()
+for file in "$PIDS"/*.pid; do names+=("$(basename "$file" .pid)"); done
+stop_recorded local-s3 "$PIDS" ours "${names[@]}"
 echo "local-s3: stopped servers in $DIR" >&2

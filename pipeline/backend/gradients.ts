@@ -22,15 +22,15 @@ const defaults: ReturnType<Tf['getGradient']>[] = [];
  * For benchmarks only (bench/step-profile.ts measures before/after): restores tfjs's own
  * gradients for the ops replaced here.
  */
-export function restoreDefaultGradients(tf: Tf): void {
-  for (const config of defaults) if (config) tf.registerGradient(config);
+export function restoreDefaultGradients(tf: Tf, kernels?: readonly string[]): void {
+  for (const config of defaults) if (config && (!kernels || kernels.includes(config.kernelName))) tf.registerGradient(config);
   registered = false;
 }
 
 export function registerFastGradients(tf: Tf): void {
   if (registered) return;
   registered = true;
-  if (!defaults.length) defaults.push(tf.getGradient('FusedBatchNorm'), tf.getGradient('Mean'), tf.getGradient('Sum'));
+  if (!defaults.length) defaults.push(tf.getGradient('FusedBatchNorm'), tf.getGradient('Mean'), tf.getGradient('Sum'), tf.getGradient('Relu'));
   tf.registerGradient({
     kernelName: 'FusedBatchNorm',
     inputsToSave: ['x', 'mean', 'variance', 'scale'],
@@ -46,6 +46,25 @@ export function registerFastGradients(tf: Tf): void {
     inputsToSave: ['x'],
     gradFunc: (dy: Tensor | Tensor[], saved: Tensor[], attrs: NamedAttrMap) => reduceGrad(tf, dy as Tensor, saved, attrs, false),
   });
+  tf.registerGradient({
+    kernelName: 'Relu',
+    inputsToSave: ['x'],
+    gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => reluGrad(tf, dy as Tensor, saved),
+  });
+}
+
+/**
+ * dx = dy · step(x), as tfjs's own ReLU gradient. On wasm one SIMD pass (simd-kernels.ts) instead
+ * of Step then Multiply; elsewhere tfjs's formula.
+ */
+function reluGrad(tf: Tf, dy: Tensor, saved: Tensor[]) {
+  const x = saved[0]!;
+  return {
+    x: () =>
+      tf.getBackend() === 'wasm' && x.dtype === 'float32' && dy.dtype === 'float32'
+        ? (tf.engine().runKernel('SelftrainReluGrad', { dy, x }) as Tensor)
+        : tf.mul(dy, tf.cast(tf.step(x), 'float32')),
+  };
 }
 
 /**

@@ -18,7 +18,8 @@
  * A forced preference that cannot be honoured is an error naming the backend and the cause.
  *
  * On wasm the project's own gradient kernels (./wasm-kernels.ts), faster forward kernels
- * (./wasm-fast-kernels.ts) and, on every backend, faster gradients (./gradients.ts) are registered
+ * (./wasm-fast-kernels.ts), SIMD kernels (./simd-kernels.ts) and, on every backend, faster
+ * gradients (./gradients.ts) are registered
  * before the backend is used: wasm 4.22 cannot train convs without them.
  */
 import type * as TfNamespace from '@tensorflow/tfjs';
@@ -26,6 +27,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { registerWasmFastKernels } from './wasm-fast-kernels.js';
+import { registerWasmSimdKernels } from './simd-kernels.js';
 import { registerFastGradients } from './gradients.js';
 
 export type Tf = typeof TfNamespace;
@@ -119,6 +121,7 @@ async function tryBackend(name: BackendName): Promise<{ tf: Tf; detail: string }
       wasm.setWasmPaths(distDir + path.sep);
       registerWasmTrainingKernels(tf);
       registerWasmFastKernels(tf);
+      registerWasmSimdKernels(tf);
       registerFastGradients(tf);
       await useBackend(tf, 'wasm');
       const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');

@@ -142,7 +142,7 @@ function kernelCaller(tf: Tf): Caller {
   };
 }
 
-function convInfoFor(tf: Tf, xShape: number[], filterShape: number[], attrs: NamedAttrMap, kernel: string): Conv2DInfo {
+export function convInfoFor(tf: Tf, xShape: number[], filterShape: number[], attrs: NamedAttrMap, kernel: string): Conv2DInfo {
   const { strides, pad, dataFormat, dimRoundingMode } = attrs as unknown as {
     strides: number | [number, number];
     pad: ConvPad;
@@ -349,6 +349,17 @@ function conv2DBackpropInput(tf: Tf, k: Caller, args: KernelArgs): TensorInfo {
   return out;
 }
 
+/** The pooling geometry of a pool-gradient kernel's attributes (dilation 1, as tfjs's pools). */
+export function poolInfoOf(tf: Tf, inputShape: number[], attrs: NamedAttrMap): Conv2DInfo {
+  const { filterSize, strides, pad, dimRoundingMode } = attrs as never as {
+    filterSize: number | [number, number];
+    strides: number | [number, number];
+    pad: 'valid' | 'same' | number;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+  return tf.backend_util.computePool2DInfo(inputShape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+}
+
 /**
  * wasm's own MaxPoolGrad (and MaxPoolWithArgmax) start the running maximum at FLT_MIN, the
  * smallest *positive* float, so a window whose values are all <= 0 sends its gradient to the
@@ -358,13 +369,7 @@ function conv2DBackpropInput(tf: Tf, k: Caller, args: KernelArgs): TensorInfo {
  */
 function maxPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo {
   const { dy, input } = inputs as { dy: TensorInfo; input: TensorInfo };
-  const { filterSize, strides, pad, dimRoundingMode } = attrs as never as {
-    filterSize: number | [number, number];
-    strides: number | [number, number];
-    pad: 'valid' | 'same' | number;
-    dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  };
-  const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad, dimRoundingMode);
+  const info = poolInfoOf(tf, input.shape, attrs);
   const wasm = backend as WasmBackend;
   // readSync copies out of the heap, so these stay valid when makeOutput grows the heap.
   const x = wasm.readSync(input.dataId);

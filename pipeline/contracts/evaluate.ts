@@ -12,9 +12,12 @@
  */
 import { z } from 'zod';
 import { evaluateSection } from '../manifest/schema.js';
+import { inferBackendChoices } from '../inference/engine.js';
 
 export const evaluateStageConfig = z.object({
   evaluate: evaluateSection,
+  /** The manifest's inferBackend (auto: ONNX Runtime when installed; the chain omits the default). */
+  inferBackend: z.enum(inferBackendChoices).default('auto'),
   seed: z.number().int().nonnegative().optional(),
   inputs: z.object({
     /** The import stage whose dataset list names the eval set (and the held-back labels). */

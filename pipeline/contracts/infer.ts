@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { modelSection } from '../manifest/sections/model.js';
 import { inferSection } from '../manifest/sections/pseudo.js';
+import { inferBackendChoices } from '../inference/engine.js';
 import type { ObjectStore } from '../store/types.js';
 import { readJsonObject } from './json.js';
 
@@ -21,6 +22,8 @@ export const inferStageConfig = z.object({
   seed: z.number().int().nonnegative().optional(),
   /** The teacher's model section: a checkpoint of another architecture is refused. */
   model: modelSection.optional(),
+  /** The manifest's inferBackend (auto: ONNX Runtime when installed; the chain omits the default). */
+  inferBackend: z.enum(inferBackendChoices).default('auto'),
   inputs: z.object({
     /** The import stage whose dataset list names the unlabeled set. */
     data: z.string().optional(),
@@ -29,6 +32,11 @@ export const inferStageConfig = z.object({
     /** An unlabeled dataset ref given directly instead of through the import list. */
     unlabeled: z.string().optional(),
   }),
+  /**
+   * Where the workers run (pseudo.infer executor, slurm, external): passed by the chain beside the
+   * config, not part of it (not hashed into the fingerprint), since it never changes the predictions.
+   */
+  runtime: inferSection.pick({ executor: true, slurm: true, external: true }).optional(),
 });
 export type InferStageConfig = z.output<typeof inferStageConfig>;
 export type InferStageConfigInput = z.input<typeof inferStageConfig>;
@@ -48,7 +56,7 @@ export const inferSummaryKey = (inferId: string) => `${inferId}/${INFER_SUMMARY_
 export const inferSummarySchema = z.object({
   /** URI of the unlabeled dataset the predictions are of. */
   dataset: z.string(),
-  /** Id of the teacher's weights (pipeline/pseudo/load-teacher.ts teacherIdOf). */
+  /** Id of the teacher's weights (pipeline/pseudo/load-teacher.ts teacherIdOf; + the model.onnx hash with ONNX Runtime). */
   teacher: z.string(),
   numClasses: z.number().int().positive(),
   classes: z.array(z.string()),

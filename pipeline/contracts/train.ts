@@ -7,6 +7,10 @@
  *   metrics.json                            the final record (also the stage summary)
  *   model/model.json + weights              the EMA model in tfjs format, written last (the commit);
  *                                           infer, evaluate and a student's init read it
+ *   model/model.onnx                        the same model as ONNX, written after model.json; it
+ *                                           records the id of the model.json it came from, so a
+ *                                           missing or stale one is exported again by its readers
+ *                                           (pipeline/model/onnx-file.ts)
  *
  * model.json's userDefinedMetadata carries what readers need to prepare inputs: the ResNet-RS
  * architecture (pipeline/model/resnet-rs.ts ARCH_METADATA_KEY) and `preprocessing`

@@ -35,7 +35,7 @@ export const datasetIndexSchema = z.strictObject({
   groundTruth: z.string().optional(),
   source: z.record(z.string(), z.unknown()).optional(),
   plan: z.string().optional(),
-  skipped: z.array(z.strictObject({ key: z.string(), where: z.string(), reason: z.string() })).optional(),
+  skipped: z.array(z.strictObject({ key: z.string(), where: z.string(), reason: z.string(), detail: z.string().optional() })).optional(),
 });
 
 /** A dataset opened for reading: its store (rooted at the dataset prefix) and its index. */

@@ -23,7 +23,10 @@ const progressKey = (n: number) => `${PROGRESS}shard-${String(n).padStart(6, '0'
 export interface SkippedAtImport {
   key: string;
   where: string;
+  /** One line. */
   reason: string;
+  /** The full message when it is longer than one line (libvips repeats its warnings). */
+  detail?: string;
 }
 
 interface ProgressRecord {

@@ -61,7 +61,7 @@ export interface DatasetIndex {
   /** Hash of the import plan; a re-run with the same plan is a no-op, a different plan is refused. */
   plan?: string;
   /** Source samples left out at import (corrupt, not an image, unpaired members...). */
-  skipped?: { key: string; where: string; reason: string }[];
+  skipped?: { key: string; where: string; reason: string; detail?: string }[];
 }
 
 /** One sample read from a shard. */

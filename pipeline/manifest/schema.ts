@@ -13,6 +13,7 @@ import { modelSection } from './sections/model.js';
 import { trainSection } from './sections/train.js';
 import { pseudoSection } from './sections/pseudo.js';
 import { storeUri } from './uri.js';
+import { inferBackendChoices } from '../inference/engine.js';
 
 export const backendChoices = ['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof backendChoices)[number];
@@ -62,6 +63,10 @@ export const manifestSchema = z
       .enum(backendChoices)
       .default('auto')
       .describe('Compute backend: auto tries tensorflow-gpu, tensorflow, wasm, cpu in that order'),
+    inferBackend: z
+      .enum(inferBackendChoices)
+      .default('auto')
+      .describe('Inference engine of the infer and evaluate stages: auto uses ONNX Runtime (onnxruntime-node) when it is installed, else tfjs on `backend`; onnx requires it; tfjs always uses `backend`'),
     seed: z.number().int().nonnegative().default(0).describe('Seed for every random choice of the run'),
     iterations: z.number().int().positive().default(1).describe('Noisy Student rounds (the student of round k teaches round k+1)'),
     datasets: datasetsSection,

@@ -8,7 +8,9 @@
  * - resnet-rs.ts: `buildResNetRS(arch)` / `buildModel(choice)` → tf.LayersModel (logits output),
  *   `archOf(model)` reads the architecture back from a built or loaded model.
  * - noise.ts: the seedable generator behind stochastic depth and dropout (save/restore its state).
- * - store-io.ts: save/load through the ObjectStore (weights first, model.json last).
+ * - store-io.ts: save/load through the ObjectStore (weights first, model.json last); modelIdOf.
+ * - onnx-export.ts: the ONNX graph of an architecture + weights (opset 13), from the same walk;
+ *   onnx-file.ts: model.onnx beside a saved model (ensureOnnx exports a missing or stale one).
  * Call `initBackend()` (pipeline/backend/select.ts) before building or loading a model.
  */
 export * from './family.js';
@@ -16,5 +18,7 @@ export { findModel, lookupModel, MODEL_NAMES, MODEL_REGISTRY, IMAGENET_NORMALIZA
 export { countResNetRS, type ModelCounts } from './count.js';
 export { archOf, buildModel, buildResNetRS, modelNameFor, ARCH_METADATA_KEY, type LayersModel } from './resnet-rs.js';
 export { drawUniforms, modelNoiseState, seedModelNoise, setModelNoiseState, type ModelNoiseState } from './noise.js';
-export { loadModel, loadModelFrom, saveModelTo, storeModelIO, MODEL_JSON_KEY } from './store-io.js';
+export { loadModel, loadModelFrom, modelIdOf, saveModelTo, storeModelIO, MODEL_JSON_KEY } from './store-io.js';
+export { exportResNetRSToOnnx, ONNX_OPSET, ONNX_INPUT, ONNX_OUTPUT, type WeightLookup } from './onnx-export.js';
+export { ensureOnnx, onnxFromLayersModel, onnxInfo, ONNX_KEY, type OnnxFile } from './onnx-file.js';
 export { registerModelLayers } from './layers.js';

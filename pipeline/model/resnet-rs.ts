@@ -12,7 +12,8 @@
  * - Conv init: variance scaling, scale 1, fan-in, truncated normal (TF `variance_scaling_initializer()`
  *   defaults as in T2); FC init normal(0, 0.01), zero bias (T2). No conv biases except in SE.
  * - BN: ε = 1e-5 (T2); momentum from the arch (released configs use 0 with an EMA over the BN
- *   statistics — the train stage owns that EMA).
+ *   statistics — the train stage owns that EMA). Stock tf.layers BatchNormalization, whose
+ *   training-mode call runs as one fused op on wasm (backend/batch-norm-training.ts).
  * - SE from stock layers: GlobalAveragePooling2D → Reshape [1,1,C] → Conv2D 1x1 (ReLU, bias) →
  *   Conv2D 1x1 (sigmoid, bias) → Multiply (broadcast over H, W).
  * - Stochastic depth: the official per-stage schedule (0.4/0.6/0.8/1.0 × rate, family.ts), not
@@ -21,6 +22,7 @@
  */
 import type * as TfNamespace from '@tensorflow/tfjs';
 import { getTf } from '../backend/select.js';
+import { useFastTrainingBatchNorm } from '../backend/batch-norm-training.js';
 import { walkResNetRS, type ArchOps } from './architecture.js';
 import { resolveModel, type ModelChoice, type ResNetRSArch } from './family.js';
 import { registerModelLayers } from './layers.js';
@@ -66,13 +68,16 @@ export function buildResNetRS(arch: ResNetRSArch, opts: { name?: string } = {}):
     },
     bn: (x, name, zeroGamma) =>
       one(
-        L.batchNormalization({
-          axis: -1,
-          momentum: arch.bnMomentum,
-          epsilon: arch.bnEpsilon,
-          gammaInitializer: zeroGamma ? 'zeros' : 'ones',
-          name,
-        }).apply(x),
+        useFastTrainingBatchNorm(
+          tf,
+          L.batchNormalization({
+            axis: -1,
+            momentum: arch.bnMomentum,
+            epsilon: arch.bnEpsilon,
+            gammaInitializer: zeroGamma ? 'zeros' : 'ones',
+            name,
+          }),
+        ).apply(x),
       ),
     relu: (x, name) => one(L.activation({ activation: 'relu', name }).apply(x)),
     avgPool2: (x, name) => one(L.averagePooling2d({ poolSize: 2, strides: 2, padding: 'same', name }).apply(x)),

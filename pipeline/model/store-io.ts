@@ -141,6 +141,21 @@ function expectedBytes(specs: WeightsManifestEntry[]): number | undefined {
   return n;
 }
 
+/**
+ * The id of a saved model: `<model name>@<16 hex of sha256(model.json)>`. model.json names the
+ * content-addressed weights file, so the hash identifies the exact weights, wherever they are stored.
+ */
+export function modelIdOf(modelJson: Uint8Array): string {
+  let name = 'model';
+  try {
+    const parsed = JSON.parse(Buffer.from(modelJson).toString('utf8')) as { modelTopology?: { config?: { name?: unknown } } };
+    if (typeof parsed.modelTopology?.config?.name === 'string') name = parsed.modelTopology.config.name;
+  } catch {
+    /* loadModel reports unreadable JSON with a proper message */
+  }
+  return `${name}@${createHash('sha256').update(modelJson).digest('hex').slice(0, 16)}`;
+}
+
 /** Loads a layers model saved with storeModelIO (registers the model's custom layers first). */
 export async function loadModel(store: ObjectStore): Promise<TfNamespace.LayersModel> {
   const tf = getTf();

@@ -3,9 +3,8 @@
  * describes (a stale or foreign checkpoint would otherwise label the whole unlabeled set with
  * the wrong network, or fail deep inside tfjs with a shape error).
  */
-import { createHash } from 'node:crypto';
 import { ARCH_METADATA_KEY, archOf } from '../model/resnet-rs.js';
-import { loadModel, MODEL_JSON_KEY } from '../model/store-io.js';
+import { loadModel, modelIdOf, MODEL_JSON_KEY } from '../model/store-io.js';
 import type { ResNetRSArch } from '../model/family.js';
 import type { ObjectStore } from '../store/types.js';
 import { teacherFromModel, type Teacher, type TeacherPreprocessing } from './teacher.js';
@@ -23,20 +22,11 @@ export function archMismatches(actual: Partial<ResNetRSArch>, expected: Expected
 }
 
 /**
- * The teacher id: `<model name>@<16 hex of sha256(model.json)>`. model.json names the
+ * The teacher id: `<model name>@<16 hex of sha256(model.json)>` (modelIdOf). model.json names the
  * content-addressed weights file, so the hash identifies the exact weights — and not their
  * location: the same checkpoint in S3 or a local directory has the same id.
  */
-export function teacherIdOf(modelJson: Buffer): string {
-  let name = 'model';
-  try {
-    const parsed = JSON.parse(modelJson.toString('utf8')) as { modelTopology?: { config?: { name?: unknown } } };
-    if (typeof parsed.modelTopology?.config?.name === 'string') name = parsed.modelTopology.config.name;
-  } catch {
-    /* loadModel reports unreadable JSON with a proper message */
-  }
-  return `${name}@${createHash('sha256').update(modelJson).digest('hex').slice(0, 16)}`;
-}
+export const teacherIdOf = modelIdOf;
 
 export interface TeacherInfo {
   id: string;

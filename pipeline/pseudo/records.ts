@@ -11,6 +11,8 @@ export const predictionRecord = z.union([
     key: z.string(),
     shard: z.string(),
     teacher: z.string(),
+    /** The engine that computed it (absent in predictions written before engines were recorded). */
+    backend: z.string().optional(),
     classes: z.array(z.number().int().nonnegative()).min(1),
     probs: z.array(z.number().min(0).max(1)).min(1),
     maxProb: z.number().min(0).max(1),
@@ -19,6 +21,7 @@ export const predictionRecord = z.union([
     key: z.string(),
     shard: z.string(),
     teacher: z.string(),
+    backend: z.string().optional(),
     error: z.string(),
   }),
 ]);

@@ -27,13 +27,24 @@ export interface TopK {
   k: number;
 }
 
+/**
+ * A loaded model ready for inference — the seam between the stages and the engines: tfjs
+ * (teacherFromModel, below) and ONNX Runtime (onnx-teacher.ts).
+ */
 export interface Teacher {
-  /** Identifies the exact weights (checkpoint URI + content hash); stored with every prediction. */
+  /**
+   * Identifies the exact weights (model name + content hash of model.json; with ONNX Runtime also
+   * the hash of the exported file); stored with every prediction.
+   */
   id: string;
   arch: ResNetRSArch;
   preprocessing: TeacherPreprocessing;
+  /** Which engine computes the predictions, e.g. "tfjs wasm" or "onnxruntime-node 1.30.0 cpu, 2 thread(s)". */
+  backend: string;
+  /** For logs: how it runs (threads, providers), which does not change the results. */
+  detail?: string;
   /** pixels: NHWC float32, already normalised. */
-  predictTopK(pixels: Float32Array, n: number, k: number): TopK;
+  predictTopK(pixels: Float32Array, n: number, k: number): Promise<TopK>;
   dispose(): void;
 }
 
@@ -45,7 +56,8 @@ export function teacherFromModel(model: TfNamespace.LayersModel, id: string, arc
     id,
     arch,
     preprocessing,
-    predictTopK(pixels, n, k) {
+    backend: `tfjs ${tf.getBackend()}`,
+    async predictTopK(pixels, n, k) {
       const kk = Math.min(k, arch.classes);
       const [values, indices] = tf.tidy(() => {
         const x = tf.tensor4d(pixels, [n, S, S, C], 'float32');

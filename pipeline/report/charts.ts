@@ -6,7 +6,7 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
-import type { ChartRef, ModelEvaluation, PseudoEvaluation } from './types.js';
+import type { ChartRef, LearningCurve, ModelEvaluation, PseudoEvaluation } from './types.js';
 
 const pct = (v: number | null) => (v === null ? null : Math.round(v * 10000) / 100);
 
@@ -22,7 +22,13 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 }
 
 export const modelLabel = (m: Pick<ModelEvaluation, 'role' | 'iteration' | 'stage'>) =>
-  m.role === 'baseline' ? 'baseline (all labels)' : m.role === 'model' ? m.stage : `${m.role} ${m.iteration ?? ''}`.trim();
+  m.role === 'baseline'
+    ? 'baseline (all labels)'
+    : m.role === 'control'
+      ? 'labeled-only control'
+      : m.role === 'model'
+        ? m.stage
+        : `${m.role} ${m.iteration ?? ''}`.trim();
 
 /** Top-1 and top-k accuracy of every model, grouped bars. */
 export function accuracySpec(models: ModelEvaluation[]): TopLevelSpec {
@@ -160,11 +166,31 @@ export function confusionSpec(m: ModelEvaluation): TopLevelSpec {
   } as TopLevelSpec;
 }
 
+/** Held-out accuracy against optimizer step, one line per trained model (from its metrics.jsonl). */
+export function learningCurveSpec(curves: LearningCurve[]): TopLevelSpec {
+  const values = curves.flatMap((c) => c.points.map((p) => ({ model: c.label, step: p.step, accuracy: pct(p.heldoutAcc) })));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: 'Learning curves: held-out accuracy (labeled hold-out, EMA weights) vs step',
+    width: 480,
+    height: 260,
+    data: { values },
+    mark: { type: 'line', point: { size: 12 } },
+    encoding: {
+      x: { field: 'step', type: 'quantitative', title: 'optimizer step' },
+      y: { field: 'accuracy', type: 'quantitative', title: 'held-out accuracy (%)', scale: { domain: [0, 100] } },
+      color: { field: 'model', type: 'nominal', sort: curves.map((c) => c.label), title: null },
+    },
+  } as TopLevelSpec;
+}
+
 /** The charts a report has, given what was evaluated (a chart without data is left out). */
-export function reportCharts(models: ModelEvaluation[], pseudo: PseudoEvaluation[]): { ref: ChartRef; spec: TopLevelSpec }[] {
+export function reportCharts(models: ModelEvaluation[], pseudo: PseudoEvaluation[], curves: LearningCurve[] = []): { ref: ChartRef; spec: TopLevelSpec }[] {
   const out: { ref: ChartRef; spec: TopLevelSpec }[] = [];
   const add = (name: string, title: string, spec: TopLevelSpec) => out.push({ ref: { name, title, file: `charts/${name}.svg` }, spec });
   if (models.length) add('accuracy', 'Accuracy per model', accuracySpec(models));
+  const drawn = curves.filter((c) => c.points.length > 0);
+  if (drawn.length) add('learning-curves', 'Learning curves (held-out accuracy vs step)', learningCurveSpec(drawn));
   const teacher = models.find((m) => m.role === 'teacher');
   const students = models.filter((m) => m.role === 'student');
   const student = students[students.length - 1];

@@ -1,5 +1,6 @@
 /** `report.md`: the report a person reads — headline table, stage wall times, charts, details. */
 import { modelLabel } from './charts.js';
+import { formatP, gapClosed, points } from './summary.js';
 import type { Report } from './types.js';
 
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(2)} %`);
@@ -18,26 +19,44 @@ const row = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
 export function renderMarkdown(r: Report): string {
   const out: string[] = [];
   out.push(`# selftrain report`, '');
-  out.push(`Run \`${r.run}\` — evaluated ${r.generatedAt} on backend **${r.backend ?? 'unknown'}**.`);
+  // Training runs on the tfjs backend; inference may run on another engine (ONNX Runtime).
+  const engines = [...new Set(r.models.map((m) => m.backend).filter((b): b is string => !!b))];
+  const inference = engines.length > 0 ? `; models evaluated with **${engines.join('**, **')}**` : '';
+  out.push(`Run \`${r.run}\` — evaluated ${r.generatedAt} on backend **${r.backend ?? 'unknown'}**${inference}.`);
   const n = r.models[0]?.metrics.samples;
   out.push(`Eval set \`${r.evalDataset}\`${n !== undefined ? ` (${n} images, ${r.classes.length} classes)` : ''}.`, '');
 
-  out.push('## Summary', '');
-  out.push(row(['', 'value']), row(['---', '---']));
-  out.push(row(['Teacher top-1', pct(r.summary.teacher)]));
-  for (const m of r.models.filter((m) => m.role === 'student')) out.push(row([`Student ${m.iteration ?? ''} top-1`, pct(m.metrics.top1)]));
-  out.push(row(['Supervised baseline (all labels) top-1', r.summary.baseline === null ? 'not trained (`evaluate.baseline: false`)' : pct(r.summary.baseline)]));
-  out.push(row(['Pseudo-label precision (last round)', pct(r.summary.pseudoLabelPrecision)]));
-  const { teacher, student, baseline } = r.summary;
-  if (teacher !== null && student !== null && baseline !== null && baseline !== teacher) {
-    out.push(row(['Gap teacher → baseline closed by the student', `${(((student - teacher) / (baseline - teacher)) * 100).toFixed(0)} %`]));
+  if (r.findings.length) {
+    out.push('**Findings**', '');
+    for (const f of r.findings) out.push(`- ${f}`);
+    out.push('');
   }
+
+  out.push('## Summary', '');
+  out.push(row(['model', 'stage', 'top-1', '95 % interval', 'training budget', 'held-out (labeled)']), row(['---', '---', '---:', '---', '---', '---:']));
+  for (const m of r.table) {
+    const budget = m.budget ? `${m.budget.steps.toLocaleString('en-US')} steps × ${m.budget.imagesPerStep} = ${m.budget.images.toLocaleString('en-US')} images` : '–';
+    out.push(row([m.label, `\`${m.stage}\``, pct(m.top1), `${pct(m.interval95.low)} – ${pct(m.interval95.high)}`, budget, pct(m.heldoutAcc)]));
+  }
+  const control = r.control.kind === 'stage' ? `\`${r.control.stage}\`` : r.control.kind === 'teacher' ? `the teacher (\`${r.control.stage}\`)` : 'none';
+  out.push('', `Labeled-only control: ${control} — ${r.control.reason}.`, '');
+  if (r.comparisons.length) {
+    out.push(row(['comparison (paired, same eval images)', 'difference', 'only first right', 'only second right', 'McNemar exact p']), row(['---', '---:', '---:', '---:', '---:']));
+    for (const c of r.comparisons) {
+      if (!c.test) out.push(row([c.label, '–', '–', '–', c.note ?? '–']));
+      else out.push(row([c.label, points(c.test.difference), c.test.onlyFirst, c.test.onlySecond, formatP(c.test.pValue)]));
+    }
+    out.push('');
+  }
+  out.push(row(['', 'value']), row(['---', '---']));
+  out.push(row(['All-labels bound top-1', r.summary.allLabelsTop1 === undefined ? 'not trained (`evaluate.baseline: false`)' : pct(r.summary.allLabelsTop1)]));
+  out.push(row(['Pseudo-label precision (last round)', pct(r.pseudoLabelPrecision)]));
+  const gap = gapClosed(r.summary);
+  if (gap !== null) out.push(row(['Gap teacher → all-labels bound closed by the student', `${(gap * 100).toFixed(0)} %`]));
   // Every attempt's time (a killed attempt's up to its record's last update), not only the last one's.
-  const done = r.stages.filter((s) => s.totalMs !== null);
-  const total = done.reduce((a, s) => a + (s.totalMs ?? 0), 0);
-  const attempts = done.reduce((a, s) => a + s.attempts, 0);
-  const tries = attempts > done.length ? ` over ${attempts} attempts of ${done.length} stages` : '';
-  out.push(row(['Wall time (stages before evaluate, all attempts)', `${formatDuration(total)}${tries}`]), row(['Backend', r.backend ?? 'unknown']), '');
+  const attempts = r.stages.reduce((a, s) => a + s.attempts, 0);
+  const tries = attempts > r.stages.length ? ` over ${attempts} attempts of ${r.stages.length} stages` : '';
+  out.push(row(['Wall time (whole run, all attempts)', `${formatDuration(r.summary.wallSeconds * 1000)}${tries}`]), row(['Backend', r.backend ?? 'unknown']), '');
 
   out.push('## Models', '');
   const ks = [...new Set(r.models.flatMap((m) => Object.keys(m.metrics.topK)))].sort((a, b) => Number(a) - Number(b));

@@ -1,8 +1,10 @@
 /** The evaluate stage's objects: per-model and per-round metrics, and `report.json` that gathers them. */
 import type { ClassificationMetrics } from './metrics.js';
+import type { PerImageCorrectness } from './per-image.js';
 import type { ClassPrecision, ThresholdPoint } from './pseudo-quality.js';
+import type { Interval, PairedTest } from './stats.js';
 
-export type ModelRole = 'teacher' | 'student' | 'baseline' | 'model';
+export type ModelRole = 'teacher' | 'student' | 'baseline' | 'control' | 'model';
 
 /** `evaluate/models/<train-stage-id>.json`: one model on the eval set (committed per model). */
 export interface ModelEvaluation {
@@ -21,6 +23,8 @@ export interface ModelEvaluation {
   imagesPerSecond: number;
   backend: string | null;
   metrics: ClassificationMetrics;
+  /** Top-1 right/wrong per eval image (for paired tests between models). */
+  perImage: PerImageCorrectness;
 }
 
 /** `evaluate/pseudo/<select-stage-id>.json`: quality of one round's pseudo-labels. */
@@ -69,21 +73,89 @@ export interface ChartRef {
   file: string;
 }
 
+/** What a train stage spent: optimizer steps and images through the network (labeled + pseudo-labeled). */
+export interface TrainingBudget {
+  steps: number;
+  imagesPerStep: number;
+  images: number;
+}
+
+/** One trained model in the report's summary table. */
+export interface ModelRow {
+  stage: string;
+  label: string;
+  role: ModelRole;
+  iteration: number | null;
+  top1: number;
+  /** Wilson 95 % interval of top-1 on the eval images. */
+  interval95: Interval;
+  samples: number;
+  /** From the train stage's record and metrics; null when they cannot be read. */
+  budget: TrainingBudget | null;
+  /** Final held-out accuracy on the labeled hold-out (train stage), null without a hold-out. */
+  heldoutAcc: number | null;
+}
+
+/** A paired comparison "second − first" on the same eval images. */
+export interface Comparison {
+  label: string;
+  first: string;
+  second: string;
+  /** Null when the two models were not scored on the same images (then `note` says why). */
+  test: PairedTest | null;
+  note?: string;
+}
+
+/**
+ * The labeled-only control: a separate train stage (role `control`), or the teacher when it has the
+ * student's architecture and at least the student's training budget, else none.
+ */
+export interface ControlInfo {
+  kind: 'stage' | 'teacher' | 'none';
+  stage: string | null;
+  reason: string;
+}
+
+/** Held-out accuracy against step for one trained model (its metrics.jsonl). */
+export interface LearningCurve {
+  stage: string;
+  label: string;
+  points: { step: number; heldoutAcc: number }[];
+}
+
+/** `report.json` `summary`: the headline numbers of the last iteration (fractions; p-values exact McNemar). */
+export interface ReportSummary {
+  teacherTop1: number | null;
+  studentTop1: number | null;
+  /** Equal to teacherTop1 when the teacher is the control; null when the run has no valid control. */
+  controlTop1: number | null;
+  /** Absent when the all-labels bound was not trained. */
+  allLabelsTop1?: number;
+  studentMinusTeacher: number | null;
+  studentMinusControl: number | null;
+  pValueVsTeacher: number | null;
+  pValueVsControl: number | null;
+  /** Wall time of the whole run: every stage's recorded time plus this evaluation's. */
+  wallSeconds: number;
+}
+
 /** `evaluate/report.json` (written last: the stage's commit object). */
 export interface Report {
-  format: 1;
+  format: 2;
   run: string;
   generatedAt: string;
   backend: string | null;
   evalDataset: string;
   classes: string[];
-  /** The headline numbers (top-1 on the eval set; precision of the last round's pseudo-labels). */
-  summary: {
-    teacher: number | null;
-    student: number | null;
-    baseline: number | null;
-    pseudoLabelPrecision: number | null;
-  };
+  summary: ReportSummary;
+  /** Plain statements shown first in report.md (e.g. a student below its teacher). */
+  findings: string[];
+  /** Precision of the last round's pseudo-labels against the held-back labels (null without them). */
+  pseudoLabelPrecision: number | null;
+  control: ControlInfo;
+  table: ModelRow[];
+  comparisons: Comparison[];
+  curves: LearningCurve[];
   models: ModelEvaluation[];
   pseudo: PseudoEvaluation[];
   stages: StageTiming[];

@@ -13,7 +13,7 @@ export { REPORT_JSON, REPORT_MD };
 
 /** `out` is rooted at the report's directory (e.g. `<run>/evaluate/`). */
 export async function writeReport(out: ObjectStore, draft: Omit<Report, 'charts'>): Promise<Report> {
-  const charts = reportCharts(draft.models, draft.pseudo);
+  const charts = reportCharts(draft.models, draft.pseudo, draft.curves);
   for (const c of charts) {
     await out.put(c.ref.file, await renderSvg(c.spec), { contentType: 'image/svg+xml' });
   }

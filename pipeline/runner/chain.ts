@@ -42,7 +42,6 @@ export type ChainStage = { [K in Kind]: StageDefinition<K, StageConfigs[K]> }[Ki
 
 export type ChainBuilder = (manifest: Manifest) => ChainStage[];
 
-
 /** Final objects per stage kind, relative to the run (each stage writes its own LAST). */
 export const stageOutputs: { [K in Kind]: (id: string) => string[] } = {
   import: (id) => [datasetsListKey(id)],
@@ -71,7 +70,19 @@ async function loadStageModule<K extends Kind>(kind: K): Promise<StageModule<Sta
   return mod as StageModule<StageConfigs[K]>;
 }
 
-function defineStage<K extends Kind>(kind: K, id: string, deps: string[], config: StageConfigs[K], needsBackend: boolean, versions: StageCodeVersions): StageDefinition<K, StageConfigs[K]> {
+/**
+ * `runtime`: settings passed to the stage beside its config but not part of it, so not hashed into
+ * its fingerprint: how the work is executed, never what it computes.
+ */
+function defineStage<K extends Kind>(
+  versions: StageCodeVersions,
+  kind: K,
+  id: string,
+  deps: string[],
+  config: StageConfigs[K],
+  needsBackend: boolean,
+  runtime?: Partial<StageConfigs[K]>,
+): StageDefinition<K, StageConfigs[K]> {
   return {
     id,
     kind,
@@ -81,13 +92,22 @@ function defineStage<K extends Kind>(kind: K, id: string, deps: string[], config
     // Hashed into the fingerprint: new code that changes a kind's outputs re-runs its stages.
     version: String(versions[kind]),
     needsBackend,
-    run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, config),
+    run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, runtime ? { ...config, ...runtime } : config),
   };
+}
+
+/**
+ * The inference engine choice of infer and evaluate, only when it is not the default: runs made
+ * before the setting existed keep their fingerprints (and so their finished stages).
+ */
+function engine(m: Manifest): { inferBackend?: Manifest['inferBackend'] } {
+  return m.inferBackend === 'auto' ? {} : { inferBackend: m.inferBackend };
 }
 
 /** The chain of a manifest; `versions` (the stage kinds' code versions) is for tests of upgrades. */
 export function buildChain(m: Manifest, versions: StageCodeVersions = STAGE_CODE_VERSIONS): ChainStage[] {
-  const define = <K extends Kind>(kind: K, id: string, deps: string[], config: StageConfigs[K], needsBackend: boolean) => defineStage(kind, id, deps, config, needsBackend, versions);
+  const define = <K extends Kind>(kind: K, id: string, deps: string[], config: StageConfigs[K], needsBackend: boolean, runtime?: Partial<StageConfigs[K]>) =>
+    defineStage(versions, kind, id, deps, config, needsBackend, runtime);
   const seed = m.seed;
   // `sizes` only feeds `plan`'s estimates: kept out of the fingerprint so editing it re-runs nothing.
   const { sizes: _planOnly, ...datasets } = m.datasets;
@@ -103,7 +123,13 @@ export function buildChain(m: Manifest, versions: StageCodeVersions = STAGE_CODE
     const infer = `infer-${k}`;
     const select = `select-${k}`;
     const student = `train-student-${k}`;
-    stages.push(define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: m.pseudo.infer, seed, inputs: { data: 'import', teacher } }, true));
+    // Where the workers run (executor, slurm, external) does not change what they compute: passed
+    // beside the config, so switching executor re-runs nothing.
+    const { executor, slurm, external, ...inferSettings } = m.pseudo.infer;
+    const runtime = executor || slurm || external ? { runtime: { executor, slurm, external } } : undefined;
+    stages.push(
+      define('infer', infer, ['import', teacher], { iteration: k, model: k === 1 ? m.teacher.model : m.student.model, infer: inferSettings, ...engine(m), seed, inputs: { data: 'import', teacher } }, true, runtime),
+    );
     stages.push(define('select', select, ['import', infer], { iteration: k, select: m.pseudo.select, seed, inputs: { data: 'import', predictions: infer } }, false));
     stages.push(
       define(
@@ -140,7 +166,7 @@ export function buildChain(m: Manifest, versions: StageCodeVersions = STAGE_CODE
       'evaluate',
       'evaluate',
       ['import', ...trained, ...rounds.map((r) => r.select)],
-      { evaluate: m.evaluate, seed, inputs: { data: 'import', models: trained, pseudo: rounds } },
+      { evaluate: m.evaluate, ...engine(m), seed, inputs: { data: 'import', models: trained, pseudo: rounds } },
       true,
     ),
   );

@@ -521,10 +521,16 @@ export class S3Store implements ObjectStore {
   }
 
   async list(prefix: string): Promise<ObjectInfo[]> {
+    const out: ObjectInfo[] = [];
+    for await (const page of this.listPages(prefix)) out.push(...page);
+    return out.sort((a, b) => compareKeys(a.key, b.key));
+  }
+
+  /** One ListObjectsV2 page at a time (listPageSize keys), in the service's key order. */
+  async *listPages(prefix: string): AsyncGenerator<ObjectInfo[]> {
     checkPrefix(prefix, this.uri);
     // A store's root prefix is a directory: list below "<prefix>/", never "<prefix>-other".
     const rootPrefix = this.prefix ? `${this.prefix}/` : '';
-    const out: ObjectInfo[] = [];
     let ContinuationToken: string | undefined;
     do {
       const res = await this.call('list', prefix, () =>
@@ -532,16 +538,17 @@ export class S3Store implements ObjectStore {
           new ListObjectsV2Command({ Bucket: this.bucket, Prefix: rootPrefix + prefix, MaxKeys: this.shared.opts.listPageSize, ContinuationToken }),
         ),
       );
+      const page: ObjectInfo[] = [];
       for (const o of res.Contents ?? []) {
         if (!o.Key) continue;
-        out.push({ key: o.Key.slice(rootPrefix.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0, etag: o.ETag });
+        page.push({ key: o.Key.slice(rootPrefix.length), size: o.Size ?? 0, mtimeMs: o.LastModified?.getTime() ?? 0, etag: o.ETag });
       }
       ContinuationToken = res.IsTruncated ? res.NextContinuationToken : undefined;
       if (res.IsTruncated && !ContinuationToken) {
         throw describeS3Error(new Error('listing truncated without a continuation token'), this.ctx('list', prefix));
       }
+      yield page;
     } while (ContinuationToken);
-    return out.sort((a, b) => compareKeys(a.key, b.key));
   }
 
   async delete(key: string): Promise<void> {

@@ -57,6 +57,11 @@ export interface ObjectStore {
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with prefix (complete, all pages), sorted by key. */
   list(prefix: string): Promise<ObjectInfo[]>;
+  /**
+   * The same objects one listing page at a time (S3: one ListObjectsV2 call each), for listings too
+   * big to hold whole. Optional: `listInPages` falls back to one page holding `list()`.
+   */
+  listPages?(prefix: string): AsyncIterable<ObjectInfo[]>;
   /** Deletes a key; deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   /** Deletes every key under prefix. */
@@ -65,6 +70,15 @@ export interface ObjectStore {
   sub(prefix: string): ObjectStore;
   /** Releases sockets and other resources. */
   close(): Promise<void>;
+}
+
+/** Pages of `store.listPages(prefix)`, or `store.list(prefix)` as one page for stores without it. */
+export async function* listInPages(store: ObjectStore, prefix: string): AsyncGenerator<ObjectInfo[]> {
+  if (store.listPages) {
+    yield* store.listPages(prefix);
+    return;
+  }
+  yield await store.list(prefix);
 }
 
 /** Error classes that stages and the CLI can tell apart without parsing messages. */

@@ -3,9 +3,11 @@
  * of a store (`<store uri>/<key>`), so errors point at the same spelling everywhere.
  */
 
-/** The URI without trailing slashes: `s3://b/p/` → `s3://b/p`. */
+/** The URI without trailing slashes: `s3://b/p/` → `s3://b/p`; a filesystem root `file:///` → `file://`. */
 export function trimUri(uri: string): string {
-  return uri.replace(/\/+$/, '');
+  const trimmed = uri.replace(/\/+$/, '');
+  // Only the scheme left (the root of a file:// store): keep its "//", so `<it>/<key>` stays a URI.
+  return /^[a-z][a-z0-9+.-]*:$/i.test(trimmed) ? `${trimmed}//` : trimmed;
 }
 
 /** The URI of one object of a store: `<store uri>/<key>`. */

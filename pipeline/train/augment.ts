@@ -1,11 +1,14 @@
 /**
- * The training-time input path on raw uint8 pixels: Inception-style random-resized crop (area and
- * aspect ranges from the manifest, 10 attempts, else the whole image) with bilinear resize back to
- * S×S, random horizontal flip, then RandAugment — the order of the official preprocessing (spec §2).
+ * The training-time input path on raw uint8 pixels: a crop — Inception-style random-resized crop
+ * (area and aspect ranges from the manifest, 10 attempts, else the whole image) with bilinear resize
+ * back to S×S as the released ResNet-RS preprocessing (tensorflow/tpu resnet_preprocessing.py), or
+ * pad-and-random-window (the CIFAR-style shift without rescaling, for small images) — then random
+ * horizontal flip, then RandAugment, then optional random erasing (Zhong et al. 2020).
  * All randomness comes from the per-sample generator passed in, so a batch is a pure function of
- * (seed, step, position).
+ * (seed, step, position); with the defaults (inception crop, no erasing) the draws are the same as
+ * before the pad and erasing options existed.
  */
-import type { TrainConfig } from '../manifest/sections/train.js';
+import { PAD_DEFAULTS, type TrainConfig } from '../manifest/sections/train.js';
 import { randAugment, type RandAugmentOptions, type RawImage } from './randaugment.js';
 import type { Sfc32 } from './rng.js';
 
@@ -67,13 +70,58 @@ export function randAugmentOptions(cfg: TrainConfig, modelMagnitude: number, ima
   };
 }
 
-/** Crop + flip + RandAugment of one S×S image. */
+/**
+ * The S×S window at offset (dx, dy) of the image padded by `pad` pixels of `fill` on every side,
+ * optionally mirrored: output (x, y) = input (x + dx − pad, y + dy − pad).
+ */
+export function padCrop(img: RawImage, pad: number, dx: number, dy: number, flip: boolean, fill: number): RawImage {
+  const { channels: ch, width: W, height: H, data } = img;
+  const out = new Uint8Array(data.length).fill(fill);
+  for (let y = 0; y < H; y++) {
+    const sy = y + dy - pad;
+    if (sy < 0 || sy >= H) continue;
+    for (let x = 0; x < W; x++) {
+      const sx = x + dx - pad;
+      if (sx < 0 || sx >= W) continue;
+      const o = (y * W + (flip ? W - 1 - x : x)) * ch, i = (sy * W + sx) * ch;
+      for (let k = 0; k < ch; k++) out[o + k] = data[i + k]!;
+    }
+  }
+  return { data: out, width: W, height: H, channels: ch };
+}
+
+/** One random rectangle of area/aspect in the configured ranges set to `fill` (10 tries, else none). */
+export function randomErase(img: RawImage, e: NonNullable<TrainConfig['erasing']>, rng: Sfc32): RawImage {
+  const { width: W, height: H, channels: ch } = img;
+  const [lo, hi] = [Math.log(e.aspect[0]), Math.log(e.aspect[1])];
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const area = W * H * rng.uniform(e.area[0], e.area[1]);
+    const ratio = Math.exp(rng.uniform(lo, hi));
+    const h = Math.round(Math.sqrt(area * ratio)), w = Math.round(Math.sqrt(area / ratio));
+    if (h < 1 || w < 1 || h >= H || w >= W) continue;
+    const y0 = rng.int(H - h + 1), x0 = rng.int(W - w + 1);
+    const out = img.data.slice();
+    for (let y = y0; y < y0 + h; y++) out.fill(e.fill, (y * W + x0) * ch, (y * W + x0 + w) * ch);
+    return { ...img, data: out };
+  }
+  return img;
+}
+
+/** Crop + flip + RandAugment (+ random erasing) of one S×S image. */
 export function augmentImage(img: RawImage, cfg: TrainConfig, ra: RandAugmentOptions, rng: Sfc32): RawImage {
   let out = img;
-  const { crop } = cfg;
-  const box = crop.type === 'inception' ? randomCrop(img.width, img.height, crop.minArea, crop.aspect, rng) : { x: 0, y: 0, w: img.width, h: img.height };
-  const flip = crop.flip && rng.next() < 0.5;
-  if (box.w !== img.width || box.h !== img.height || flip) out = cropResize(img, box, img.width, flip);
+  const { crop, erasing } = cfg;
+  if (crop.type === 'pad') {
+    const pad = crop.padding ?? PAD_DEFAULTS.padding;
+    const dx = rng.int(2 * pad + 1), dy = rng.int(2 * pad + 1);
+    const flip = crop.flip && rng.next() < 0.5;
+    if (dx !== pad || dy !== pad || flip) out = padCrop(img, pad, dx, dy, flip, crop.padFill ?? PAD_DEFAULTS.fill);
+  } else {
+    const box = crop.type === 'inception' ? randomCrop(img.width, img.height, crop.minArea, crop.aspect, rng) : { x: 0, y: 0, w: img.width, h: img.height };
+    const flip = crop.flip && rng.next() < 0.5;
+    if (box.w !== img.width || box.h !== img.height || flip) out = cropResize(img, box, img.width, flip);
+  }
   if (ra.layers > 0) out = randAugment(out, ra, rng);
+  if (erasing && erasing.probability > 0 && rng.next() < erasing.probability) out = randomErase(out, erasing, rng);
   return out;
 }

@@ -19,15 +19,19 @@ import { readSelectSummary } from '../../pipeline/contracts/select.js';
 import { modelDir } from '../../pipeline/contracts/train.js';
 import { openDataset, type OpenDataset } from '../../pipeline/data/dataset-json.js';
 import { openObjectRef, openRef } from '../../pipeline/data/dataset-ref.js';
+import { resolveInferEngine, type InferEngine } from '../../pipeline/inference/engine.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
-import type { ModelEvaluation, PseudoEvaluation, StageTiming } from '../../pipeline/report/types.js';
+import { buildSummary, type EvaluatedModel } from '../../pipeline/report/summary.js';
+import type { LearningCurve, ModelEvaluation, PseudoEvaluation, StageTiming } from '../../pipeline/report/types.js';
+import { modelLabel } from '../../pipeline/report/charts.js';
 import { writeReport } from '../../pipeline/report/write.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import { ifPresent, integrityErrorIn, isNotFoundError, type ObjectStore } from '../../pipeline/store/types.js';
 import { objectUri, trimUri } from '../../pipeline/store/uri.js';
 import { evaluateModel } from './evaluate-model.js';
 import { evaluatePseudo } from './evaluate-pseudo.js';
+import { readTrainingInfo } from './training-info.js';
 
 /**
  * A unit this stage committed before (a model's or a round's evaluation), for reuse: undefined when
@@ -97,10 +101,12 @@ async function groundTruthOf(ctx: StageContext, importId: string, inferId: strin
 
 export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput): Promise<StageResult> {
   const cfg = parseStageConfig(evaluateStageConfig, raw, 'evaluate');
+  const started = performance.now();
   const out = ctx.run.sub(ctx.outPrefix);
   const backend = ctx.backend ?? null;
   const { ds, close } = await openEvalSet(ctx, cfg.inputs.data);
   const models: ModelEvaluation[] = [];
+  let engine: InferEngine | undefined;
   try {
     for (const stage of cfg.inputs.models) {
       ctx.signal.throwIfAborted();
@@ -109,10 +115,16 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
       const key = modelResultKey(stage);
       const previous = await readJsonIfAny<ModelEvaluation>(out, key, ctx.log);
       const wantK = [...new Set(cfg.evaluate.topK.map((k) => String(Math.min(k, ds.index.classes.length))))].sort().join(',');
-      if (previous?.format === 1 && previous.modelId === id && previous.evalDataset === ds.uri && Object.keys(previous.metrics?.topK ?? {}).sort().join(',') === wantK) {
+      // Reused only with its per-image results (older evaluations lack them: the paired tests need them).
+      if (previous?.format === 1 && previous.perImage && previous.modelId === id && previous.evalDataset === ds.uri && Object.keys(previous.metrics?.topK ?? {}).sort().join(',') === wantK) {
         ctx.log.info(`evaluate: ${stage} already evaluated (top-1 ${(previous.metrics.top1 * 100).toFixed(2)} %), reusing ${key}`);
         models.push(previous);
         continue;
+      }
+      if (!engine) {
+        const decision = await resolveInferEngine(cfg.inferBackend);
+        if (decision.reason) ctx.log.info(`evaluate: ${decision.reason}; using tfjs`);
+        engine = decision.engine;
       }
       const progress = ctx.progress(`evaluate ${stage}`, ds.index.samples, 'images');
       try {
@@ -124,6 +136,7 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
           batchSize: cfg.evaluate.batchSize,
           concurrency: cfg.evaluate.concurrency,
           backend,
+          engine,
           signal: ctx.signal,
           progress,
         });
@@ -162,27 +175,32 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
       : { stage: r.stage, kind: r.kind, status: r.status, attempts: r.attempts, durationMs: r.durationMs ?? null, totalMs: r.totalMs ?? null, backend: r.backend ?? null },
   );
 
-  const teacher = models.find((m) => m.role === 'teacher');
-  const students = models.filter((m) => m.role === 'student');
-  const baseline = models.find((m) => m.role === 'baseline');
+  // How each model was trained (budget, hold-out, learning curve, its teacher), for the summary.
+  const evaluated: EvaluatedModel[] = [];
+  const curves: LearningCurve[] = [];
+  for (const m of models) {
+    const info = await readTrainingInfo(ctx.run, m.stage);
+    evaluated.push({ evaluation: m, budget: info.budget, heldoutAcc: info.heldoutAcc, heldoutImages: info.heldoutImages, teacher: info.teacher, architecture: info.architecture });
+    curves.push({ stage: m.stage, label: modelLabel(m), points: info.curve });
+  }
+  const previousStagesMs = stages.reduce((a, s) => a + (s.totalMs ?? 0), 0);
+  const headline = buildSummary(evaluated, (previousStagesMs + performance.now() - started) / 1000);
+  for (const f of headline.findings) ctx.log.info(`evaluate: ${f.replace(/\*\*/g, '')}`);
   const lastPseudo = pseudo[pseudo.length - 1];
   const report = await writeReport(out, {
-    format: 1,
+    format: 2,
     run: trimUri(ctx.run.uri),
     generatedAt: new Date().toISOString(),
     backend,
     evalDataset: ds.uri,
     classes: ds.index.classes,
-    summary: {
-      teacher: teacher?.metrics.top1 ?? null,
-      student: students[students.length - 1]?.metrics.top1 ?? null,
-      baseline: baseline?.metrics.top1 ?? null,
-      pseudoLabelPrecision: lastPseudo?.precision ?? null,
-    },
+    ...headline,
+    pseudoLabelPrecision: lastPseudo?.precision ?? null,
+    curves,
     models,
     pseudo,
     stages,
   });
   ctx.log.info(`evaluate: report written to ${trimUri(out.uri)}/report.md`, { charts: report.charts.length });
-  return { summary: { ...report.summary, models: models.length, charts: report.charts.length } };
+  return { summary: { ...report.summary, pseudoLabelPrecision: report.pseudoLabelPrecision, models: models.length, charts: report.charts.length } };
 }

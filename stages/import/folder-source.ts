@@ -9,12 +9,11 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import PQueue from 'p-queue';
 import sharp from 'sharp';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../../pipeline/data/preprocess.js';
 import { checkDecodable } from '../../pipeline/data/verify.js';
 import { DataError } from '../../pipeline/data/types.js';
-import { extForFormat, type ImportSource, type LoadedSample, type SourceEntry } from './source.js';
+import { extForFormat, loadQueued, type ImportSource, type LoadedSample, type SourceEntry } from './source.js';
 
 async function walk(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -69,23 +68,18 @@ export async function openFolderSource(root: string, o: FolderOptions = {}): Pro
     identity: { kind: 'folder', root: path.resolve(root), files: files.length, bytes: totalBytes, limitInputPixels: limit },
     bytesPerEntry: Math.max(1024, Math.ceil(totalBytes / entries.length) * 2),
     problems: [],
-    async *load(wanted) {
-      const queue = new PQueue({ concurrency });
-      const jobs = wanted.map((entry) =>
-        queue.add(async (): Promise<LoadedSample> => {
-          const file = files[entry.ref]!;
-          const rel = path.relative(root, file);
-          let bytes: Buffer;
-          try {
-            bytes = await fs.readFile(file);
-          } catch (err) {
-            return { entry, error: `cannot read: ${(err as Error).message}`, where: rel };
-          }
-          return { entry, json: { path: rel }, ...(await loadImageFile(bytes, rel, limit)) };
-        }) as Promise<LoadedSample>,
-      );
-      for (const j of jobs) yield await j;
-    },
+    load: (wanted) =>
+      loadQueued(wanted, concurrency, async (entry) => {
+        const file = files[entry.ref]!;
+        const rel = path.relative(root, file);
+        let bytes: Buffer;
+        try {
+          bytes = await fs.readFile(file);
+        } catch (err) {
+          return { entry, error: `cannot read: ${(err as Error).message}`, where: rel };
+        }
+        return { entry, json: { path: rel }, ...(await loadImageFile(bytes, rel, limit)) };
+      }),
     close: async () => undefined,
   };
 }

@@ -5,7 +5,9 @@
  * 2. Order: source order, or a seeded shuffle (`seed`), fixed before anything is loaded.
  * 3. Optional split (`labeledPerClass` K): walking that order, the first K samples of each class
  *    go to `<to>/labeled/`, the rest to `<to>/unlabeled/` (no `.cls` members; their labels go to
- *    `ground-truth.jsonl.gz`, for measuring pseudo-label quality only).
+ *    `ground-truth.jsonl.gz`, for measuring pseudo-label quality only). Or `unlabeled`: the whole
+ *    source becomes an unlabeled set (no class list), its labels, if any, dropped or kept apart as
+ *    ground truth in the same way.
  * 4. Each output is cut into shards of `samplesPerShard` in that order, so which sample lands in
  *    which shard is a pure function of (source, options): the plan hash. Shards are loaded in
  *    groups that fit `memoryBytes`, packed and committed one by one (see DatasetWriter), so a
@@ -19,7 +21,7 @@ import type { SampleToPack } from '../../pipeline/data/tar.js';
 import { DataError, type DatasetIndex, type ShardIndexFile } from '../../pipeline/data/types.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
-import type { ImportSource, LoadedSample, SourceEntry } from './source.js';
+import { firstLine, type ImportSource, type LoadedSample, type SourceEntry } from './source.js';
 import { trimUri } from '../../pipeline/store/uri.js';
 
 /** Bumped when the shard layout an import produces changes (invalidates old plans). */
@@ -31,6 +33,12 @@ export interface ImportOptions {
   seed?: number;
   /** Split into labeled (K per class) + unlabeled. */
   labeledPerClass?: number;
+  /**
+   * Import as an unlabeled set whatever the source carries. `groundTruth`: keep the source's labels
+   * apart (`ground-truth.jsonl.gz`, for reporting only; the class names stay in dataset.json to
+   * interpret them); otherwise they are dropped and the set has no class list.
+   */
+  unlabeled?: { groundTruth: boolean };
   /** Keep only the first N samples of each output (after the shuffle and the split): a seeded
    * random subset, for CI-sized runs. Per output prefix ('' for a plain import). */
   limit?: Partial<Record<'' | 'labeled' | 'unlabeled', number>>;
@@ -105,6 +113,12 @@ async function remakeMissing(writer: DatasetWriter, store: ObjectStore, index: D
   return remade;
 }
 
+/** A skipped sample's record: a one-line reason, and libvips' many-line message in full as detail. */
+function skippedSample(key: string, where: string, reason: string): SkippedAtImport {
+  const short = firstLine(reason);
+  return short === reason.trim() ? { key, where, reason } : { key, where, reason: short, detail: reason };
+}
+
 export async function importDataset(source: ImportSource, to: ObjectStore | string, o: ImportOptions = {}): Promise<ImportResult> {
   const perShard = o.samplesPerShard ?? 2000;
   if (!Number.isInteger(perShard) || perShard < 1) throw new DataError(`samplesPerShard must be a positive integer (got ${perShard})`);
@@ -118,19 +132,32 @@ export async function importDataset(source: ImportSource, to: ObjectStore | stri
       const { labeled, unlabeled } = splitLabeled(order, source.classes, o.labeledPerClass);
       parts.push({ prefix: 'labeled', entries: labeled, labeled: true, groundTruth: false });
       parts.push({ prefix: 'unlabeled', entries: unlabeled, labeled: false, groundTruth: true });
+    } else if (o.unlabeled) {
+      if (o.labeledPerClass !== undefined) throw new DataError('an unlabeled import cannot also be split by labeledPerClass');
+      const truth = o.unlabeled.groundTruth && order.length > 0 && order.every((e) => e.label !== undefined);
+      parts.push({ prefix: '', entries: order, labeled: false, groundTruth: truth });
     } else {
       parts.push({ prefix: '', entries: order, labeled: order.length > 0 && order.every((e) => e.label !== undefined), groundTruth: false });
     }
+    // An unlabeled set has no label space of its own, unless it keeps ground truth to interpret.
+    const classes = o.unlabeled && !parts[0]!.groundTruth ? [] : source.classes;
     const result: ImportResult = { outputs: [] };
     for (const part of parts) {
       const store = part.prefix ? root.sub(part.prefix) : root;
       const limit = o.limit?.[part.prefix as '' | 'labeled' | 'unlabeled'];
       if (limit !== undefined) part.entries = part.entries.slice(0, limit);
       // `limit` joins the plan only when set, so uncapped imports keep their existing plan hash.
-      const options = { samplesPerShard: perShard, seed: o.seed ?? null, labeledPerClass: o.labeledPerClass ?? null, part: part.prefix, ...(limit !== undefined ? { limit } : {}) };
+      const options = {
+        samplesPerShard: perShard,
+        seed: o.seed ?? null,
+        labeledPerClass: o.labeledPerClass ?? null,
+        part: part.prefix,
+        ...(limit !== undefined ? { limit } : {}),
+        ...(o.unlabeled ? { unlabeled: part.groundTruth ? 'ground-truth' : 'no-labels' } : {}),
+      };
       const plan = createHash('sha256').update(JSON.stringify({ v: LAYOUT_VERSION, source: source.identity, options })).digest('hex').slice(0, 32);
       const writer = new DatasetWriter(store, {
-        classes: source.classes,
+        classes,
         labeled: part.labeled,
         plan,
         groundTruth: part.groundTruth,
@@ -141,7 +168,7 @@ export async function importDataset(source: ImportSource, to: ObjectStore | stri
       const shards: SourceEntry[][] = [];
       for (let i = 0; i < part.entries.length; i += perShard) shards.push(part.entries.slice(i, i + perShard));
       // Source problems found while indexing belong to no shard: record them with shard 0.
-      const indexProblems: SkippedAtImport[] = source.problems.map((p) => ({ ...p }));
+      const indexProblems: SkippedAtImport[] = source.problems.map((p) => skippedSample(p.key, p.where, p.reason));
       if (shards.length === 0) shards.push([]);
       /** Shard g's samples from the loaded images: failed loads are skipped (recorded), as always. */
       const assemble = (g: number, loaded: Map<number, LoadedSample>) => {
@@ -151,7 +178,7 @@ export async function importDataset(source: ImportSource, to: ObjectStore | stri
         for (const e of shards[g]!) {
           const l = loaded.get(e.ref);
           if (!l || l.error || !l.image || !l.ext) {
-            skipped.push({ key: e.key, where: l?.where ?? '', reason: l?.error ?? 'not loaded' });
+            skipped.push(skippedSample(e.key, l?.where ?? '', l?.error ?? 'not loaded'));
             continue;
           }
           const s: SampleToPack = { key: e.key, ext: l.ext, image: l.image };

@@ -4,6 +4,7 @@
  * any subset. The orchestrator (run-import.ts) decides order, split and sharding from the list
  * alone, then loads shard groups within a memory budget, so memory stays flat.
  */
+import PQueue from 'p-queue';
 import type { ImageExt } from '../../pipeline/data/types.js';
 
 export interface SourceEntry {
@@ -25,7 +26,8 @@ export interface LoadedSample {
 }
 
 export interface ImportSource {
-  kind: 'idx' | 'folder' | 'webdataset';
+  kind: 'idx' | 'folder' | 'webdataset' | 'tree' | 'list';
+  /** Class names of the source's labels; [] for a source that carries no labels. */
   classes: string[];
   /** Every sample in source order; keys are unique. */
   entries: SourceEntry[];
@@ -53,4 +55,22 @@ export function extForFormat(format: string | undefined): ImageExt | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * Loads `wanted` with at most `concurrency` loads in flight (p-queue), yielding results in the
+ * order of `wanted`. The caller bounds `wanted` (one shard group), so memory stays bounded too.
+ */
+export async function* loadQueued(wanted: SourceEntry[], concurrency: number, loadOne: (entry: SourceEntry) => Promise<LoadedSample>): AsyncGenerator<LoadedSample> {
+  const queue = new PQueue({ concurrency });
+  const jobs = wanted.map((entry) => queue.add(() => loadOne(entry)) as Promise<LoadedSample>);
+  // Every job is observed from the start, so one failing early is not an unhandled rejection.
+  for (const j of jobs) j.catch(() => undefined);
+  for (const j of jobs) yield await j;
+}
+
+/** First line of a (libvips: often many-line) message: what a one-line warning shows. */
+export function firstLine(message: string): string {
+  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  return lines.length <= 1 ? (lines[0] ?? '') : `${lines[0]} (+${lines.length - 1} more line(s))`;
 }

@@ -16,9 +16,8 @@ import { groupMembers, HostileMemberError, readTarMembers } from '../../pipeline
 import { DataError, type ImageExt } from '../../pipeline/data/types.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
-import PQueue from 'p-queue';
 import { loadImageFile } from './folder-source.js';
-import type { ImportSource, LoadedSample, SourceEntry } from './source.js';
+import { loadQueued, type ImportSource, type LoadedSample, type SourceEntry } from './source.js';
 import { trimUri } from '../../pipeline/store/uri.js';
 import { type StoreSettings } from '../../pipeline/store/settings.js';
 
@@ -117,29 +116,24 @@ export async function openWebDatasetSource(uri: string, o: WdsOptions = {}): Pro
     identity: { kind: 'webdataset', uri: where, tars: tars.map((t) => [t.key, t.size]), classes, limitInputPixels: limit },
     bytesPerEntry: Math.max(1024, avg * 2),
     problems,
-    async *load(wanted) {
-      const queue = new PQueue({ concurrency });
-      const jobs = wanted.map((entry) =>
-        queue.add(async (): Promise<LoadedSample> => {
-          const at = locs[entry.ref]!;
-          const w = `${where}/${at.tar} key "${entry.key}"`;
-          let bytes: Buffer;
-          try {
-            bytes = await store.getRange(at.tar, at.image[0], at.image[0] + at.image[1]);
-          } catch (err) {
-            return { entry, error: `cannot read: ${(err as Error).message}`, where: w };
-          }
-          const r = await loadImageFile(bytes, w, limit);
-          let json: unknown;
-          if (at.json) json = JSON.parse((await store.getRange(at.tar, at.json[0], at.json[0] + at.json[1])).toString('utf8'));
-          const out: LoadedSample = { entry, ...r };
-          if (r.error) out.error = `${w}: ${r.error}`;
-          if (json !== undefined) out.json = json;
-          return out;
-        }) as Promise<LoadedSample>,
-      );
-      for (const j of jobs) yield await j;
-    },
+    load: (wanted) =>
+      loadQueued(wanted, concurrency, async (entry) => {
+        const at = locs[entry.ref]!;
+        const w = `${where}/${at.tar} key "${entry.key}"`;
+        let bytes: Buffer;
+        try {
+          bytes = await store.getRange(at.tar, at.image[0], at.image[0] + at.image[1]);
+        } catch (err) {
+          return { entry, error: `cannot read: ${(err as Error).message}`, where: w };
+        }
+        const r = await loadImageFile(bytes, w, limit);
+        let json: unknown;
+        if (at.json) json = JSON.parse((await store.getRange(at.tar, at.json[0], at.json[0] + at.json[1])).toString('utf8'));
+        const out: LoadedSample = { entry, ...r };
+        if (r.error) out.error = `${w}: ${r.error}`;
+        if (json !== undefined) out.json = json;
+        return out;
+      }),
     close: () => store.close(),
   };
 }

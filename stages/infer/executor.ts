@@ -7,19 +7,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { selftrainCommand, workerArgs } from './executors/command.js';
 import type { WorkerEvent } from './worker.js';
 import type { DamagedObject } from './shard-batches.js';
-import { storeSettingsArgs, type StoreSettings } from '../../pipeline/store/settings.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 /** Exit code of a worker that finished everything it could and reported bad shards. */
 export const DATA_ERROR_EXIT = 3;
 /** Exit code of a worker that could not start its work for a reason a retry cannot fix. */
 export const SETUP_ERROR_EXIT = 2;
-
-// Same extension as this file: .ts under tsx, .js from dist.
-const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const cliPath = fileURLToPath(new URL(`../../pipeline/cli/main${ext}`, import.meta.url));
 
 export interface ExecutorOptions {
   runUri: string;
@@ -27,6 +23,8 @@ export interface ExecutorOptions {
   workers: number;
   /** How the workers reach the stores (passed as --endpoint/--region: the environment may not say). */
   storeSettings?: StoreSettings;
+  /** ONNX Runtime intra-op threads per worker (`--threads`); absent for tfjs. */
+  threads?: number;
   maxRestarts: number;
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
@@ -72,8 +70,9 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
 
   const spawnWorker = (index: number, attempt: number, onEvent: (e: WorkerEvent) => void) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderrTail: string }>((resolve, reject) => {
-      const args = [...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath, 'worker', 'infer', '--run', o.runUri, '--stage', o.stage, '--index', String(index), '--count', String(o.workers), ...storeSettingsArgs(o.storeSettings ?? {})];
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
+      const [node, ...cli] = selftrainCommand();
+      const args = [...cli, ...workerArgs(o.runUri, o.stage, o.workers, { index, storeSettings: o.storeSettings, threads: o.threads })];
+      const child = spawn(node!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
       const tail: string[] = [];
       const onAbort = () => child.kill('SIGTERM');
       o.signal?.addEventListener('abort', onAbort, { once: true });

@@ -5,7 +5,6 @@
  * model (pipeline/contracts/train.ts). With `model`, a checkpoint of another architecture is
  * refused; preprocessing is what the train stage recorded in the checkpoint.
  */
-import { availableParallelism } from 'node:os';
 import { readDatasetsList } from '../../pipeline/contracts/import.js';
 import { inferStageConfig, type InferStageConfigInput } from '../../pipeline/contracts/infer.js';
 import { parseStageConfig } from '../../pipeline/contracts/json.js';
@@ -21,7 +20,9 @@ const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 
 export async function runStage(ctx: StageContext, raw: InferStageConfigInput): Promise<StageResult> {
   const cfg = parseStageConfig(inferStageConfig, raw, 'infer');
-  const unlabeled = cfg.inputs.unlabeled ?? (await readDatasetsList(ctx.run, cfg.inputs.data ?? 'import')).unlabeled;
+  // The run's label space is the labeled set's (the import list's classes), never the unlabeled set's.
+  const list = cfg.inputs.unlabeled && !cfg.inputs.data ? undefined : await readDatasetsList(ctx.run, cfg.inputs.data ?? 'import');
+  const unlabeled = cfg.inputs.unlabeled ?? list!.unlabeled;
   const teacherStore = ctx.run.sub(modelDir(cfg.inputs.teacher));
   const teacher = objectUri(ctx.run, modelDir(cfg.inputs.teacher));
   let expectedArch: ExpectedArch;
@@ -35,7 +36,7 @@ export async function runStage(ctx: StageContext, raw: InferStageConfigInput): P
   const backend = (BACKENDS as readonly string[]).includes(ctx.backend ?? '') ? (ctx.backend as (typeof BACKENDS)[number]) : 'auto';
   return runInferStage(
     ctx,
-    { id: ctx.stageId, dataset: refUri(ctx.root, unlabeled), teacher, expectedArch, config: cfg.infer, backend },
-    cfg.infer.workers ?? availableParallelism(),
+    { id: ctx.stageId, dataset: refUri(ctx.root, unlabeled), teacher, expectedArch, config: { ...cfg.infer, ...cfg.runtime }, backend, inferBackend: cfg.inferBackend, ...(list ? { classes: list.classes } : {}) },
+    cfg.infer.workers,
   );
 }

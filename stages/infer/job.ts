@@ -44,6 +44,13 @@ export const inferJobSchema = z.strictObject({
   batchSize: z.number().int().positive(),
   concurrency: z.number().int().positive(),
   backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /**
+   * The engine every worker uses (resolved by the stage from the manifest's inferBackend, so all
+   * shards of a stage are predicted alike): 'onnx' runs `<teacher>/<onnx.key>`, whose sha256 is
+   * pinned here; 'tfjs' runs the tfjs model on `backend`.
+   */
+  engine: z.enum(['tfjs', 'onnx']).default('tfjs'),
+  onnx: z.strictObject({ key: z.string().min(1), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
 });
 export type InferJob = z.infer<typeof inferJobSchema>;
 

@@ -4,13 +4,32 @@
  *   predictions/<shard>.jsonl.gz     one per input shard  } what other stages read:
  *   summary.json                     written last         } pipeline/contracts/infer.ts
  *   stats/<shard>.json               per-shard counts, seconds and confidence histogram
+ *   errors/<shard>.json              a shard that cannot be processed (data problem) and why, so
+ *                                    executors that only see the store (slurm, external) learn it
+ *   executor/                        the executor's own records (e.g. the Slurm job ids)
  */
 export { INFER_SUMMARY_KEY, predictionKey, PREDICTIONS_DIR } from '../../pipeline/contracts/infer.js';
 
 export const STATS_DIR = 'stats/';
+export const ERRORS_DIR = 'errors/';
+export const EXECUTOR_DIR = 'executor/';
 
 export function statsKey(shard: string): string {
   return `${STATS_DIR}${shard}.json`;
+}
+
+export function errorKey(shard: string): string {
+  return `${ERRORS_DIR}${shard}.json`;
+}
+
+/** Shard numbers a worker owns: `n % count == index`. */
+export function ownedShards(total: number, index: number, count: number): number[] {
+  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) {
+    throw new Error(`bad worker index ${index} of ${count} (need 0 <= index < count)`);
+  }
+  const out: number[] = [];
+  for (let n = index; n < total; n += count) out.push(n);
+  return out;
 }
 
 /** `shard-000123.tar` -> `shard-000123`: the name prediction and pseudo-label objects use. */

@@ -34,7 +34,17 @@ async function shardStats(out: ObjectStore, shard: string, numClasses: number): 
 export async function summarise(
   out: ObjectStore,
   index: DatasetIndex,
-  fields: { dataset: string; teacher: string; topK: number; wallSeconds: number; processedSamples: number; workers: number; restarts: number },
+  fields: {
+    dataset: string;
+    teacher: string;
+    /** The run's label space (the teacher's outputs): never the unlabeled set's own class list. */
+    classes: string[];
+    topK: number;
+    wallSeconds: number;
+    processedSamples: number;
+    workers: number;
+    restarts: number;
+  },
 ): Promise<InferSummary> {
   const shards = index.shards.map((s) => shardBase(s.name));
   const present = new Set((await out.list('predictions/')).map((o) => o.key));
@@ -44,7 +54,7 @@ export async function summarise(
   let samples = 0;
   let skipped = 0;
   for (const shard of shards) {
-    const s = await shardStats(out, shard, index.classes.length);
+    const s = await shardStats(out, shard, fields.classes.length);
     samples += s.samples;
     skipped += s.failed;
     s.histogram.forEach((c, i) => (histogram[i] += c));
@@ -52,8 +62,8 @@ export async function summarise(
   const summary: InferSummary = {
     dataset: fields.dataset,
     teacher: fields.teacher,
-    numClasses: index.classes.length,
-    classes: index.classes,
+    numClasses: fields.classes.length,
+    classes: fields.classes,
     topK: fields.topK,
     shards,
     samples,

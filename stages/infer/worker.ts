@@ -5,17 +5,21 @@
  * atomic put when the shard is complete, so a killed worker leaves finished shards whole and
  * the shard it was in the middle of absent — a restart redoes exactly that one.
  */
+import { availableParallelism } from 'node:os';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
 import { initBackend } from '../../pipeline/backend/select.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { encodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { loadTeacher } from '../../pipeline/pseudo/load-teacher.js';
+import { loadOnnxTeacher } from '../../pipeline/pseudo/onnx-teacher.js';
 import type { PredictionRecord } from '../../pipeline/pseudo/records.js';
 import type { Teacher } from '../../pipeline/pseudo/teacher.js';
 import { prefetch } from './bounded.js';
 import { readJob, type InferJob } from './job.js';
-import { histogramBin, HISTOGRAM_BINS, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
+import { errorKey, histogramBin, HISTOGRAM_BINS, ownedShards, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
+
+export { ownedShards };
 import { shardBatches, type DamagedObject, type Slot } from './shard-batches.js';
 import { type StoreSettings } from '../../pipeline/store/settings.js';
 
@@ -42,6 +46,8 @@ export interface WorkerOptions {
   stage: string;
   index: number;
   count: number;
+  /** ONNX Runtime intra-op threads (default: this machine's cores). */
+  threads?: number;
   signal?: AbortSignal;
   emit?: (e: WorkerEvent) => void;
 }
@@ -52,16 +58,6 @@ export interface WorkerResult {
   forwardSeconds: number;
   /** Shards that could not be processed, with the reason (data problems: retrying cannot help). */
   errors: { shard: string; error: string; damaged?: DamagedObject }[];
-}
-
-/** Shard numbers a worker owns: `n % count == index`. */
-export function ownedShards(total: number, index: number, count: number): number[] {
-  if (!Number.isInteger(count) || count < 1 || !Number.isInteger(index) || index < 0 || index >= count) {
-    throw new Error(`bad worker index ${index} of ${count} (need 0 <= index < count)`);
-  }
-  const out: number[] = [];
-  for (let n = index; n < total; n += count) out.push(n);
-  return out;
 }
 
 /**
@@ -89,11 +85,17 @@ export async function runInferWorker(o: WorkerOptions): Promise<WorkerResult> {
     const owned = ownedShards(ds.index.shards.length, o.index, o.count);
     const done = new Set((await out.list('predictions/')).map((x) => x.key));
     const todo = owned.filter((n) => !done.has(predictionKey(shardBase(ds.index.shards[n]!.name))));
-    const backend = await initBackend(job.backend);
     const teacherStore = openStore(job.teacher, o.storeSettings);
     let teacher: Teacher;
     try {
-      teacher = await setup(loadTeacher(teacherStore, job.expectedArch, job.preprocessing));
+      if (job.engine === 'onnx') {
+        if (!job.onnx) throw new WorkerSetupError(`${job.stage}/job.json: engine onnx but no onnx file named`);
+        const threads = o.threads ?? availableParallelism();
+        teacher = await setup(loadOnnxTeacher(teacherStore, job.expectedArch, job.preprocessing, { threads, sha256: job.onnx.sha256 }));
+      } else {
+        await initBackend(job.backend);
+        teacher = await setup(loadTeacher(teacherStore, job.expectedArch, job.preprocessing));
+      }
     } finally {
       await teacherStore.close();
     }
@@ -102,7 +104,7 @@ export async function runInferWorker(o: WorkerOptions): Promise<WorkerResult> {
       // Mixing two teachers' predictions in one stage output would be silent corruption.
       throw new WorkerSetupError(`teacher checkpoint ${job.teacher} changed since the infer stage started (now ${teacher.id}, job ${job.teacherId}): re-run the stage`);
     }
-    emit({ event: 'start', index: o.index, count: o.count, shards: owned.length, todo: todo.length, backend: backend.name, teacher: teacher.id });
+    emit({ event: 'start', index: o.index, count: o.count, shards: owned.length, todo: todo.length, backend: teacher.detail ? `${teacher.backend}, ${teacher.detail}` : teacher.backend, teacher: teacher.id });
     try {
       return await processShards(job, out, ds, todo, teacher, o.signal, emit);
     } finally {
@@ -163,11 +165,14 @@ async function processShards(
         // finished decodes are collected and new ones handed to sharp's thread pool: they then
         // run during the forward pass instead of after it.
         await new Promise((resolve) => setImmediate(resolve));
-        predictBatch(item.slots, name);
+        await predictBatch(item.slots, name);
         emit({ event: 'batch', shard: name, done: records.length, samples: ds.index.shards[item.shard]!.samples });
       } else if (item.kind === 'error') {
         records = [];
         errors.push({ shard: name, error: item.error, damaged: item.damaged });
+        // In the store too: an executor that cannot see this process's events (slurm, external)
+        // learns from it that the shard will never get predictions.
+        await out.put(errorKey(name), JSON.stringify({ shard: name, error: item.error, damaged: item.damaged }) + '\n', { contentType: 'application/json' });
         emit({ event: 'shard-error', shard: name, error: item.error, damaged: item.damaged });
         shardStart = performance.now();
       } else {
@@ -195,25 +200,25 @@ async function processShards(
     }
   }
 
-  function predictBatch(slots: Slot[], shard: string): void {
+  async function predictBatch(slots: Slot[], shard: string): Promise<void> {
     const ok = slots.filter((s): s is Extract<Slot, { pixels: Float32Array }> => 'pixels' in s);
-    let top: ReturnType<Teacher['predictTopK']> | undefined;
+    let top: Awaited<ReturnType<Teacher['predictTopK']>> | undefined;
     if (ok.length > 0) {
       ok.forEach((s, i) => batchPixels.set(s.pixels, i * pixelsPer));
       const f0 = performance.now();
-      top = teacher.predictTopK(batchPixels.subarray(0, ok.length * pixelsPer), ok.length, job.topK);
+      top = await teacher.predictTopK(batchPixels.subarray(0, ok.length * pixelsPer), ok.length, job.topK);
       forwardSeconds += (performance.now() - f0) / 1000;
     }
     let i = 0;
     for (const s of slots) {
       if ('error' in s) {
-        records.push({ key: s.key, shard, teacher: teacher.id, error: s.error });
+        records.push({ key: s.key, shard, teacher: teacher.id, backend: teacher.backend, error: s.error });
         continue;
       }
       const k = top!.k;
       const classes = Array.from(top!.classes.subarray(i * k, (i + 1) * k));
       const probs = Array.from(top!.probs.subarray(i * k, (i + 1) * k), round6);
-      records.push({ key: s.key, shard, teacher: teacher.id, classes, probs, maxProb: probs[0]! });
+      records.push({ key: s.key, shard, teacher: teacher.id, backend: teacher.backend, classes, probs, maxProb: probs[0]! });
       i++;
     }
   }

@@ -18,6 +18,7 @@ import { openObjectRef, openRef as openDatasetRef } from '../../pipeline/data/da
 import { resolveModel } from '../../pipeline/model/family.js';
 import { buildResNetRS, ARCH_METADATA_KEY } from '../../pipeline/model/resnet-rs.js';
 import { loadModel, storeModelIO } from '../../pipeline/model/store-io.js';
+import { ensureOnnx, ONNX_KEY } from '../../pipeline/model/onnx-file.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { openDataset } from '../../pipeline/data/dataset-json.js';
@@ -158,6 +159,10 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
       classes: data.classes,
     });
     await model.save(storeModelIO(out.sub(MODEL_DIR)));
+    // The ONNX export beside it, for ONNX Runtime inference. After model.json (the commit): a crash
+    // in between leaves no or a stale model.onnx, which infer/evaluate detect and export again.
+    const onnx = await ensureOnnx(out.sub(MODEL_DIR), model);
+    ctx.log.info(`train ${ctx.outPrefix}: wrote ${MODEL_DIR}/model.json and ${MODEL_DIR}/${ONNX_KEY} (${(onnx.bytes.length / 1e6).toFixed(1)} MB)`);
     return { summary };
   } finally {
     model.dispose();

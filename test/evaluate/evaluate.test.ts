@@ -26,11 +26,13 @@ import { s3TestEnv, s3TestStore } from '../helpers/s3.js';
 import { startFaultProxy } from '../store/fault-proxy.js';
 import { S3Store } from '../../pipeline/store/s3-store.js';
 import { copyReport } from '../../pipeline/report/copy.js';
+import { decodeCorrectness } from '../../pipeline/report/per-image.js';
+import { mcnemarExact } from '../../pipeline/report/stats.js';
 import { testContext } from '../pseudo/context.js';
 import { PREPROCESSING, fashionPngs } from '../pseudo/fixtures.js';
 import { evaluateConfig, EVAL_SHARDS, makeRun, UNLABELED_SHARDS } from './fixtures.js';
 import { trimUri } from '../../pipeline/store/uri.js';
-import { needs } from '../helpers/extras.js';
+import { hasExtra, needs } from '../helpers/extras.js';
 
 const NEEDS = needs('fashion-mnist');
 
@@ -94,6 +96,9 @@ test('model metrics equal an independent computation from raw model outputs', { 
     ranked.forEach((r, i) => confusion[evalImages[i]!.label]![r[0]!]!++);
     assert.deepEqual(m.metrics.confusion, confusion);
     assert.equal(m.metrics.confusion.flat().reduce((a, b) => a + b, 0), n);
+    // Per-image correctness (what the paired tests compare), image by image in eval order.
+    assert.deepEqual([...decodeCorrectness(m.perImage, m.stage)], ranked.map((r, i) => (r[0] === evalImages[i]!.label ? 1 : 0)));
+    assert.equal(m.perImage.imagesSha256, report.models[0]!.perImage.imagesSha256);
     for (const c of m.metrics.perClass) {
       const truth = evalImages.filter((e) => e.label === c.cls).length;
       assert.equal(c.samples, truth);
@@ -106,9 +111,16 @@ test('model metrics equal an independent computation from raw model outputs', { 
   assert.ok(report.models.every((m) => m.metrics.confusion.filter((_, p) => m.metrics.confusion.some((row) => row[p]! > 0)).length >= 3));
   // The models were initialised differently, so the comparison is not trivially one model thrice.
   assert.notDeepEqual(report.models[0]!.metrics.confusion, report.models[1]!.metrics.confusion);
-  assert.equal(report.summary.teacher, report.models[0]!.metrics.top1);
-  assert.equal(report.summary.student, report.models[1]!.metrics.top1);
-  assert.equal(report.summary.baseline, report.models[2]!.metrics.top1);
+  const [teacher, student, baseline] = report.models.map((m) => m.metrics.top1);
+  assert.equal(report.summary.teacherTop1, teacher);
+  assert.equal(report.summary.studentTop1, student);
+  assert.equal(report.summary.allLabelsTop1, baseline);
+  assert.equal(report.summary.studentMinusTeacher, student! - teacher!);
+  // The paired test recomputed from the two models' per-image results.
+  const paired = mcnemarExact(decodeCorrectness(report.models[0]!.perImage, 't'), decodeCorrectness(report.models[1]!.perImage, 's'));
+  assert.equal(report.summary.pValueVsTeacher, paired.pValue);
+  assert.ok(report.summary.wallSeconds >= 0);
+  assert.deepEqual(Object.keys(report.summary).sort(), ['allLabelsTop1', 'controlTop1', 'pValueVsControl', 'pValueVsTeacher', 'studentMinusControl', 'studentMinusTeacher', 'studentTop1', 'teacherTop1', 'wallSeconds']);
 });
 
 test('pseudo-label precision and accuracy-vs-threshold equal a recount from the stored objects', { skip: NEEDS }, async () => {
@@ -124,7 +136,7 @@ test('pseudo-label precision and accuracy-vs-threshold equal a recount from the 
   assert.ok(kept.length > 0, 'select kept something');
   const right = kept.filter((r) => truth.get(r.key as string) === r.label).length;
   assert.equal(p.precision, right / kept.length);
-  assert.equal(report.summary.pseudoLabelPrecision, p.precision);
+  assert.equal(report.pseudoLabelPrecision, p.precision);
   for (const c of p.perClass) {
     const mine = kept.filter((r) => r.label === c.cls);
     assert.equal(c.kept, mine.length);
@@ -148,6 +160,7 @@ test('report: report.md with the tables and chart links, SVG charts that parse',
   const files = (await run.list('evaluate/')).map((o) => o.key.slice('evaluate/'.length)).sort();
   for (const f of ['report.json', 'report.md', 'models/train-teacher-1.json', 'pseudo/select-1.json']) assert.ok(files.includes(f), `${f} in ${files.join(', ')}`);
   const names = report.charts.map((c) => c.name);
+  // No learning curves: these models were not trained by a train stage (no metrics.jsonl).
   assert.deepEqual(names, ['accuracy', 'per-class', 'confidence-select-1', 'threshold-accuracy', 'confusion']);
   const md = (await run.get('evaluate/report.md')).toString('utf8');
   for (const c of report.charts) {
@@ -158,11 +171,14 @@ test('report: report.md with the tables and chart links, SVG charts that parse',
     assert.equal(meta.format, 'svg');
     assert.ok(meta.width! > 100 && meta.height! > 100, `${c.file} is ${meta.width}x${meta.height}`);
   }
-  assert.match(md, /\| Teacher top-1 \| \d+\.\d\d % \|/);
-  assert.match(md, /\| Supervised baseline \(all labels\) top-1 \| \d+\.\d\d % \|/);
+  assert.match(md, /\| teacher 1 \| `train-teacher-1` \| \d+\.\d\d % \| \d+\.\d\d % – \d+\.\d\d % \|/);
+  assert.match(md, /\| All-labels bound top-1 \| \d+\.\d\d % \|/);
+  assert.match(md, /\| student 1 − its teacher \(teacher 1\) \| [+−]\d+\.\d\d points \| \d+ \| \d+ \| [\d.e+-]+ \|/);
   assert.match(md, /\| Pseudo-label precision \(last round\) \| \d+\.\d\d % \|/);
   assert.match(md, /## Stage wall times/);
   assert.match(md, /on backend \*\*wasm\*\*/);
+  // The models ran on the inference engine (ONNX Runtime when installed), and the report says so.
+  assert.match(md, new RegExp(`models evaluated with \\*\\*${hasExtra('onnxruntime-node') ? 'onnxruntime-node [0-9.]+ cpu' : 'tfjs wasm'}\\*\\*`));
   assert.equal(report.backend, 'wasm');
   // The confusion chart is of the final student and draws one cell per (true, predicted) pair.
   const confusion = (await run.get('evaluate/charts/confusion.svg')).toString('utf8');

@@ -3,7 +3,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MetricsAccumulator } from '../../pipeline/report/metrics.js';
 import { PrecisionAccumulator, ThresholdCurve } from '../../pipeline/report/pseudo-quality.js';
-import { renderMarkdown } from '../../pipeline/report/markdown.js';
 
 test('top-k, per-class and confusion on a worked example', () => {
   const acc = new MetricsAccumulator(['a', 'b', 'c'], [1, 2, 5]);
@@ -61,13 +60,4 @@ test('precision: unique and weighted by repeats; samples without ground truth ar
   assert.equal(r.weightedPrecision, 0.75);
   assert.equal(r.missingTruth, 1);
   assert.equal(r.perClass[1]!.precision, null);
-});
-
-test('report.md: the gap closed is computed only with a baseline', () => {
-  const base = { format: 1 as const, run: 'file:///r', generatedAt: 't', backend: 'wasm', evalDataset: 'e', classes: ['a', 'b'], models: [], pseudo: [], stages: [], charts: [] };
-  const md = renderMarkdown({ ...base, summary: { teacher: 0.7, student: 0.8, baseline: 0.9, pseudoLabelPrecision: 0.95 } });
-  assert.match(md, /Gap teacher → baseline closed by the student \| 50 % \|/);
-  const noBaseline = renderMarkdown({ ...base, summary: { teacher: 0.7, student: 0.8, baseline: null, pseudoLabelPrecision: null } });
-  assert.doesNotMatch(noBaseline, /Gap/);
-  assert.match(noBaseline, /not trained \(`evaluate.baseline: false`\)/);
 });

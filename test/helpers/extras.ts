@@ -11,7 +11,10 @@
  *    download: `npm start` once (or the Debian package) provides the files.
  *  - swift: SELFTRAIN_TEST_S3_ENDPOINT, else the Swift binaries infra/local-s3/start.sh runs
  *    (in SELFTRAIN_SWIFT_BIN_DIR, default /usr/bin).
- *  - torch, pillow, pandas: importable by the Python the reference scripts run with
+ *  - slurm: SELFTRAIN_TEST_SLURM_CONF, else the Slurm and munge daemons infra/slurm/start.sh runs,
+ *    and root (it starts slurmd, which runs jobs as their users).
+ *  - onnxruntime-node: resolvable as pipeline/inference/onnxruntime.ts resolves it.
+ *  - torch, pillow, pandas, onnx: importable by the Python the reference scripts run with
  *    (SELFTRAIN_TEST_PYTHON, default /usr/bin/python3 — Debian's, not a pyenv shim first on PATH).
  *
  *   test('x', { skip: needs('torch') }, async () => { … });
@@ -21,7 +24,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { locateFashionMnist } from '../../stages/import/fashion-mnist.js';
 
-export type Extra = 'fashion-mnist' | 'swift' | 'torch' | 'pillow' | 'pandas';
+export type Extra = 'fashion-mnist' | 'swift' | 'slurm' | 'torch' | 'pillow' | 'pandas' | 'onnx' | 'onnxruntime-node';
 
 export const EXTRAS: Record<Extra, { what: string; install: string }> = {
   'fashion-mnist': {
@@ -32,9 +35,18 @@ export const EXTRAS: Record<Extra, { what: string; install: string }> = {
     what: 'OpenStack Swift for the local S3 server',
     install: '`apt-get install --no-install-recommends swift swift-proxy swift-account swift-container swift-object memcached`, or set SELFTRAIN_TEST_S3_ENDPOINT',
   },
+  slurm: {
+    what: 'Slurm and munge for a local one-node cluster (as root)',
+    install: '`apt-get install --no-install-recommends slurm-wlm slurmctld slurmd munge` and run as root, or set SELFTRAIN_TEST_SLURM_CONF',
+  },
   torch: { what: 'PyTorch (the reference ResNet-RS)', install: '`apt-get install python3-torch`' },
   pillow: { what: 'Pillow (the reference RandAugment ops)', install: '`apt-get install python3-pil`' },
   pandas: { what: 'pandas (reads the pseudo-label files)', install: '`apt-get install python3-pandas`' },
+  onnx: { what: 'the onnx Python package (the reference ONNX checker)', install: '`apt-get install python3-onnx`' },
+  'onnxruntime-node': {
+    what: 'onnxruntime-node (the optional dependency behind the ONNX Runtime engine)',
+    install: '`npm ci` (it installs on Linux, macOS and Windows; see README, ONNX Runtime)',
+  },
 };
 
 /** Every skip for a missing extra starts with this; test/run.ts counts them by it. */
@@ -52,12 +64,14 @@ export function testPython(): string {
 
 export const SWIFT_BINARIES = ['swift-proxy-server', 'swift-account-server', 'swift-container-server', 'swift-object-server', 'swift-ring-builder'];
 
+export const SLURM_BINARIES = ['/usr/sbin/slurmctld', '/usr/sbin/slurmd', '/usr/sbin/munged', '/usr/bin/sbatch'];
+
 /** Where infra/local-s3/start.sh runs the Swift servers from. */
 export function swiftBinDir(): string {
   return process.env.SELFTRAIN_SWIFT_BIN_DIR || '/usr/bin';
 }
 
-const PY_MODULE: Partial<Record<Extra, string>> = { torch: 'torch', pillow: 'PIL', pandas: 'pandas' };
+const PY_MODULE: Partial<Record<Extra, string>> = { torch: 'torch', pillow: 'PIL', pandas: 'pandas', onnx: 'onnx' };
 
 const present = new Map<Extra, boolean>();
 
@@ -67,6 +81,16 @@ function probe(extra: Extra): boolean {
       return locateFashionMnist() !== undefined;
     case 'swift':
       return !!process.env.SELFTRAIN_TEST_S3_ENDPOINT || SWIFT_BINARIES.every((b) => existsSync(path.join(swiftBinDir(), b)));
+    case 'slurm':
+      return !!process.env.SELFTRAIN_TEST_SLURM_CONF || (SLURM_BINARIES.every((b) => existsSync(b)) && process.getuid?.() === 0);
+    case 'onnxruntime-node':
+      // Resolved as pipeline/inference/onnxruntime.ts resolves it (module hooks apply).
+      try {
+        import.meta.resolve('onnxruntime-node');
+        return true;
+      } catch {
+        return false;
+      }
     default:
       return spawnSync(testPython(), ['-c', `import ${PY_MODULE[extra]}`], { stdio: 'ignore', timeout: 60_000 }).status === 0;
   }

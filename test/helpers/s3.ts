@@ -16,15 +16,13 @@
  *   describe('x on s3', { skip: env ? false : S3_SKIP_REASON }, () => { ... });
  *   const store = await s3TestStore(t);             // in a test: fresh bucket, removed after it
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, DeleteBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store, type S3StoreOptions } from '../../pipeline/store/s3-store.js';
+import { freePortRange as freePorts, startPrivateDaemon } from './daemons.js';
 import { skipReason, swiftBinDir, SWIFT_BINARIES } from './extras.js';
 
 export interface S3TestEnv {
@@ -47,54 +45,14 @@ export function repoRoot(): string {
   return dir;
 }
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
-
 /** A base port with base..base+4 free (proxy, account, container, object, memcached). */
-export async function freePortRange(): Promise<number> {
-  for (let tries = 0; tries < 50; tries++) {
-    const base = 20000 + Math.floor(Math.random() * 40000);
-    let ok = true;
-    for (let p = base; p < base + 5 && ok; p++) ok = await portFree(p);
-    if (ok) return base;
-  }
-  throw new Error('no free port range for a private Swift server');
+export function freePortRange(): Promise<number> {
+  return freePorts(5);
 }
 
 async function startPrivateServer(): Promise<S3TestEnv> {
-  const root = repoRoot();
-  const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-s3-'));
   const port = await freePortRange();
-  const start = path.join(root, 'infra', 'local-s3', 'start.sh');
-  const stop = path.join(root, 'infra', 'local-s3', 'stop.sh');
-  const out = await new Promise<string>((resolve, reject) => {
-    const child = spawn('bash', [start, dir, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(stdout) : reject(new Error(`infra/local-s3/start.sh failed (exit ${code}):\n${stderr}`))));
-  });
-  const stopNow = (): void => {
-    spawnSync('bash', [stop, dir], { stdio: 'ignore' });
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', stopNow);
-  // If this process is killed (no 'exit' event), a detached watchdog stops the server.
-  spawn('bash', ['-c', 'while kill -0 "$0" 2>/dev/null; do sleep 2; done; bash "$1" "$2" >/dev/null 2>&1; rm -rf "$2"', String(process.pid), stop, dir], {
-    detached: true,
-    stdio: 'ignore',
-  }).unref();
-  for (const line of out.split('\n')) {
-    const m = /^export (\w+)=(.*)$/.exec(line.trim());
-    if (m) process.env[m[1]!] = m[2]!;
-  }
+  await startPrivateDaemon(path.join(repoRoot(), 'infra', 'local-s3'), port);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     region: process.env.AWS_REGION ?? 'us-east-1',

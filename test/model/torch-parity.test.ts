@@ -27,6 +27,7 @@ import { resolveModel, type ResNetRSArch } from '../../pipeline/model/family.js'
 import { buildResNetRS } from '../../pipeline/model/resnet-rs.js';
 import { needs, testPython } from '../helpers/extras.js';
 import { readFashionMnist } from '../helpers/fashion-mnist.js';
+import { randomizeWeights } from './random-weights.js';
 
 /** bench/model_torch.py in the repo (tsc does not copy .py files into dist/, so walk up to it). */
 function findTorchScript(): string {
@@ -44,38 +45,23 @@ const torchScript = findTorchScript();
 // installs python3-torch, the file fails instead (test/helpers/extras.ts).
 const skip = needs('torch', 'fashion-mnist');
 
-type Tf = typeof tfTypes;
 
 /**
- * Random weights everywhere (BN γ and moving variance positive, γ of each block's last BN not zero
- * so SE and the residual branches count), written with tfjs names, layouts and trainability.
+ * Random weights everywhere (random-weights.ts; a small γ on each block's last BN, see there),
+ * written with tfjs names, layouts and trainability.
  */
-function exportRandomWeights(tf: Tf, model: tfTypes.LayersModel, dir: string, seed: number): void {
+function exportRandomWeights(model: tfTypes.LayersModel, dir: string, seed: number): void {
+  randomizeWeights(model, seed, { residualGamma: [0.1, 0.3] });
   const index: Array<{ name: string; shape: number[]; offset: number; trainable: boolean }> = [];
   const chunks: Float32Array[] = [];
   let offset = 0;
   for (const layer of model.layers) {
-    const ws = layer.weights;
-    if (!ws.length) continue;
-    const values = ws.map((w, i) => {
-      const shape = w.shape as number[];
-      const bn = layer.getClassName() === 'BatchNormalization';
-      // The last BN of each block (zero-initialised in training) gets a small γ: its branch counts,
-      // and the network stays near the identity, well conditioned like a trained ResNet.
-      if (bn && i === 0 && layer.name.endsWith('_bn3')) return tf.randomUniform(shape, 0.1, 0.3, 'float32', seed++);
-      if (bn && (i === 0 || i === 3)) return tf.randomUniform(shape, 0.5, 1.5, 'float32', seed++);
-      // Kernels ~ 1/sqrt(fan-in) keep activations O(1) through the depth; vectors ~ 0.1.
-      const fanIn = shape.length >= 2 ? shape.slice(0, -1).reduce((a, b) => a * b, 1) : 100;
-      return tf.randomNormal(shape, 0, 1 / Math.sqrt(fanIn), 'float32', seed++);
-    });
-    layer.setWeights(values);
-    ws.forEach((w, i) => {
-      const data = values[i]!.dataSync() as Float32Array;
+    for (const w of layer.weights) {
+      const data = w.read().dataSync() as Float32Array;
       index.push({ name: w.originalName, shape: w.shape as number[], offset, trainable: w.trainable });
       chunks.push(data);
       offset += data.length;
-    });
-    tf.dispose(values);
+    }
   }
   const blob = new Float32Array(offset);
   let o = 0;
@@ -84,7 +70,7 @@ function exportRandomWeights(tf: Tf, model: tfTypes.LayersModel, dir: string, se
     o += c.length;
   }
   writeFileSync(path.join(dir, 'weights.bin'), Buffer.from(blob.buffer));
-  const arch = (JSON.parse(readFileSync(path.join(dir, 'arch.json'), 'utf8')) as { arch: ResNetRSArch; inputShape: number[] });
+  const arch = JSON.parse(readFileSync(path.join(dir, 'arch.json'), 'utf8')) as { arch: ResNetRSArch; inputShape: number[] };
   writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ ...arch, blocks: arch.arch.blocks, weights: index }));
 }
 
@@ -107,7 +93,7 @@ function realImages(arch: ResNetRSArch, n: number): { input: Float32Array; label
 }
 
 interface Setup {
-  tf: Tf;
+  tf: ReturnType<typeof getTf>;
   arch: ResNetRSArch;
   model: tfTypes.LayersModel;
   dir: string;
@@ -129,7 +115,7 @@ async function setup(t: { after(fn: () => void): void }, choice: Parameters<type
     rmSync(dir, { recursive: true, force: true });
   });
   writeFileSync(path.join(dir, 'arch.json'), JSON.stringify({ arch, inputShape: x.shape }));
-  exportRandomWeights(tf, model, dir, seed);
+  exportRandomWeights(model, dir, seed);
   writeFileSync(path.join(dir, 'input.bin'), Buffer.from(input.buffer));
   writeFileSync(path.join(dir, 'labels.bin'), Buffer.from(labels.buffer));
   return { tf, arch, model, dir, x, labels };

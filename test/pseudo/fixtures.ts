@@ -13,6 +13,9 @@ import { resolveModel, type ResNetRSArch } from '../../pipeline/model/family.js'
 import { storeModelIO } from '../../pipeline/model/store-io.js';
 import type { TeacherPreprocessing } from '../../pipeline/pseudo/teacher.js';
 import type { InferConfig } from '../../pipeline/manifest/sections/pseudo.js';
+import { writeJob } from '../../stages/infer/job.js';
+import { buildInferJob, type InferStageOptions } from '../../stages/infer/stage.js';
+import { runInferWorker } from '../../stages/infer/worker.js';
 import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
 
 export const FMNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
@@ -80,4 +83,33 @@ export async function writeTeacher(store: ObjectStore, arch: ResNetRSArch = teac
   model.setUserDefinedMetadata({ ...meta, preprocessing: { ...rest, evalCrop: cropFraction, weights: 'ema' } });
   await model.save(storeModelIO(store));
   model.dispose();
+}
+
+/** Infer stage options for a fixture store: `<root>/data/unlabeled` and `<root>/teacher/model`, wasm, fixture config. */
+export function inferOptions(root: ObjectStore, over: Partial<InferStageOptions> = {}): InferStageOptions {
+  return {
+    id: 'infer-1',
+    dataset: `${root.uri}/data/unlabeled`,
+    teacher: `${root.uri}/teacher/model`,
+    expectedArch: teacherArch(),
+    preprocessing: PREPROCESSING,
+    config: inferConfig(),
+    backend: 'wasm',
+    ...over,
+  };
+}
+
+/** Prediction objects of a run's infer stage: object name → bytes. */
+export async function predictionsOf(run: ObjectStore, stage = 'infer-1'): Promise<Map<string, Buffer>> {
+  const out = new Map<string, Buffer>();
+  for (const o of await run.list(`${stage}/predictions/`)) out.set(o.key.slice(`${stage}/predictions/`.length), await run.get(o.key));
+  return out;
+}
+
+/** Predictions of one uninterrupted in-process worker over `options`' dataset, made in `run`. */
+export async function referencePredictions(run: ObjectStore, options: InferStageOptions): Promise<Map<string, Buffer>> {
+  await writeJob(run, await buildInferJob(options));
+  const result = await runInferWorker({ run, stage: options.id, index: 0, count: 1 });
+  if (result.errors.length > 0) throw new Error(`reference run: ${JSON.stringify(result.errors)}`);
+  return predictionsOf(run, options.id);
 }

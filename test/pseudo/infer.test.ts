@@ -9,7 +9,6 @@ import { mkdtempSync, rmSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStore } from '../../pipeline/store/file-store.js';
-import type { ObjectStore } from '../../pipeline/store/types.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import type { PredictionRecord } from '../../pipeline/pseudo/records.js';
 import { buildInferJob, runInferStage, type InferStageOptions } from '../../stages/infer/stage.js';
@@ -22,9 +21,9 @@ import { runSelectStage } from '../../stages/select/stage.js';
 import type { SelectSummary } from '../../stages/select/select.js';
 import { s3TestEnv, s3TestStore } from '../helpers/s3.js';
 import { testContext } from './context.js';
-import { inferConfig, PREPROCESSING, TEACHER_MODEL, teacherArch, writeTeacher, writeUnlabeled } from './fixtures.js';
+import { inferConfig, inferOptions, predictionsOf, referencePredictions, TEACHER_MODEL, teacherArch, writeTeacher, writeUnlabeled } from './fixtures.js';
 import { trimUri } from '../../pipeline/store/uri.js';
-import { needs } from '../helpers/extras.js';
+import { hasExtra, needs } from '../helpers/extras.js';
 
 const NEEDS = needs('fashion-mnist');
 
@@ -36,22 +35,7 @@ let root: FileStore;
 const reference = new Map<string, Buffer>();
 
 function options(over: Partial<InferStageOptions> = {}): InferStageOptions {
-  return {
-    id: 'infer-1',
-    dataset: `${root.uri}/data/unlabeled`,
-    teacher: `${root.uri}/teacher/model`,
-    expectedArch: teacherArch(),
-    preprocessing: PREPROCESSING,
-    config: inferConfig(),
-    backend: 'wasm',
-    ...over,
-  };
-}
-
-async function predictionsOf(run: ObjectStore, stage = 'infer-1'): Promise<Map<string, Buffer>> {
-  const out = new Map<string, Buffer>();
-  for (const o of await run.list(`${stage}/predictions/`)) out.set(o.key.slice(`${stage}/predictions/`.length), await run.get(o.key));
-  return out;
+  return inferOptions(root, over);
 }
 
 async function records(body: Buffer): Promise<PredictionRecord[]> {
@@ -68,11 +52,7 @@ before(async () => {
   await writeUnlabeled(root.sub('data/unlabeled'), { shards: SHARDS });
   await writeTeacher(root.sub('teacher/model'));
   // Reference: one worker, in this process, uninterrupted.
-  const run = root.sub('runs/reference');
-  await writeJob(run, await buildInferJob(options()));
-  const result = await runInferWorker({ run, stage: 'infer-1', index: 0, count: 1 });
-  assert.deepEqual(result.errors, []);
-  for (const [k, v] of await predictionsOf(run)) reference.set(k, v);
+  for (const [k, v] of await referencePredictions(root.sub('runs/reference'), options())) reference.set(k, v);
 });
 
 after(() => dir && rmSync(dir, { recursive: true, force: true }));
@@ -90,7 +70,14 @@ test('reference run: one object per shard, every sample once, top-k and teacher 
         assert.equal(new Set(r.classes).size, 3);
         assert.ok(r.probs[0]! >= r.probs[1]! && r.probs[1]! >= r.probs[2]!);
         assert.equal(r.maxProb, r.probs[0]);
-        assert.match(r.teacher, /^resnet_rs_26_w0p25_small@[0-9a-f]{16}$/);
+        // auto: ONNX Runtime when installed (CI installs it), and the id then covers the file.
+        if (hasExtra('onnxruntime-node')) {
+          assert.match(r.teacher, /^resnet_rs_26_w0p25_small@[0-9a-f]{16}\+onnx@[0-9a-f]{16}$/);
+          assert.match(r.backend ?? '', /^onnxruntime-node \d+\.\d+\.\d+ cpu$/);
+        } else {
+          assert.match(r.teacher, /^resnet_rs_26_w0p25_small@[0-9a-f]{16}$/);
+          assert.equal(r.backend, 'tfjs wasm');
+        }
       }
     }
   }
@@ -120,6 +107,50 @@ test('two worker processes give byte-identical predictions and a summary', { ski
   assert.equal(sel.classes.reduce((a, c) => a + c.withGroundTruth, 0), sel.unique, 'every kept sample has its held-back label');
   assert.ok(sel.unique > 0);
   assert.ok(sel.accuracy !== null && sel.accuracy >= 0 && sel.accuracy <= 1);
+});
+
+test('inferBackend tfjs: tfjs-wasm predictions, recorded as such, agree with ONNX Runtime', { skip: NEEDS || needs('onnxruntime-node') }, async () => {
+  const run = root.sub('runs/tfjs');
+  const lines: string[] = [];
+  const res = await runInferStage(testContext(run, root, 'infer-1/', lines), options({ inferBackend: 'tfjs' }), 1);
+  assert.equal(res.summary['engine'], 'tfjs');
+  assert.ok(lines.some((l) => /infer: inferBackend is tfjs; using tfjs \(wasm\)/.test(l)), lines.join('\n'));
+  for (const [name, body] of await predictionsOf(run)) {
+    const ours = await records(body);
+    const onnx = await records(reference.get(name)!);
+    assert.equal(ours.length, onnx.length);
+    ours.forEach((r, i) => {
+      const o = onnx[i]!;
+      assert.equal(r.backend, 'tfjs wasm');
+      assert.match(r.teacher, /^resnet_rs_26_w0p25_small@[0-9a-f]{16}$/);
+      assert.ok(o.teacher.startsWith(`${r.teacher}+onnx@`), 'the ONNX id extends the weights id');
+      if (!('classes' in r) || !('classes' in o)) throw new Error('no failed samples expected');
+      assert.equal(r.classes[0], o.classes[0], `top-1 of ${r.key}`);
+      r.probs.forEach((p, j) => assert.ok(Math.abs(p - o.probs[j]!) <= 2e-6, `${r.key}: prob ${p} vs ${o.probs[j]}`));
+    });
+  }
+});
+
+test('without onnxruntime-node: auto falls back to tfjs and logs why; onnx is refused', { skip: NEEDS }, async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { fileURLToPath } = await import('node:url');
+  const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+  const hide = fileURLToPath(new URL(`../helpers/hide-onnxruntime${ext}`, import.meta.url));
+  const child = fileURLToPath(new URL(`./fixtures/infer-without-ort${ext}`, import.meta.url));
+  const go = async (prefix: string, choice: string) => {
+    const argv = [...process.execArgv.filter((a) => !a.startsWith('--test')), '--import', hide, child, dir, prefix, choice];
+    const { stdout } = await promisify(execFile)(process.execPath, argv, { encoding: 'utf8' });
+    return JSON.parse(stdout.trim().split('\n').pop()!) as { lines: string[]; error?: string };
+  };
+  const auto = await go('runs/no-ort', 'auto');
+  assert.equal(auto.error, undefined);
+  assert.ok(auto.lines.some((l) => /^info: infer: ONNX Runtime unavailable \(onnxruntime-node is not installed\); using tfjs \(wasm\)$/.test(l)), auto.lines.join('\n'));
+  assert.ok(auto.lines.some((l) => /infer worker 0: .* on tfjs wasm$/.test(l)), auto.lines.join('\n'));
+  const recs = await records((await predictionsOf(root.sub('runs/no-ort'))).get(`${NAMES[0]}.jsonl.gz`)!);
+  assert.equal(recs[0]!.backend, 'tfjs wasm');
+  const forced = await go('runs/no-ort-forced', 'onnx');
+  assert.match(forced.error ?? '', /inferBackend 'onnx' was requested but ONNX Runtime cannot be used: onnxruntime-node is not installed/);
 });
 
 test('runner entries: stages/infer and stages/select runStage with the chain configs', { skip: NEEDS }, async () => {

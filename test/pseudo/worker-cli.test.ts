@@ -13,7 +13,11 @@ test('worker index: flag first, then JOB_COMPLETION_INDEX, then AWS_BATCH_JOB_AR
   assert.equal(resolveWorkerIndex(3, { JOB_COMPLETION_INDEX: '1' }), 3);
   assert.equal(resolveWorkerIndex(undefined, { JOB_COMPLETION_INDEX: '1', AWS_BATCH_JOB_ARRAY_INDEX: '2' }), 1);
   assert.equal(resolveWorkerIndex(undefined, { AWS_BATCH_JOB_ARRAY_INDEX: '2' }), 2);
+  assert.equal(resolveWorkerIndex(undefined, { SLURM_ARRAY_TASK_ID: '5' }), 5);
+  assert.equal(resolveWorkerIndex(undefined, { AWS_BATCH_JOB_ARRAY_INDEX: '2', SLURM_ARRAY_TASK_ID: '5' }), 2);
+  assert.equal(resolveWorkerIndex(undefined, {}, 1), 0, 'a single worker needs no index');
   assert.throws(() => resolveWorkerIndex(undefined, {}), /no worker index: pass --index/);
+  assert.throws(() => resolveWorkerIndex(undefined, {}, 2), /SLURM_ARRAY_TASK_ID/);
   assert.throws(() => resolveWorkerIndex(undefined, { JOB_COMPLETION_INDEX: 'x' }), /JOB_COMPLETION_INDEX="x" is not a worker index/);
 });
 

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { getTf, initBackend } from '../../pipeline/backend/select.js';
+import { onnxInfo } from '../../pipeline/model/onnx-file.js';
 import { encodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import type { PseudoLabelRecord } from '../../pipeline/pseudo/records.js';
 import type { StageContext } from '../../pipeline/runner/stage.js';
@@ -17,7 +18,7 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import { openPseudoSource } from '../../pipeline/train/pseudo.js';
 import { loadCheckpoint } from '../../pipeline/train/checkpoint.js';
 import { runStage } from '../../stages/train/index.js';
-import { loadModel } from '../../pipeline/model/store-io.js';
+import { loadModel, modelIdOf } from '../../pipeline/model/store-io.js';
 import { writeFashionDataset } from './make-dataset.js';
 import { stageContext } from '../helpers/stage-context.js';
 import { needs } from '../helpers/extras.js';
@@ -83,6 +84,10 @@ test('student: labeled + r x pseudo-labeled batches, missing images skipped by n
   assert.ok(warnings.some((w) => w.includes('shard-000042')), warnings.join('\n'));
   assert.equal(s.steps, 2); // 30 labeled - 10 held out (round(0.2 x 3) per class) = 20, batch 8, remainder dropped
   assert.ok(existsSync(path.join(dir, 'train-student-1/model/model.json')));
+  // Its ONNX export beside it, from exactly that model.json.
+  const onnx = onnxInfo(readFileSync(path.join(dir, 'train-student-1/model/model.onnx')));
+  assert.equal(onnx.source, modelIdOf(readFileSync(path.join(dir, 'train-student-1/model/model.json'))));
+  assert.equal(onnx.arch?.depth, 26);
   const metrics = readFileSync(path.join(dir, 'train-student-1/metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(metrics.length, 1);
   assert.ok(Number.isFinite(metrics[0].trainLoss) && metrics[0].heldoutAcc !== null);

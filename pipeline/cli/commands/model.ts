@@ -5,11 +5,17 @@
  * multiply-adds, the paper's convention) from the analytic walk of the same graph the builder
  * creates (no tensors allocated, instant even for RS-420). `--build` also builds the tf.layers model
  * and prints its own parameter count as a cross-check.
+ *
+ * `selftrain model export <model-uri> --format onnx [--out <file|uri>]`: the trained tfjs model at
+ * <model-uri> (a directory holding model.json, e.g. a train stage's `model/`) as an ONNX file
+ * (pipeline/model/onnx-export.ts), written to --out (a path or a file:// / s3:// URI of the file),
+ * by default `model.onnx` beside model.json.
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { countResNetRS } from '../../model/count.js';
 import { ModelChoiceError, resolveEntry, resolveModel, type ModelChoice, type ModelChoiceIssue, type ResolvedModel } from '../../model/family.js';
 import { FASHION_MNIST_MODEL, MODEL_REGISTRY } from '../../model/registry.js';
+import { reportCommandError } from './fail.js';
 
 function intOption(flag: string, min: number) {
   return (v: string): number => {
@@ -165,5 +171,23 @@ export function registerModelCommands(program: Command): void {
         lines.push(`built model        ${fmtInt(built.params)} trainable, ${fmtInt(built.total)} total on ${built.backend} — ${ok}`);
       }
       console.log(lines.join('\n'));
+    });
+
+  model
+    .command('export')
+    .description('Export a trained model (a directory with model.json + weights) as ONNX (opset 13, NHWC float input, logits output, dynamic batch)')
+    .argument('<model-uri>', 'the model directory: a path, file://… or s3://bucket/prefix/model')
+    .option('--format <format>', 'output format (onnx)', 'onnx')
+    .option('--out <file|uri>', 'output file: a path, file://… or s3://bucket/key (default: model.onnx beside model.json)')
+    .option('--backend <name>', 'compute backend used to read the weights (auto, wasm, cpu, …)', 'auto')
+    .action(async (modelUri: string, o: { format: string; out?: string; backend: string }) => {
+      if (o.format !== 'onnx') program.error(`error: --format ${o.format} is not supported (onnx)`, { exitCode: 2 });
+      const { exportModelCommand } = await import('./model-export.js');
+      try {
+        const r = await exportModelCommand(modelUri, o.out, o.backend);
+        console.log(`wrote ${r.out}: ${(r.bytes / 1e6).toFixed(1)} MB, sha256 ${r.sha256}, from ${r.source} (opset ${r.opset})`);
+      } catch (err) {
+        await reportCommandError(err);
+      }
     });
 }

@@ -2,7 +2,8 @@
  * `selftrain worker infer --run <uri> [--stage <id>] --index i --count N`: one inference worker,
  * the unit both the local executor and a Kubernetes Indexed Job / AWS Batch array job run. It
  * processes the shards with `shard % N == i` that have no prediction object yet. Without
- * --index it takes JOB_COMPLETION_INDEX (Kubernetes) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch).
+ * --index it takes JOB_COMPLETION_INDEX (Kubernetes), AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch) or
+ * SLURM_ARRAY_TASK_ID (Slurm); a single worker (--count 1) needs none.
  *
  * Progress goes to stdout as JSON lines (one event each, see stages/infer/worker.ts); exit code
  * 0 = all owned shards done, 3 = done except shards with data problems (listed as shard-error
@@ -19,31 +20,37 @@ function nonNegativeInt(flag: string) {
   };
 }
 
+/** Variables orchestrators set to a task's index, in the order they are looked at. */
+export const INDEX_VARIABLES = ['JOB_COMPLETION_INDEX', 'AWS_BATCH_JOB_ARRAY_INDEX', 'SLURM_ARRAY_TASK_ID'] as const;
+
 /** --index, else the orchestrator's index variable; a clear error when neither is usable. */
-export function resolveWorkerIndex(flag: number | undefined, env: NodeJS.ProcessEnv): number {
+export function resolveWorkerIndex(flag: number | undefined, env: NodeJS.ProcessEnv, count?: number): number {
   if (flag !== undefined) return flag;
-  for (const name of ['JOB_COMPLETION_INDEX', 'AWS_BATCH_JOB_ARRAY_INDEX']) {
+  for (const name of INDEX_VARIABLES) {
     const v = env[name];
     if (v === undefined || v === '') continue;
     const n = Number(v);
     if (!Number.isInteger(n) || n < 0) throw new Error(`${name}="${v}" is not a worker index (integer >= 0)`);
     return n;
   }
-  throw new Error('no worker index: pass --index, or run as a Kubernetes Indexed Job (JOB_COMPLETION_INDEX) or AWS Batch array job (AWS_BATCH_JOB_ARRAY_INDEX)');
+  // One worker is index 0 (e.g. an AWS Batch job of size 1 is a plain job, without an array index).
+  if (count === 1) return 0;
+  throw new Error('no worker index: pass --index, or run as a Kubernetes Indexed Job (JOB_COMPLETION_INDEX), an AWS Batch array job (AWS_BATCH_JOB_ARRAY_INDEX) or a Slurm job array (SLURM_ARRAY_TASK_ID)');
 }
 
 export function registerWorkerCommands(program: Command): void {
-  const worker = program.command('worker').description('Run one worker of a sharded stage (local executor, Kubernetes, AWS Batch)');
+  const worker = program.command('worker').description('Run one worker of a sharded stage (local executor, Slurm, Kubernetes, AWS Batch)');
   worker
     .command('infer')
     .description('Teacher inference over the shards with shard % count == index that are not done yet')
     .requiredOption('--run <uri>', 'run prefix in the store, e.g. s3://bucket/runs/fmnist-demo')
     .option('--stage <id>', 'infer stage id (default: the only infer stage with a job in the run)')
-    .option('--index <i>', 'this worker\'s index (default: JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX)', nonNegativeInt('--index'))
+    .option('--index <i>', 'this worker\'s index (default: JOB_COMPLETION_INDEX, AWS_BATCH_JOB_ARRAY_INDEX or SLURM_ARRAY_TASK_ID)', nonNegativeInt('--index'))
     .option('--count <n>', 'number of workers', nonNegativeInt('--count'), 1)
     .option('--endpoint <url>', 'S3 endpoint of the run, its datasets and teacher (else AWS_ENDPOINT_URL)')
     .option('--region <region>', 'S3 region (else AWS_REGION)')
-    .action(async (opts: { run: string; stage?: string; index?: number; count: number; endpoint?: string; region?: string }) => {
+    .option('--threads <n>', 'ONNX Runtime threads (default: the cores of this machine)', nonNegativeInt('--threads'))
+    .action(async (opts: { run: string; stage?: string; index?: number; count: number; endpoint?: string; region?: string; threads?: number }) => {
       // Loaded here, not at the top: every `selftrain` command would otherwise pay for tfjs and sharp.
       const { openStore } = await import('../../store/open.js');
       const { DATA_ERROR_EXIT, SETUP_ERROR_EXIT } = await import('../../../stages/infer/executor.js');
@@ -62,7 +69,7 @@ export function registerWorkerCommands(program: Command): void {
       process.once('SIGINT', () => stop('SIGINT'));
       let index: number;
       try {
-        index = resolveWorkerIndex(opts.index, process.env);
+        index = resolveWorkerIndex(opts.index, process.env, opts.count);
       } catch (err) {
         return fail((err as Error).message);
       }
@@ -85,6 +92,7 @@ export function registerWorkerCommands(program: Command): void {
           stage,
           index,
           count: opts.count,
+          threads: opts.threads || undefined,
           signal: controller.signal,
           emit: (e) => process.stdout.write(JSON.stringify(e) + '\n'),
         });

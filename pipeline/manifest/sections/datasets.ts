@@ -5,21 +5,28 @@ import { z } from 'zod';
  *  - an import source, imported once into `<store>/<importPrefix>/…` by the import stage:
  *      `fashion-mnist:train|test`   Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)
  *      `idx:<dir>:train|test`       MNIST-style IDX files in <dir>
- *      `folder:<dir>`               image-folder tree <dir>/<class>/<file>
- *      `webdataset:<dir or URI>`    existing WebDataset tars
+ *      `folder:<dir>`               image-folder tree <dir>/<class>/<file> (as the unlabeled set: any
+ *                                   tree, its folder names ignored)
+ *      `images:<dir or URI>`        images in any layout, e.g. a flat directory or a raw S3 prefix
+ *                                   `s3://bucket/raw/` (unlabeled only)
+ *      `list:<file or URI>`         a text file naming images, one path or URI per line (unlabeled only)
+ *      `webdataset:<dir or URI>`    existing WebDataset tars (with .cls, or without for the unlabeled set)
  *  - or an existing dataset (made by `selftrain dataset import`): `s3://…`, `file://…`, or a
  *    prefix relative to the store root.
- * When labeled and unlabeled name the same import source, `split.labeledPerClass` divides it:
+ * The unlabeled set is imported without labels whatever its source: the run's label space is the
+ * labeled set's. When labeled and unlabeled name the same import source, `split.labeledPerClass` divides it:
  * K images per class are labeled, the rest become the unlabeled set (their labels are kept apart
  * as ground truth for judging pseudo-labels, never used for training).
  */
-export const IMPORT_SOURCE_RE = /^(fashion-mnist|idx|folder|webdataset):(.+)$/;
+export const IMPORT_SOURCE_RE = /^(fashion-mnist|idx|folder|images|list|webdataset):(.+)$/;
 
 const datasetRef = (what: string) =>
   z
     .string()
     .min(1)
-    .describe(`${what}: an import source (fashion-mnist:<split>, idx:<dir>:<split>, folder:<dir>, webdataset:<dir|uri>) or an existing dataset URI / store-relative prefix`);
+    .describe(
+      `${what}: an import source (fashion-mnist:<split>, idx:<dir>:<split>, folder:<dir>, webdataset:<dir|uri>; for the unlabeled set also images:<dir|uri> and list:<file|uri>) or an existing dataset URI / store-relative prefix`,
+    );
 
 export const datasetsSection = z
   .strictObject({

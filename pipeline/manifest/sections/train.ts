@@ -37,15 +37,40 @@ const randAugmentSection = z
   .prefault({})
   .describe('RandAugment (official op list and magnitude scale)');
 
+export const PAD_DEFAULTS = { padding: 4, fill: 0 } as const;
+
 const cropSection = z
   .strictObject({
-    type: z.enum(['inception', 'none']).default('inception').describe('inception: random-resized crop (area/aspect ranges below); none: the whole image'),
-    minArea: z.number().gt(0).max(1).default(0.08).describe('Smallest crop area fraction (official 0.08)'),
-    aspect: z.tuple([z.number().positive(), z.number().positive()]).default([3 / 4, 4 / 3]).describe('Aspect ratio range'),
-    flip: z.boolean().default(true).describe('Random horizontal flip'),
+    type: z
+      .enum(['inception', 'pad', 'none'])
+      .default('inception')
+      .describe(
+        'inception: random-resized crop (area/aspect ranges below; the released recipe); pad: pad by `padding` pixels and take a random S×S window ' +
+          '(a shift of up to `padding` pixels, no rescaling: the usual choice for 28-32 px images); none: the whole image',
+      ),
+    minArea: z.number().gt(0).max(1).default(0.08).describe('inception: smallest crop area fraction (official 0.08)'),
+    aspect: z.tuple([z.number().positive(), z.number().positive()]).default([3 / 4, 4 / 3]).describe('inception: aspect ratio range'),
+    // Optional without a zod default (defaults applied where used) so that manifests written before
+    // these options existed resolve to the same config, hence the same stage fingerprints.
+    padding: z.number().int().min(0).max(64).optional().describe(`pad: pixels of padding on each side, the largest shift (default ${PAD_DEFAULTS.padding})`),
+    padFill: z.number().int().min(0).max(255).optional().describe(`pad: value of the padding pixels (default ${PAD_DEFAULTS.fill})`),
+    flip: z
+      .boolean()
+      .default(true)
+      .describe('Random horizontal flip (p = 0.5). Right for photos and garments; set false for digits, text or anything whose mirror image is another class'),
   })
   .prefault({})
-  .describe('Training crop and flip');
+  .describe('Training crop and flip (choose per dataset: see `flip`)');
+
+const erasingSection = z
+  .strictObject({
+    probability: z.number().min(0).max(1).default(0.5).describe('Share of training images that get one erased rectangle'),
+    area: z.tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)]).default([0.02, 0.33]).describe('Erased area as a fraction of the image, uniform in this range'),
+    aspect: z.tuple([z.number().positive(), z.number().positive()]).default([0.3, 3.3]).describe('Aspect ratio range (log-uniform)'),
+    fill: z.number().int().min(0).max(255).default(114).describe('Value written into the rectangle (default: the grey mean 0.449 x 255)'),
+  })
+  .optional()
+  .describe('Random erasing (Zhong et al. 2020, arXiv 1708.04896), after crop, flip and RandAugment: input noise for a student. Absent = off');
 
 const emaSection = z
   .strictObject({
@@ -86,6 +111,7 @@ export const trainSection = z
     labelSmoothing: z.number().min(0).lt(1).default(0.1).describe('(1-eps) onehot + eps/K'),
     randAugment: randAugmentSection,
     crop: cropSection,
+    erasing: erasingSection,
     ema: emaSection,
     holdout: z
       .number()
