@@ -57,8 +57,10 @@ cases.forEach(([n, h, ci, co, k, s], i) => {
   const x = tf.randomNormal([n, h, h, ci]) as tf.Tensor4D;
   const f = tf.randomNormal([k, k, ci, co]) as tf.Tensor4D;
   const dy = tf.conv2d(x, f, s, 'same');
-  rows[i].push(best(() => tf.conv2dTranspose(dy, f, x.shape, s, 'same'), 2).toFixed(1));
+  rows[i]!.push(best(() => tf.conv2dTranspose(dy, f, x.shape, s, 'same'), 2).toFixed(1)); // one row per case, pushed above
   tf.dispose([x, f, dy]);
 });
 console.log('layer (input, filter/stride -> out)      forward  input-grad  filter-grad  input-grad(wasm native)   [ms]');
-for (const r of rows) console.log(`${r[0].padEnd(40)} ${r[1].padStart(8)} ${r[2].padStart(11)} ${r[3].padStart(12)} ${r[4].padStart(12)}`);
+for (const [layer = '', forward = '', inputGrad = '', filterGrad = '', nativeInputGrad = ''] of rows) {
+  console.log(`${layer.padEnd(40)} ${forward.padStart(8)} ${inputGrad.padStart(11)} ${filterGrad.padStart(12)} ${nativeInputGrad.padStart(12)}`);
+}

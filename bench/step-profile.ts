@@ -73,7 +73,7 @@ for (let i = 0; i < Number(opts.steps); i++) {
   times.push(performance.now() - t0);
   cpuTimes.push((c.user + c.system) / 1000);
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 // CPU time of this process is far less disturbed than wall time on a shared machine.
 console.log(
   `step time: wall median ${median(times).toFixed(0)} ms (min ${Math.min(...times).toFixed(0)}), ` +

@@ -51,7 +51,7 @@ export function useFastTrainingBatchNorm<L extends Layer>(tf: Tf, layer: L): L {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     if (!x || kwargs['training'] !== true || !fastPathApplies(tf, bn, x)) return stockCall(inputs, kwargs);
     return tf.tidy(() => {
-      const { y, mean, variance } = batchNormTraining(tf, x, bn.gamma!.read(), bn.beta!.read(), bn.epsilon);
+      const { y, mean, variance } = batchNormTraining(tf, x, bn.gamma!.read(), bn.beta!.read(), bn.epsilon); // fastPathApplies checked gamma and beta
       // tf.layers' moving-average update, verbatim: moving -= (moving - batch) · (1 - momentum).
       for (const [v, value] of [[bn.movingMean, mean], [bn.movingVariance, variance]] as const) {
         tf.tidy(() => {
@@ -91,12 +91,12 @@ export function batchNormTraining(tf: Tf, x: Tensor, gamma: Tensor, beta: Tensor
   const attrs = { varianceEpsilon: epsilon };
   const op = tf.customGrad((...args: unknown[]) => {
     const [xi, g, b, save] = args as [Tensor, Tensor, Tensor, (ts: Tensor[]) => void];
-    const [y, mean, variance] = tf.engine().runKernel('SelftrainBatchNormTrain', { x: xi, scale: g, offset: b }, attrs) as Tensor[];
+    const [y, mean, variance] = tf.engine().runKernel('SelftrainBatchNormTrain', { x: xi, scale: g, offset: b }, attrs) as [Tensor, Tensor, Tensor];
     // The op runs inside a tidy: keep the statistics for the caller (who disposes them).
-    stats = [tf.keep(mean!), tf.keep(variance!)];
-    save([xi, mean!, variance!, g]);
+    stats = [tf.keep(mean), tf.keep(variance)];
+    save([xi, mean, variance, g]);
     return {
-      value: y!,
+      value: y,
       gradFunc: (dy: Tensor | Tensor[], saved: Tensor[]) => {
         const [sx, smean, svar, sg] = saved as [Tensor, Tensor, Tensor, Tensor];
         return tf.engine().runKernel('SelftrainBatchNormTrainGrad', { dy: dy as Tensor, x: sx, mean: smean, variance: svar, scale: sg }, attrs) as Tensor[];

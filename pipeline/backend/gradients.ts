@@ -58,7 +58,8 @@ export function registerFastGradients(tf: Tf): void {
  * of Step then Multiply; elsewhere tfjs's formula.
  */
 function reluGrad(tf: Tf, dy: Tensor, saved: Tensor[]) {
-  const x = saved[0]!;
+  const [x] = saved;
+  if (!x) throw new Error('Relu gradient: tfjs saved no input x');
   return {
     x: () =>
       tf.getBackend() === 'wasm' && x.dtype === 'float32' && dy.dtype === 'float32'
@@ -76,6 +77,7 @@ function reluGrad(tf: Tf, dy: Tensor, saved: Tensor[]) {
  */
 function fusedBatchNormGrad(tf: Tf, dy: Tensor, saved: Tensor[], attrs: NamedAttrMap) {
   const [x, mean, variance, scaleSaved] = saved;
+  if (!x || !mean || !variance) throw new Error(`FusedBatchNorm gradient: tfjs saved ${saved.length} tensors, not x, mean, variance`);
   const eps = attrs.varianceEpsilon as number;
   const scale = scaleSaved ?? tf.scalar(1);
   // Sum of a full-size tensor down to `shape` (the broadcast operand's shape).
@@ -113,11 +115,12 @@ function fusedBatchNormGrad(tf: Tf, dy: Tensor, saved: Tensor[], attrs: NamedAtt
  */
 function reduceGrad(tf: Tf, dy: Tensor, saved: Tensor[], attrs: NamedAttrMap, mean: boolean) {
   const [x] = saved;
+  if (!x) throw new Error(`${mean ? 'Mean' : 'Sum'} gradient: tfjs saved no input x`);
   const axes = tf.util.parseAxisParam(attrs.axis as number | number[], x.shape);
   const expanded = x.shape.slice();
   let n = 1;
   for (const a of axes) {
-    n *= x.shape[a];
+    n *= x.shape[a]!; // parseAxisParam checked every axis against x's rank
     expanded[a] = 1;
   }
   return {

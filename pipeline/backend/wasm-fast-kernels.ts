@@ -50,8 +50,11 @@ export function useNativeWasmFastKernels(tf: Tf): void {
 export function registerWasmFastKernels(tf: Tf): void {
   if (registered) return;
   registered = true;
-  const run = (name: string, backend: unknown, inputs: NamedTensorInfoMap, attrs: object = {}) =>
-    tf.getKernel(name, 'wasm')!.kernelFunc({ inputs, attrs: attrs as NamedAttrMap, backend: backend as never }) as TensorInfo;
+  const run = (name: string, backend: unknown, inputs: NamedTensorInfoMap, attrs: object = {}) => {
+    const kernel = tf.getKernel(name, 'wasm');
+    if (!kernel) throw new Error(`the wasm backend has no ${name} kernel`);
+    return kernel.kernelFunc({ inputs, attrs: attrs as NamedAttrMap, backend: backend as never }) as TensorInfo;
+  };
   const free = (backend: unknown, ...infos: TensorInfo[]) => infos.forEach((i) => (backend as WasmBackend).disposeData(i.dataId));
 
   const share = ({ inputs, backend }: KernelArgs): TensorInfo => {
@@ -74,12 +77,15 @@ export function registerWasmFastKernels(tf: Tf): void {
     const outShape = shape.map((d, i) => (axes.includes(i) ? 1 : d)).filter((_, i) => keepDims || !axes.includes(i));
     // A contiguous block of axes that is not trailing: [B, M, C] with M reduced. wasm would
     // transpose M innermost first; an average pool with an [M, 1] window reduces it in place.
-    const contiguous = axes.length > 0 && axes.every((a, i) => i === 0 || a === axes[i - 1] + 1);
-    const trailing = axes[axes.length - 1] === rank - 1;
+    // (axes are sorted and distinct, so they are contiguous when they span length - 1.)
+    const first = axes[0];
+    const last = axes[axes.length - 1];
+    const contiguous = first !== undefined && last !== undefined && last - first === axes.length - 1;
+    const trailing = last === rank - 1;
     if (contiguous && !trailing) {
-      const b = shape.slice(0, axes[0]).reduce((n, d) => n * d, 1);
-      const m = axes.reduce((n, a) => n * shape[a], 1);
-      const c = shape.slice(axes[axes.length - 1] + 1).reduce((n, d) => n * d, 1);
+      const b = shape.slice(0, first).reduce((n, d) => n * d, 1);
+      const m = axes.reduce((n, a) => n * shape[a]!, 1); // parseAxisParam checked each axis against the rank
+      const c = shape.slice(last + 1).reduce((n, d) => n * d, 1);
       const rows = run('Reshape', backend, { x }, { shape: [b, m, 1, c] });
       const pooled = run('AvgPool', backend, { x: rows }, { filterSize: [m, 1], strides: [1, 1], pad: 'valid' });
       free(backend, rows);
@@ -105,7 +111,9 @@ export function registerWasmFastKernels(tf: Tf): void {
 function slice(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
   const x = inputs.x as TensorInfo;
   if (x.dtype !== 'float32' || x.shape.length === 0) return undefined;
-  const [begin, size] = tf.slice_util.parseSliceParams(x as never, attrs.begin as number[], attrs.size as number[]);
+  // One entry per axis in begin and size, as in strides (after the push below) and idx: every
+  // [axis] access in this function is in range.
+  const [begin, size] = tf.slice_util.parseSliceParams(x as never, attrs.begin as number[], attrs.size as number[]) as [number[], number[]];
   const shape = x.shape;
   const rank = shape.length;
   const wasm = backend as WasmBackend;
@@ -119,24 +127,24 @@ function slice(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo 
   // Trailing axes taken whole merge into one contiguous run with the last partial axis.
   let j = rank - 1;
   while (j > 0 && begin[j] === 0 && size[j] === shape[j]) j--;
-  const run = size[j] * strides[j];
+  const run = size[j]! * strides[j]!;
   const outer = size.slice(0, j);
   const count = outer.reduce((n, d) => n * d, 1);
   const idx = new Array<number>(j).fill(0);
-  let from = begin.reduce((o, b, a) => o + b * strides[a], 0);
+  let from = begin.reduce((o, b, a) => o + b * strides[a]!, 0);
   let to = 0;
   for (let r = 0; r < count; r++) {
     if (run >= 64) dst.set(src.subarray(from, from + run), to);
-    else for (let e = 0; e < run; e++) dst[to + e] = src[from + e];
+    else for (let e = 0; e < run; e++) dst[to + e] = src[from + e]!;
     to += run;
     // Odometer over the outer axes, moving `from` by their strides.
     for (let a = j - 1; a >= 0; a--) {
-      if (++idx[a] < outer[a]) {
-        from += strides[a];
+      if (++idx[a]! < outer[a]!) {
+        from += strides[a]!;
         break;
       }
       idx[a] = 0;
-      from -= (outer[a] - 1) * strides[a];
+      from -= (outer[a]! - 1) * strides[a]!;
     }
   }
   return out;
@@ -154,9 +162,11 @@ function tile({ inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefin
   const shape = x.shape;
   const rank = shape.length;
   if (x.dtype !== 'float32' || rank === 0) return undefined;
-  const outShape = shape.map((d, i) => d * reps[i]);
+  // tfjs's tile op checked reps.length === rank; shape, reps and both stride arrays have one entry
+  // per axis, so every [axis] access below is in range.
+  const outShape = shape.map((d, i) => d * reps[i]!);
   const rows = shape.slice(0, -1).reduce((n, d) => n * d, 1);
-  if (shape[rank - 1] < 16 && rows > 4096) return undefined;
+  if (shape[rank - 1]! < 16 && rows > 4096) return undefined;
   const wasm = backend as WasmBackend;
   const out = wasm.makeOutput(outShape, 'float32');
   // Views after makeOutput: allocating may grow (and move) the wasm heap.
@@ -168,15 +178,15 @@ function tile({ inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefin
   inStride[rank - 1] = 1;
   outStride[rank - 1] = 1;
   for (let a = rank - 2; a >= 0; a--) {
-    inStride[a] = inStride[a + 1] * shape[a + 1];
-    outStride[a] = outStride[a + 1] * outShape[a + 1];
+    inStride[a] = inStride[a + 1]! * shape[a + 1]!;
+    outStride[a] = outStride[a + 1]! * outShape[a + 1]!;
   }
   const fill = (axis: number, from: number, to: number): void => {
-    const block = shape[axis] * outStride[axis]; // one repetition along `axis`
-    if (axis === rank - 1) dst.set(src.subarray(from, from + shape[axis]), to);
-    else for (let i = 0; i < shape[axis]; i++) fill(axis + 1, from + i * inStride[axis], to + i * outStride[axis]);
-    for (let done = 1; done < reps[axis]; ) {
-      const n = Math.min(done, reps[axis] - done);
+    const block = shape[axis]! * outStride[axis]!; // one repetition along `axis`
+    if (axis === rank - 1) dst.set(src.subarray(from, from + shape[axis]!), to);
+    else for (let i = 0; i < shape[axis]!; i++) fill(axis + 1, from + i * inStride[axis]!, to + i * outStride[axis]!);
+    for (let done = 1; done < reps[axis]!; ) {
+      const n = Math.min(done, reps[axis]! - done);
       dst.copyWithin(to + done * block, to, to + n * block);
       done += n;
     }

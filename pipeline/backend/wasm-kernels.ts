@@ -256,7 +256,7 @@ function conv2DBackpropInputPolyphase(k: Caller, backend: WasmBackend, dy: Tenso
           for (let c = 0; c < ci; c++) {
             const src = ((a * fw + b) * ci + c) * co;
             const dst = (vy * uw + vx) * co * groups * ci + group + c;
-            for (let o = 0; o < co; o++) gv[dst + o * groups * ci] = wv[src + o];
+            for (let o = 0; o < co; o++) gv[dst + o * groups * ci] = wv[src + o]!;
           }
         }
       }
@@ -320,7 +320,7 @@ function conv2DBackpropInput(tf: Tf, k: Caller, args: KernelArgs): TensorInfo {
   // fh-1-top before and h+top-ho·s after (output exactly H rows). A negative padding (explicit
   // paddings wider than the filter, or rows the forward conv never read) crops dyd instead.
   const pads = [fh - 1 - top, h + top - ho * sh, fw - 1 - left, w + left - wo * sw];
-  const [cropT, cropB, cropL, cropR] = pads.map((p) => Math.max(0, -p));
+  const [cropT, cropB, cropL, cropR] = pads.map((p) => Math.max(0, -p)) as [number, number, number, number];
   if (cropT || cropB || cropL || cropR) {
     const rows = ho * sh - cropT - cropB;
     const cols = wo * sw - cropL - cropR;
@@ -396,8 +396,8 @@ function maxPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
             if (ix < 0 || ix >= w) continue;
             const base = ((b * h + iy) * w + ix) * c;
             for (let ch = 0; ch < c; ch++) {
-              const v = x[base + ch];
-              if (v > best[ch]) {
+              const v = x[base + ch]!;
+              if (v > best[ch]!) {
                 best[ch] = v;
                 where[ch] = base + ch;
               }
@@ -405,7 +405,7 @@ function maxPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
           }
         }
         const gBase = ((b * ho + oy) * wo + ox) * c;
-        for (let ch = 0; ch < c; ch++) if (where[ch] >= 0) dx[where[ch]] += g[gBase + ch];
+        for (let ch = 0; ch < c; ch++) if (where[ch]! >= 0) dx[where[ch]!]! += g[gBase + ch]!;
       }
     }
   }
@@ -461,9 +461,9 @@ function depthwiseBackprop(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs, 
             const fBase = (fy * fw + fx) * c * m;
             for (let ch = 0; ch < c; ch++) {
               for (let q = 0; q < m; q++) {
-                const gv = g[gBase + ch * m + q];
-                if (which === 'filter') res[fBase + ch * m + q] += other[xBase + ch] * gv;
-                else res[xBase + ch] += other[fBase + ch * m + q] * gv;
+                const gv = g[gBase + ch * m + q]!;
+                if (which === 'filter') res[fBase + ch * m + q]! += other[xBase + ch]! * gv;
+                else res[xBase + ch]! += other[fBase + ch * m + q]! * gv;
               }
             }
           }

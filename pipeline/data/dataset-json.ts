@@ -8,7 +8,7 @@ import { NotFoundError, type ObjectStore } from '../store/types.js';
 import { DataError, type DatasetIndex } from './types.js';
 import { formatZodIssues } from '../log/errors.js';
 import { trimUri } from '../store/uri.js';
-import { type StoreSettings } from '../store/settings.js';
+import type { StoreSettings } from '../store/settings.js';
 
 export const DATASET_JSON = 'dataset.json';
 

@@ -6,7 +6,7 @@
 import { openStore } from '../store/open.js';
 import type { ObjectStore } from '../store/types.js';
 import { objectUri } from '../store/uri.js';
-import { type StoreSettings } from '../store/settings.js';
+import type { StoreSettings } from '../store/settings.js';
 
 export const isUriRef = (ref: string) => ref.includes('://');
 

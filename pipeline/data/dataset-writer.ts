@@ -16,6 +16,7 @@ import { DATASET_JSON, parseDatasetJson, shardIndexName, shardName } from './dat
 import { packShard, type SampleToPack } from './tar.js';
 import { DataError, type DatasetIndex, type SampleLocation, type ShardEntry, type ShardIndexFile } from './types.js';
 import { trimUri } from '../store/uri.js';
+import { getOrThrow } from '../checked.js';
 
 const PROGRESS = '_progress/';
 const progressKey = (n: number) => `${PROGRESS}shard-${String(n).padStart(6, '0')}.json`;
@@ -148,12 +149,12 @@ export class DatasetWriter {
       }
       if (this.opts.labeled && s.label === undefined) throw new DataError(`${name}: sample "${s.key}" has no label in a labeled dataset`, { shard: name, key: s.key });
       const img = `${s.key}.${s.ext}`;
-      const loc: SampleLocation = { key: s.key, ext: s.ext, image: [offsets.get(img)!, s.image.byteLength] };
+      const loc: SampleLocation = { key: s.key, ext: s.ext, image: [getOrThrow(offsets, img, `${name}: offsets of the packed tar`), s.image.byteLength] };
       if (s.label !== undefined) {
         loc.label = s.label;
         classCounts[s.label]!++;
       }
-      if (s.json !== undefined) loc.json = [offsets.get(`${s.key}.json`)!, Buffer.byteLength(JSON.stringify(s.json))];
+      if (s.json !== undefined) loc.json = [getOrThrow(offsets, `${s.key}.json`, `${name}: offsets of the packed tar`), Buffer.byteLength(JSON.stringify(s.json))];
       locations.push(loc);
     }
     const entry: ShardEntry = { name, samples: locations.length, bytes: tarBytes.length, sha256, index: shardIndexName(n) };

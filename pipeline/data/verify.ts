@@ -134,7 +134,7 @@ export async function verifyDataset(source: ObjectStore | string, o: VerifyOptio
     }
     if (index.labeled) {
       report.classCounts = counts;
-      if (index.classCounts && index.classCounts.some((c, i) => c !== counts[i])) {
+      if (index.classCounts?.some((c, i) => c !== counts[i])) {
         add(`${uri}/dataset.json: classCounts [${index.classCounts.join(',')}] but the shards hold [${counts.join(',')}]`);
       }
     }

@@ -32,7 +32,7 @@ export const s3Section = z
   })
   .describe('S3 connection settings (credentials come from the standard AWS chain, never from the manifest)');
 
-/** The evaluate stage (issue 7): which accuracies to report, the optional all-labels baseline, batching. */
+/** The evaluate stage: which accuracies to report, the optional all-labels baseline, batching. */
 export const evaluateSection = z
   .strictObject({
     baseline: z

@@ -3,7 +3,10 @@
  * (resnet-rs.ts) and the analytic parameter/FLOP counter (count.ts) both implement `ArchOps`, so the
  * counts printed by `selftrain model info` come from exactly the graph that gets built.
  *
- * Layout (spec §1.1–1.3, following the released configs where the paper text differs, §6):
+ * Layout: Bello et al. 2021, "Revisiting ResNets", arXiv 2103.07579 §4.1; where the paper text and
+ * the released code differ, the code, i.e. resnet_model.py and resnet_layers.py in
+ * https://github.com/tensorflow/tpu/tree/7dc921f846c9e4071f3884b768a7ddf521272a49/models/official/resnet
+ * with the configs in its resnet_rs/configs:
  * - ResNet-D stem: 3x3 convs 32/32/64 (first stride 2), then the released configs' extra 3x3 stride-2
  *   conv 64→64 + BN + ReLU in place of the max pool (`replace_stem_max_pool: True`; the paper text
  *   describes removing the pool instead — the weights and parameter counts follow the configs).
@@ -12,7 +15,8 @@
  * - ResNet-D shortcut on stride-2 blocks: 2x2 avg pool stride 2 → 1x1 conv → BN; stage 1's first
  *   block: 1x1 conv → BN. Other blocks: identity.
  * - Head: global average pool → dropout → FC with bias, producing logits.
- * - Activation ReLU (the TF2 Model Garden's swish deviates from the paper, §6.3); BN ε 1e-5.
+ * - Activation ReLU, as the paper and the TF1 code (the TF2 Model Garden configs use swish, a
+ *   deviation their MODEL_GARDEN.md states); BN ε 1e-5 (`EPSILON` in resnet_model.py).
  */
 import { scaledWidth, stageDropRate, type ResNetRSArch } from './family.js';
 
@@ -21,7 +25,7 @@ export interface ConvSpec {
   filters: number;
   kernel: number;
   stride: number;
-  /** Only SE convs carry a bias (spec §1.1: no bias on stem, main-path or shortcut convs). */
+  /** Only SE convs carry a bias (resnet_model.py: stem, main-path and shortcut convs use_bias=False). */
   useBias?: boolean;
 }
 
@@ -98,9 +102,9 @@ function bottleneck<T>(
   x = ops.conv(x, { name: `${name}_conv2`, filters: width, kernel: 3, stride });
   x = ops.relu(ops.bn(x, `${name}_bn2`, false), `${name}_relu2`);
   x = ops.conv(x, { name: `${name}_conv3`, filters: outFilters, kernel: 1, stride: 1 });
-  // Zero γ: every residual branch starts as the identity (T2 init_zero=True).
+  // Zero γ: every residual branch starts as the identity (resnet_model.py bottleneck_block, init_zero=True).
   x = ops.bn(x, `${name}_bn3`, true);
-  // SE reduced width = int(ratio × block output channels) (T2 squeeze_excitation(in_filters=4w)).
+  // SE reduced width = int(ratio × block output channels) (resnet_layers.py squeeze_excitation, in_filters=4w).
   x = ops.se(x, `${name}_se`, Math.max(1, Math.floor(seRatio * outFilters)));
   x = ops.dropPath(x, `${name}_drop_path`, dropRate);
   return ops.relu(ops.add(x, shortcut, `${name}_add`), `${name}_out`);

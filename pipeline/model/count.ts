@@ -2,8 +2,10 @@
  * Analytic parameter and FLOP counts of a ResNet-RS architecture, from the same walk the builder
  * uses (architecture.ts). No tensors are allocated, so RS-420 counts instantly.
  *
- * Conventions (spec §1.6): parameters = trainable (conv kernels, conv/FC biases, BN γ/β); BN moving
- * statistics are reported separately. FLOPs = 2 × multiply-adds of convs and the FC (the paper's
+ * Conventions: parameters = trainable (conv kernels, conv/FC biases, BN γ/β), as timm's param_count
+ * (https://github.com/huggingface/pytorch-image-models/blob/aa4b5850/results/results-imagenet.csv lists RS-50 at
+ * 35.69M; this counter gives 35,691,912); BN moving statistics are reported separately (the TF2
+ * Model Garden's "35.7M" counts them, with a 1001-class head). FLOPs = 2 × multiply-adds of convs and the FC (the paper's
  * convention); BN, activations, pooling, SE scaling and the residual adds are not counted.
  */
 import { walkResNetRS, type ArchOps, type ConvSpec } from './architecture.js';

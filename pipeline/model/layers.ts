@@ -1,7 +1,8 @@
 /**
  * The model's two custom tf.layers classes, registered for serialization so a saved model.json
  * loads back with `tf.loadLayersModel`:
- * - `StochasticDepth`: drop-path on a residual branch (T2 `drop_connect`): in training, each sample's
+ * - `StochasticDepth`: drop-path on a residual branch (`drop_connect` in
+ *   https://github.com/tensorflow/tpu/blob/7dc921f846c9e4071f3884b768a7ddf521272a49/models/official/resnet/resnet_layers.py): in training, each sample's
  *   branch is kept with probability 1−rate and scaled by 1/(1−rate), else zeroed; identity at inference.
  * - `SeededDropout`: standard inverted dropout whose masks come from the seedable generator in
  *   noise.ts (tf.layers Dropout with a `seed` repeats one mask forever; see noise.ts).
@@ -17,7 +18,8 @@ type Tf = typeof TfNamespace;
 type Tensor = TfNamespace.Tensor;
 type Shape = TfNamespace.Shape;
 // tf.layers' Kwargs type is not re-exported by the tfjs bundle.
-type Kwargs = { [key: string]: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the same type as tf.layers' Layer.call, which these layers override
+type Kwargs = { [key: string]: any };
 
 export interface NoiseLayerArgs {
   rate: number;

@@ -10,8 +10,10 @@
  * - Stride-2 convs: ZeroPadding2D(floor/ceil of k−1) + VALID conv, as the official `fixed_padding`
  *   (independent of input size, unlike SAME with stride 2 on even inputs).
  * - Conv init: variance scaling, scale 1, fan-in, truncated normal (TF `variance_scaling_initializer()`
- *   defaults as in T2); FC init normal(0, 0.01), zero bias (T2). No conv biases except in SE.
- * - BN: ε = 1e-5 (T2); momentum from the arch (released configs use 0 with an EMA over the BN
+ *   defaults, as
+ *   https://github.com/tensorflow/tpu/blob/7dc921f846c9e4071f3884b768a7ddf521272a49/models/official/resnet/resnet_model.py);
+ *   FC init normal(0, 0.01), zero bias (same file). No conv biases except in SE.
+ * - BN: ε = 1e-5 (`EPSILON`, same file); momentum from the arch (released configs use 0 with an EMA over the BN
  *   statistics — the train stage owns that EMA). Stock tf.layers BatchNormalization, whose
  *   training-mode call runs as one fused op on wasm (backend/batch-norm-training.ts).
  * - SE from stock layers: GlobalAveragePooling2D → Reshape [1,1,C] → Conv2D 1x1 (ReLU, bias) →
@@ -107,7 +109,8 @@ export function buildResNetRS(arch: ResNetRSArch, opts: { name?: string } = {}):
 
   let inputs: SymbolicTensor | undefined;
   const outputs = walkResNetRS(arch, { ...ops, input: (name) => (inputs = ops.input(name)) });
-  const model = tf.model({ inputs: inputs!, outputs, name: opts.name ?? modelNameFor(arch) });
+  if (!inputs) throw new Error('walkResNetRS built no input layer');
+  const model = tf.model({ inputs, outputs, name: opts.name ?? modelNameFor(arch) });
   model.setUserDefinedMetadata({ [ARCH_METADATA_KEY]: arch as unknown as Record<string, unknown> });
   return model;
 }

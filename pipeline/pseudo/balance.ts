@@ -1,5 +1,6 @@
 /**
- * Noisy Student class balancing (spec §4.2, google-research/noisystudent filter_unlabel.py):
+ * Noisy Student class balancing (Xie et al. 2020, "Self-training with Noisy Student", arXiv 1911.04252 §2; as implemented in
+ * https://github.com/google-research/noisystudent/blob/aac52bf02448f6e45aee6c418f3e588803e4fa43/filter_unlabel.py):
  * per class, the highest threshold on the 0.01 grid (from 1.00 down to the floor) at which
  * the class still has at least `target` samples, else the floor; each kept sample is then seen
  * target/kept times on average.

@@ -86,14 +86,14 @@ export async function loadTeacher(store: ObjectStore, expected: ExpectedArch, pr
   });
   const arch = archOf(model);
   const problems = arch ? archMismatches(arch, expected) : ['the checkpoint records no ResNet-RS architecture (not saved by selftrain?)'];
-  if (problems.length > 0) {
+  if (!arch || problems.length > 0) {
     model.dispose();
     throw new Error(`teacher checkpoint ${uri} does not match the manifest's teacher model: ${problems.join('; ')}`);
   }
-  if (preprocessing.imageSize !== arch!.imageSize || preprocessing.channels !== arch!.inputChannels) {
+  if (preprocessing.imageSize !== arch.imageSize || preprocessing.channels !== arch.inputChannels) {
     model.dispose();
-    throw new Error(`teacher checkpoint ${uri}: preprocessing ${preprocessing.imageSize}px x${preprocessing.channels} does not fit the model input ${arch!.imageSize}px x${arch!.inputChannels}`);
+    throw new Error(`teacher checkpoint ${uri}: preprocessing ${preprocessing.imageSize}px x${preprocessing.channels} does not fit the model input ${arch.imageSize}px x${arch.inputChannels}`);
   }
   const id = teacherIdOf(json);
-  return teacherFromModel(model, id, arch!, preprocessing);
+  return teacherFromModel(model, id, arch, preprocessing);
 }

@@ -58,18 +58,18 @@ export async function loadOnnxTeacher(store: ObjectStore, expected: ExpectedArch
   }
   const arch = info.arch;
   const problems = arch ? archMismatches(arch, expected) : [`${ONNX_KEY} records no ResNet-RS architecture`];
-  if (problems.length > 0) throw new Error(`teacher checkpoint ${uri} does not match the manifest's teacher model: ${problems.join('; ')}`);
-  if (preprocessing.imageSize !== arch!.imageSize || preprocessing.channels !== arch!.inputChannels) {
-    throw new Error(`teacher checkpoint ${uri}: preprocessing ${preprocessing.imageSize}px x${preprocessing.channels} does not fit the model input ${arch!.imageSize}px x${arch!.inputChannels}`);
+  if (!arch || problems.length > 0) throw new Error(`teacher checkpoint ${uri} does not match the manifest's teacher model: ${problems.join('; ')}`);
+  if (preprocessing.imageSize !== arch.imageSize || preprocessing.channels !== arch.inputChannels) {
+    throw new Error(`teacher checkpoint ${uri}: preprocessing ${preprocessing.imageSize}px x${preprocessing.channels} does not fit the model input ${arch.imageSize}px x${arch.inputChannels}`);
   }
   const handle = await createOrtSession(bytes, { threads: o.threads, gpu: o.gpu, spin: false });
   const { session, runtime } = handle;
-  const S = arch!.imageSize;
-  const C = arch!.inputChannels;
-  const K = arch!.classes;
+  const S = arch.imageSize;
+  const C = arch.inputChannels;
+  const K = arch.classes;
   return {
     id: onnxTeacherId(modelId, sha256),
-    arch: arch!,
+    arch,
     preprocessing,
     backend: handle.description,
     detail: handle.detail,

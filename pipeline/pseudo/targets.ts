@@ -7,6 +7,8 @@
  * distribution conditioned on its top-k. select reports the mean dropped mass per class so a
  * user can see when k is too small.
  */
+import { at } from '../checked.js';
+
 export type LabelKind = 'soft' | 'hard';
 
 export interface Target {
@@ -15,10 +17,11 @@ export interface Target {
 }
 
 export function makeTarget(classes: number[], probs: number[], kind: LabelKind, temperature: number): Target {
-  if (kind === 'hard') return { classes: [classes[0]!], probs: [1] };
+  if (kind === 'hard') return { classes: [at(classes, 0, 'pseudo-label target: top-1 class')], probs: [1] };
+  // biome-ignore lint/style/useExponentiationOperator: the arithmetic stays as written, so stored targets stay byte-identical
   const powered = probs.map((p) => Math.pow(p, 1 / temperature));
   const sum = powered.reduce((a, b) => a + b, 0);
-  if (!(sum > 0)) return { classes: [classes[0]!], probs: [1] };
+  if (!(sum > 0)) return { classes: [at(classes, 0, 'pseudo-label target: top-1 class')], probs: [1] };
   return { classes: [...classes], probs: powered.map((p) => p / sum) };
 }
 

@@ -63,13 +63,13 @@ export function teacherFromModel(model: TfNamespace.LayersModel, id: string, arc
         const x = tf.tensor4d(pixels, [n, S, S, C], 'float32');
         const logits = model.predict(x, { batchSize: n }) as TfNamespace.Tensor2D;
         const { values, indices } = tf.topk(tf.softmax(logits), kk, true);
-        return [values, indices];
+        return [values, indices] as const;
       });
       try {
-        return { probs: values!.dataSync() as Float32Array, classes: indices!.dataSync() as Int32Array, k: kk };
+        return { probs: values.dataSync() as Float32Array, classes: indices.dataSync() as Int32Array, k: kk };
       } finally {
-        values!.dispose();
-        indices!.dispose();
+        values.dispose();
+        indices.dispose();
       }
     },
     dispose() {

@@ -105,9 +105,10 @@ export function buildSummary(models: EvaluatedModel[], wallSeconds: number): Sum
   if (student && firstTeacher && lastTeacher !== firstTeacher) compare(`${modelLabel(student.evaluation)} − the first teacher`, firstTeacher, student);
   const vsTeacher = student && lastTeacher ? comparisons.find((c) => c.first === lastTeacher.evaluation.stage && c.second === student.evaluation.stage) : undefined;
   let vsControl: Comparison | undefined;
-  if (student && control.model) {
-    vsControl = comparisons.find((c) => c.first === control.model!.evaluation.stage && c.second === student.evaluation.stage);
-    vsControl ??= compare(`${modelLabel(student.evaluation)} − the labeled-only control`, control.model, student);
+  const controlModel = control.model;
+  if (student && controlModel) {
+    vsControl = comparisons.find((c) => c.first === controlModel.evaluation.stage && c.second === student.evaluation.stage);
+    vsControl ??= compare(`${modelLabel(student.evaluation)} − the labeled-only control`, controlModel, student);
   }
 
   const top1 = (m: EvaluatedModel | undefined) => (m ? m.evaluation.metrics.top1 : null);

@@ -316,8 +316,10 @@ export function estimateStages(m: Manifest, stages: ChainStage[], sizes: Dataset
   const costs = new Map<string, ModelCost>();
   const costOf = (model: ModelConfig) => {
     const key = JSON.stringify(model);
-    let c = costs.get(key);
-    if (!c) costs.set(key, (c = modelCost(model)));
+    const known = costs.get(key);
+    if (known) return known;
+    const c = modelCost(model);
+    costs.set(key, c);
     return c;
   };
   const unlabeled = sizes.unlabeled.samples;

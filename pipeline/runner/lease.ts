@@ -156,7 +156,7 @@ export async function acquireLease(store: ObjectStore, opts: LeaseOptions = {}):
     await store.put(leaseKey, body(), { contentType: 'application/json' });
   };
   const timer = setInterval(() => {
-    if (beating) return; // a slow store: never stack heartbeats
+    if (beating !== undefined) return; // a slow store: never stack heartbeats
     beating = beat()
       .catch((err: unknown) => opts.log?.warn(`lease heartbeat failed (will retry): ${(err as Error).message}`))
       .finally(() => {

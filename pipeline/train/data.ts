@@ -6,7 +6,8 @@
  * streaming variant for ImageNet-scale sets is future work — sets over `MAX_DECODED_BYTES` are
  * refused before anything is read, and `validate`/`plan` warn about them up front).
  *
- * A stratified, seeded slice is held out ("minival", spec §2) and preprocessed the eval way (centre
+ * A stratified, seeded slice is held out (the paper's "minival", 2% of the training set: Bello et
+ * al. 2021, "Revisiting ResNets", arXiv 2103.07579 §4.2) and preprocessed the eval way (centre
  * crop + bicubic resize, the same `transformImage` the infer stage uses), for per-epoch metrics.
  */
 import PQueue from 'p-queue';

@@ -1,5 +1,6 @@
 /**
- * Cross-entropy losses: labels smoothed as in TF (`(1-eps) onehot + eps/K`, spec §2), soft targets for
+ * Cross-entropy losses: labels smoothed as TF's softmax_cross_entropy (`(1-eps) onehot + eps/K`, used by
+ * resnet_main.py of the released code), soft targets for
  * pseudo-labels (Noisy Student: CE against the teacher's distribution, no smoothing).
  */
 import type * as tfTypes from '@tensorflow/tfjs';

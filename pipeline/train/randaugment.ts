@@ -1,6 +1,7 @@
 /**
  * RandAugment on raw uint8 HWC pixel arrays (1 or 3 channels), following the official TF
- * implementation (tensorflow/tpu models/official/efficientnet/autoaugment.py, spec §2):
+ * implementation (https://github.com/tensorflow/tpu/blob/7dc921f846c9e4071f3884b768a7ddf521272a49/models/official/efficientnet/autoaugment.py,
+ * which resnet/resnet_preprocessing.py imports for RandAugment):
  * N layers, each picks one of 16 ops uniformly and applies it at magnitude M on the 0..10 scale
  * (`_MAX_LEVEL = 10`, M may exceed 10); rotate/shear/translate get a random sign; geometric ops use
  * nearest-neighbour sampling and fill uncovered pixels with 128, as TF's wrap/unwrap does.

@@ -1,7 +1,8 @@
 /**
- * Learning-rate schedules of the ResNet-RS recipe (spec §2): peak LR = baseLr x batch/256, linear
- * warm-up from 0, then cosine decay to zero (paper, TF2 Model Garden) or the TF1 public code's step
- * schedule (x0.1 at given fractions of training). Pure functions of the step so resume is exact.
+ * Learning-rate schedules of the ResNet-RS recipe: peak LR = baseLr x batch/256, linear warm-up from
+ * 0, then cosine decay to zero (Bello et al. 2021, "Revisiting ResNets", arXiv 2103.07579 §4.2; the TF2 Model Garden configs, e.g.
+ * https://github.com/tensorflow/models/blob/a2e3e88ab5f67e70e1d6b0bb9ea128ca79c826c6/official/vision/beta/configs/experiments/image_classification/imagenet_resnetrs50_i160.yaml) or the TF1 public code's step schedule
+ * (x0.1 at given fractions of training: get_lr_schedule in https://github.com/tensorflow/tpu/blob/7dc921f846c9e4071f3884b768a7ddf521272a49/models/official/resnet/resnet_main.py). Pure functions of the step so resume is exact.
  */
 export interface ScheduleConfig {
   type: 'cosine' | 'step';

@@ -1,6 +1,7 @@
 /**
  * Which variables get the L2 weight decay. The official TF1 code adds wd * sum(||v||^2)/2 over every
- * trainable variable whose name lacks `batch_normalization` (spec §2, §6.7): conv kernels, SE conv
+ * trainable variable whose name lacks `batch_normalization` (https://github.com/tensorflow/tpu/blob/7dc921f846c9e4071f3884b768a7ddf521272a49/models/official/resnet/resnet_main.py,
+ * resnet_model_fn; unlike many PyTorch recipes, which exempt every bias): conv kernels, SE conv
  * kernels and biases, the classifier's kernel and bias; BN gamma/beta excluded. tf.layers names are
  * not stable enough to match on, so the selection goes by owning layer class instead.
  */

@@ -91,7 +91,10 @@ export async function runStage(ctx: StageContext, raw: ImportStageConfig): Promi
           onProgress: (file, bytes, total) => {
             const kib = (n: number) => Math.ceil(n / 1024);
             let bar = bars.get(file);
-            if (!bar) bars.set(file, (bar = ctx.progress(`download ${file}`, kib(total ?? bytes), 'KiB')));
+            if (!bar) {
+              bar = ctx.progress(`download ${file}`, kib(total ?? bytes), 'KiB');
+              bars.set(file, bar);
+            }
             if (total !== undefined) bar.setTotal(kib(total));
             bar.update(kib(bytes));
             if (total !== undefined && bytes >= total) {

@@ -91,7 +91,10 @@ export async function openListSource(source: string, o: ListOptions = {}): Promi
   const stores = new Map<string, ObjectStore>();
   const storeOf = (root: string): ObjectStore => {
     let s = stores.get(root);
-    if (!s) stores.set(root, (s = openStore(root, settings)));
+    if (!s) {
+      s = openStore(root, settings);
+      stores.set(root, s);
+    }
     return s;
   };
   // Local files: their sizes size the memory budget. Objects: not HEADed (100k round trips), a guess.

@@ -17,7 +17,7 @@ import { openListSource } from './list-source.js';
 import type { ImportSource } from './source.js';
 import { openTreeSource, type TreeOptions } from './tree-source.js';
 import { openWebDatasetSource } from './wds-source.js';
-import { type StoreSettings } from '../../pipeline/store/settings.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export type SourceFormat = 'auto' | 'idx' | 'folder' | 'webdataset' | 'tree' | 'list';
 

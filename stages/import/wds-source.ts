@@ -19,7 +19,7 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import { loadImageFile } from './folder-source.js';
 import { loadQueued, type ImportSource, type LoadedSample, type SourceEntry } from './source.js';
 import { trimUri } from '../../pipeline/store/uri.js';
-import { type StoreSettings } from '../../pipeline/store/settings.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 interface Located {
   tar: string;

@@ -24,7 +24,7 @@ import { ERRORS_DIR, INFER_SUMMARY_KEY, PREDICTIONS_DIR, shardBase, STATS_DIR } 
 import { summarise } from './summary.js';
 import { IntegrityError } from '../../pipeline/store/types.js';
 import { trimUri } from '../../pipeline/store/uri.js';
-import { type StoreSettings } from '../../pipeline/store/settings.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface InferStageOptions {
   id: string;

@@ -26,7 +26,7 @@ async function shardStats(out: ObjectStore, shard: string, numClasses: number): 
   for await (const r of readPredictions(out, shard, numClasses)) {
     s.samples++;
     if ('error' in r) s.failed++;
-    else s.histogram[histogramBin(r.maxProb)]++;
+    else s.histogram[histogramBin(r.maxProb)]!++; // histogramBin clamps to 0..HISTOGRAM_BINS-1
   }
   return s;
 }

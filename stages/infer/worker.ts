@@ -21,7 +21,7 @@ import { errorKey, histogramBin, HISTOGRAM_BINS, ownedShards, predictionKey, sha
 
 export { ownedShards };
 import { shardBatches, type DamagedObject, type Slot } from './shard-batches.js';
-import { type StoreSettings } from '../../pipeline/store/settings.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export type WorkerEvent =
   | { event: 'start'; index: number; count: number; shards: number; todo: number; backend: string; teacher: string }
@@ -181,7 +181,7 @@ async function processShards(
         const stats: ShardStats = { shard: name, samples: item.samples, failed: 0, seconds: (performance.now() - shardStart) / 1000, histogram: new Array(HISTOGRAM_BINS).fill(0) };
         for (const r of shardRecords) {
           if ('error' in r) stats.failed++;
-          else stats.histogram[histogramBin(r.maxProb)]++;
+          else stats.histogram[histogramBin(r.maxProb)]!++; // histogramBin clamps to 0..HISTOGRAM_BINS-1
         }
         total += item.samples;
         shardStart = performance.now();

@@ -48,6 +48,7 @@ export async function selectPseudoLabels(opts: SelectOptions): Promise<SelectSum
   let failed = 0;
   for (const shard of opts.shards) {
     opts.signal?.throwIfAborted();
+    // readPredictions validated every record: classes and probs non-empty, each class < numClasses.
     for await (const r of readPredictions(opts.predictions, shard, numClasses)) {
       if (isFailed(r)) failed++;
       else hist.add(r.classes[0]!, r.probs[0]!);

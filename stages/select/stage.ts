@@ -10,7 +10,7 @@ import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { readInferSummary } from '../../pipeline/contracts/infer.js';
 import { openObjectRef } from '../../pipeline/data/dataset-ref.js';
 import { selectPseudoLabels } from './select.js';
-import { type StoreSettings } from '../../pipeline/store/settings.js';
+import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export interface SelectStageOptions {
   id: string;

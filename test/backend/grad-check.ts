@@ -5,16 +5,20 @@
 import assert from 'node:assert/strict';
 import type { Tensor } from '@tensorflow/tfjs';
 import type { Tf } from '../../pipeline/backend/select.js';
+import { at } from '../../pipeline/checked.js';
 
 /** Max abs difference relative to the reference's largest magnitude (elementwise ratios explode near 0). */
-export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number> | undefined): number {
+  assert.ok(expected, 'no reference gradient to compare with');
   assert.equal(actual.length, expected.length, 'gradient sizes differ');
   let diff = 0;
   let scale = 0;
   for (let i = 0; i < expected.length; i++) {
-    if (!Number.isFinite(actual[i])) return Infinity;
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
+    const a = actual[i]!; // same length, asserted above
+    const e = expected[i]!;
+    if (!Number.isFinite(a)) return Infinity;
+    diff = Math.max(diff, Math.abs(a - e));
+    scale = Math.max(scale, Math.abs(e));
   }
   return scale === 0 ? diff : diff / scale;
 }
@@ -36,7 +40,7 @@ export async function gradsOn(
     const before = tf.memory().numTensors;
     const { value, grads } = tf.valueAndGrads((...a: Tensor[]) => loss(...a))(xs);
     const values = await Promise.all(grads.map((g) => g.data() as Promise<Float32Array>));
-    const lossValue = (await value.data())[0];
+    const lossValue = at(await value.data(), 0, 'loss value');
     tf.dispose([value, ...grads]);
     const leaked = tf.memory().numTensors - before;
     tf.dispose(xs);

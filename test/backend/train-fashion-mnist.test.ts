@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Tensor, Tensor4D } from '@tensorflow/tfjs';
 import { initBackend } from '../../pipeline/backend/select.js';
+import { at } from '../../pipeline/checked.js';
 import { needs } from '../helpers/extras.js';
 import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
 
@@ -38,7 +39,7 @@ test('conv-BN-relu-pool-dense net on Fashion-MNIST: wasm training drives the los
   // Batch statistics (training mode) in evaluation too: 24 steps are too few for BN's moving
   // averages (momentum 0.99) to describe the data, and they are not what is under test.
   const logits = () => model.apply(x, { training: true }) as Tensor;
-  const evalLoss = () => tf.tidy(() => tf.losses.softmaxCrossEntropy(y, logits()).dataSync()[0]);
+  const evalLoss = () => tf.tidy(() => at(tf.losses.softmaxCrossEntropy(y, logits()).dataSync(), 0, 'loss'));
 
   const batch = 64;
   const initial = evalLoss();
@@ -52,7 +53,7 @@ test('conv-BN-relu-pool-dense net on Fashion-MNIST: wasm training drives the los
     }
   }
   const final = evalLoss();
-  const accuracy = tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(logits(), 1), tf.argMax(y, 1)), 'float32')).dataSync()[0]);
+  const accuracy = tf.tidy(() => at(tf.mean(tf.cast(tf.equal(tf.argMax(logits(), 1), tf.argMax(y, 1)), 'float32')).dataSync(), 0, 'accuracy'));
   assert.equal(tf.memory().numTensors, tensorsAfterFirstStep, 'tensors leak per training step');
   assert.ok(final < 0.5 * initial, `loss went from ${initial.toFixed(3)} to ${final.toFixed(3)}`);
   assert.ok(accuracy > 0.8, `training accuracy ${accuracy}`);

@@ -1,5 +1,5 @@
 /**
- * End to end (issue 7): `manifests/fashion-mnist-ci.yaml` through the real CLI on real images.
+ * End to end: `manifests/fashion-mnist-ci.yaml` through the real CLI on real images.
  *
  * - On the real S3 endpoint (test/helpers/s3.ts): the run (runner and its infer workers) is
  *   SIGKILLed in a seeded random stage, right after a seeded random unit of it is committed (a
@@ -84,6 +84,7 @@ test('fashion-mnist-ci on S3: SIGKILL right after a unit mid-stage, resume, ever
   // The file:// run is needed only up to its predictions: stop it then, so it stops competing
   // with the S3 run for the two cores.
   const fileInferDone = waitUntil(async () => (await readJson<StageRecord>(fileRun, 'state/infer-1.json').catch(() => undefined))?.status === 'done', 15 * 60_000, 'infer-1 on file://', onFile).finally(
+    // biome-ignore lint/nursery/noMisusedPromises: finally() waits for the promise its callback returns
     async () => {
       onFile.killAll();
       await onFile.done;

@@ -1,6 +1,6 @@
 /**
- * Issue 7 item 5: when the Fashion-MNIST files are not where `fashion-mnist:` looks, `selftrain
- * run` stops at the import stage with a message saying how to get them (the Debian package, or the
+ * A newcomer's first run says what is missing: when the Fashion-MNIST files are not where
+ * `fashion-mnist:` looks, `selftrain run` stops at the import stage with a message saying how to get them (the Debian package, or the
  * official download with checksums to verify), naming the manifest field and the directory.
  * SELFTRAIN_FASHION_MNIST_DIR points `fashion-mnist:` at an empty directory here.
  */

@@ -50,7 +50,7 @@ export function startCli(cwd: string, args: string[], env: NodeJS.ProcessEnv = p
 export async function waitUntil(pred: () => boolean | Promise<boolean>, timeoutMs: number, what: string, run?: CliRun): Promise<void> {
   const end = Date.now() + timeoutMs;
   let exited = false;
-  run?.done.then(() => (exited = true));
+  void run?.done.then(() => (exited = true)); // done never rejects: it settles when the process exits
   while (!(await pred())) {
     if (exited) throw new Error(`the run ended before ${what}:\n${run!.stderr().slice(-4000)}`);
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${run ? `:\n${run.stderr().slice(-4000)}` : ''}`);

@@ -16,7 +16,7 @@ import sharp from 'sharp';
 import { getTf } from '../../pipeline/backend/select.js';
 import { loadModel } from '../../pipeline/model/store-io.js';
 import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
-import type { ModelEvaluation, PseudoEvaluation, Report } from '../../pipeline/report/types.js';
+import type { PseudoEvaluation, Report } from '../../pipeline/report/types.js';
 import type { StageContext } from '../../pipeline/runner/stage.js';
 import { FileStore } from '../../pipeline/store/file-store.js';
 import { StoreAccessError, type ObjectStore } from '../../pipeline/store/types.js';
@@ -206,7 +206,11 @@ test('resume: a kill mid-evaluate keeps finished models; the re-run evaluates on
   const first = await r2.get('evaluate/models/train-teacher-1.json');
 
   started.length = 0;
-  const again: StageContext = { ...testContext(r2, root, 'evaluate/'), progress: (label) => (started.push(label), { update() {}, setTotal() {}, stop() {} }) };
+  const progress: StageContext['progress'] = (label) => {
+    started.push(label);
+    return { update() {}, setTotal() {}, stop() {} };
+  };
+  const again: StageContext = { ...testContext(r2, root, 'evaluate/'), progress };
   await runStage(again, evaluateConfig());
   assert.deepEqual(started, ['evaluate train-student-1', 'evaluate train-baseline']);
   assert.deepEqual(await r2.get('evaluate/models/train-teacher-1.json'), first, 'finished model not redone');

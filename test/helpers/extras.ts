@@ -99,7 +99,10 @@ function probe(extra: Extra): boolean {
 /** Whether the extra is there (probed once per process). */
 export function hasExtra(extra: Extra): boolean {
   let p = present.get(extra);
-  if (p === undefined) present.set(extra, (p = probe(extra)));
+  if (p === undefined) {
+    p = probe(extra);
+    present.set(extra, p);
+  }
   return p;
 }
 

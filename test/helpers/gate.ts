@@ -23,6 +23,7 @@ export function makeGate(dir: string): Gate {
     [
       '#!/bin/sh',
       'gates=$1; shift',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion, not a template
       'i=${SLURM_ARRAY_TASK_ID:-${JOB_COMPLETION_INDEX:-${AWS_BATCH_JOB_ARRAY_INDEX:-x}}}',
       'while [ ! -e "$gates/open-all" ] && [ ! -e "$gates/open-$i" ]; do sleep 0.1; done',
       'exec "$@"',

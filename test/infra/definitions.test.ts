@@ -127,8 +127,10 @@ test('docker: Node 24 for the package, CUDA 11.2 + cuDNN 8 for tfjs-node-gpu 4.2
   assert.deepEqual([...stages.keys()], ['build', 'app', 'cpu', 'gpu']);
   const node = /^ARG NODE_VERSION=(\S+)$/m.exec(text)?.[1];
   assert.match(node ?? '', /^24\./);
-  assert.equal(stages.get('build'), 'node:${NODE_VERSION}-bookworm-slim');
-  assert.equal(stages.get('cpu'), 'node:${NODE_VERSION}-bookworm-slim');
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the Dockerfile's ARG reference, verbatim
+  const nodeImage = 'node:${NODE_VERSION}-bookworm-slim';
+  assert.equal(stages.get('build'), nodeImage);
+  assert.equal(stages.get('cpu'), nodeImage);
   assert.match(stages.get('gpu')!, /^nvidia\/cuda:11\.2\.\d+-cudnn8-runtime-/);
   assert.match(text, /npm rebuild @tensorflow\/tfjs-node-gpu/);
   const pkg = JSON.parse(readFileSync(infraFile('../package.json'), 'utf8')) as { optionalDependencies: Record<string, string>; bin: Record<string, string> };

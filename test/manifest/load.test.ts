@@ -133,6 +133,7 @@ test('the s3 block rejects a non-http endpoint and credentials are not manifest 
 });
 
 test('the generated JSON Schema is strict and carries defaults and descriptions', () => {
+  // biome-ignore lint/suspicious/noExplicitAny: the test walks the generated JSON Schema by path
   const schema = z.toJSONSchema(manifestSchema, { io: 'input' }) as Record<string, any>;
   assert.equal(schema.additionalProperties, false);
   assert.deepEqual(schema.required.sort(), ['datasets', 'name', 'student', 'teacher']);

@@ -1,5 +1,6 @@
 /**
- * Structure of the built ResNet-RS graph (spec §1.1–1.4) and the behaviour of the custom noise
+ * Structure of the built ResNet-RS graph (Bello et al. 2021, "Revisiting ResNets", arXiv 2103.07579 §4.1, and the released code:
+ * https://github.com/tensorflow/tpu/blob/7dc921f846c9e4071f3884b768a7ddf521272a49/models/official/resnet/resnet_model.py) and the behaviour of the custom noise
  * layers (stochastic depth, seeded dropout): per-stage drop rates, masks, determinism from a seed.
  */
 import { test } from 'node:test';

@@ -59,7 +59,7 @@ test('an expired lease from another host needs force; a fresh one is never taken
   await assert.rejects(acquireLease(s, { force: true }), /already being run by pid 1234 on host elsewhere/);
   await s.put(leaseKey, '{not json');
   await assert.rejects(acquireLease(s), /locked but the lease object is unreadable/);
-  (await acquireLease(s, { force: true })).release();
+  await (await acquireLease(s, { force: true })).release();
 });
 
 test('the heartbeat refreshes the lease and notices a takeover', async (t) => {

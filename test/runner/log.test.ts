@@ -97,6 +97,7 @@ test('on a TTY, progress is a live bar with rate and ETA, and log lines print ab
   }
   p.stop();
   out.close();
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the terminal's ANSI escape sequences (ESC [)
   const plain = text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
   assert.match(plain, /train-teacher-1 steps \|[█░]+\| +\d+% \d+\/50 steps \| [\d.]+\/s \| ETA [\d.]+m?s loss=/);
   assert.match(plain, /checkpoint written step=25/);

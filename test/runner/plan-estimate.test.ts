@@ -3,8 +3,8 @@
  *
  *  - The paper's ImageNet manifest (bucket s3://my-bucket, which exists nowhere here): the plan
  *    still prints every stage with its estimates, states `unknown` and one line saying why, exit 0;
- *    the numbers are checked against a hand computation from the spec's tables (RS-152 params,
- *    RS-152@224 = 23.8 GFLOPs), once with the endpoint unreachable and once against the real S3
+ *    the numbers are checked against a hand computation from published counts (RS-152 params,
+ *    RS-152@224 = 23.8 GFLOPs: sources at the constants below), once with the endpoint unreachable and once against the real S3
  *    server with the bucket missing.
  *  - A small file:// manifest whose datasets were really imported (Fashion-MNIST test split):
  *    the plan uses the counts from dataset.json, not the manifest's `sizes`.
@@ -25,6 +25,7 @@ import { buildChain } from '../../pipeline/runner/chain.js';
 import { estimateStages, manifestDatasetSizes } from '../../pipeline/runner/estimate.js';
 import { stageContext } from '../helpers/stage-context.js';
 import { needs } from '../helpers/extras.js';
+import { getOrThrow } from '../../pipeline/checked.js';
 import { fashionMnistDir } from '../helpers/fashion-mnist.js';
 
 function repoRoot(): string {
@@ -77,6 +78,12 @@ interface JsonPlan {
   totals: { images: number | null; storageBytes: number | null; flops: number | null; tpuV3CoreSeconds: number | null; localCoreSeconds: number | null };
 }
 
+/** Look-up by stage id; a stage missing from the plan fails the test, naming it. */
+function stageLookup<T>(entries: readonly (readonly [string, T])[]): (id: string) => T {
+  const byId = new Map(entries);
+  return (id) => getOrThrow(byId, id, 'stages of the plan');
+}
+
 const near = (got: number | null, want: number, tol: number, what: string) => {
   assert.ok(got !== null, `${what}: no estimate`);
   assert.ok(Math.abs(got - want) / want <= tol, `${what}: got ${got}, hand computation ${want} (tolerance ${tol * 100}%)`);
@@ -86,10 +93,11 @@ const near = (got: number | null, want: number, tol: number, what: string) => {
 const LABELED = 1_281_167;
 const UNLABELED = 130_000_000;
 const EVAL = 50_000;
-const GFLOPS_RS152_224 = 23.8e9; // spec §1.6: 2 × 11.90 GMACs
-const RS152_PARAMS = 86_622_000; // spec §1.6, trainable
-// BN moving mean+var: the spec's "C + BN stats + 1001-class head" 86.775M minus 86.622M minus the
-// extra head class (2048 weights + 1 bias).
+const GFLOPS_RS152_224 = 23.8e9; // 2 × 11.90 GMACs (pipeline/model/count.ts, test/model/count.test.ts)
+const RS152_PARAMS = 86_622_000; // trainable: timm's param_count 86.62M (https://github.com/huggingface/pytorch-image-models/blob/aa4b5850/results/results-imagenet.csv)
+// BN moving mean+var: the TF2 Model Garden's 86.8M counts them and a 1001-class head; counted
+// exactly that is 86.775M (pipeline/model/count.ts). Minus 86.622M, minus the extra head class
+// (2048 weights + 1 bias).
 const RS152_BN_STATS = 86_775_000 - 86_622_000 - 2049;
 // The trainer holds out 2% (stratified; ~ overall rounding at this size) and drops the last partial batch.
 const HELDOUT = Math.round(LABELED * 0.02); // 25,623
@@ -104,33 +112,33 @@ function checkImagenetPlan(p: JsonPlan): void {
   const ids = p.stages.map((s) => s.id);
   assert.deepEqual(ids, ['import', 'train-teacher-1', 'infer-1', 'select-1', 'train-student-1', 'evaluate']);
   for (const s of p.stages) assert.equal(s.state, 'unknown', s.id);
-  const est = Object.fromEntries(p.stages.map((s) => [s.id, s.estimate]));
-  for (const id of ids) assert.ok(est[id], id);
+  const est = stageLookup(p.stages.map((s) => [s.id, s.estimate] as const));
+  for (const id of ids) assert.ok(est(id), id);
 
   // Teacher: 350 epochs over the labeled set (minus the hold-out, whole batches only).
-  assert.equal(est['train-teacher-1']!.images, TEACHER_IMAGES);
-  near(est['train-teacher-1']!.images, 350 * LABELED, 0.025, 'teacher images vs 350 × 1,281,167');
-  near(est['train-teacher-1']!.flops, 3 * GFLOPS_RS152_224 * TEACHER_IMAGES + GFLOPS_RS152_224 * 350 * HELDOUT, 0.01, 'teacher FLOPs');
-  near(est['train-teacher-1']!.storageBytes, TRAIN_STORAGE, 0.005, 'teacher checkpoints + model');
+  assert.equal(est('train-teacher-1').images, TEACHER_IMAGES);
+  near(est('train-teacher-1').images, 350 * LABELED, 0.025, 'teacher images vs 350 × 1,281,167');
+  near(est('train-teacher-1').flops, 3 * GFLOPS_RS152_224 * TEACHER_IMAGES + GFLOPS_RS152_224 * 350 * HELDOUT, 0.01, 'teacher FLOPs');
+  near(est('train-teacher-1').storageBytes, TRAIN_STORAGE, 0.005, 'teacher checkpoints + model');
   // Student: each step B labeled + 3B pseudo-labeled.
-  assert.equal(est['train-student-1']!.images, STUDENT_IMAGES);
-  near(est['train-student-1']!.flops, 3 * GFLOPS_RS152_224 * STUDENT_IMAGES + GFLOPS_RS152_224 * 350 * HELDOUT, 0.01, 'student FLOPs');
+  assert.equal(est('train-student-1').images, STUDENT_IMAGES);
+  near(est('train-student-1').flops, 3 * GFLOPS_RS152_224 * STUDENT_IMAGES + GFLOPS_RS152_224 * 350 * HELDOUT, 0.01, 'student FLOPs');
   // Inference: one forward pass per unlabeled image; predictions are tens of bytes per sample.
-  assert.equal(est['infer-1']!.images, UNLABELED);
-  near(est['infer-1']!.flops, GFLOPS_RS152_224 * UNLABELED, 0.01, 'infer FLOPs');
-  const predPerSample = est['infer-1']!.storageBytes! / UNLABELED;
+  assert.equal(est('infer-1').images, UNLABELED);
+  near(est('infer-1').flops, GFLOPS_RS152_224 * UNLABELED, 0.01, 'infer FLOPs');
+  const predPerSample = est('infer-1').storageBytes! / UNLABELED;
   assert.ok(predPerSample > 20 && predPerSample < 300, `prediction bytes/sample ${predPerSample}`);
   // Select reads every prediction and keeps at most 130,000 × 1000 samples.
-  assert.equal(est['select-1']!.images, UNLABELED);
-  assert.equal(est['select-1']!.flops, 0);
-  const pseudoPerSample = est['select-1']!.storageBytes! / Math.min(UNLABELED, 130_000 * 1000);
+  assert.equal(est('select-1').images, UNLABELED);
+  assert.equal(est('select-1').flops, 0);
+  const pseudoPerSample = est('select-1').storageBytes! / Math.min(UNLABELED, 130_000 * 1000);
   assert.ok(pseudoPerSample > 20 && pseudoPerSample < 400, `pseudo-label bytes/sample ${pseudoPerSample}`);
   // Evaluate: teacher and student over the 50,000 val images.
-  assert.equal(est['evaluate']!.images, 2 * EVAL);
-  near(est['evaluate']!.flops, 2 * GFLOPS_RS152_224 * EVAL, 0.01, 'evaluate FLOPs');
+  assert.equal(est('evaluate').images, 2 * EVAL);
+  near(est('evaluate').flops, 2 * GFLOPS_RS152_224 * EVAL, 0.01, 'evaluate FLOPs');
   // The datasets already exist in the bucket: import writes nothing.
-  assert.equal(est['import']!.images, 0);
-  assert.equal(est['import']!.storageBytes, 0);
+  assert.equal(est('import').images, 0);
+  assert.equal(est('import').storageBytes, 0);
 
   assert.equal(p.datasets.labeled!.samples, LABELED);
   assert.equal(p.datasets.labeled!.origin, 'manifest sizes');
@@ -138,7 +146,7 @@ function checkImagenetPlan(p: JsonPlan): void {
   const totalFlops = p.stages.reduce((a, s) => a + s.estimate.flops!, 0);
   near(p.totals.flops, totalFlops, 1e-9, 'total FLOPs');
   near(p.totals.tpuV3CoreSeconds, totalFlops / 61.5e12, 1e-9, 'TPUv3 core seconds');
-  const trainFlops = est['train-teacher-1']!.flops! + est['train-student-1']!.flops!;
+  const trainFlops = est('train-teacher-1').flops! + est('train-student-1').flops!;
   near(p.totals.localCoreSeconds, trainFlops / 10e9 + (totalFlops - trainFlops) / 23e9, 1e-9, 'local core seconds');
 }
 
@@ -162,7 +170,7 @@ test('ImageNet manifest, endpoint unreachable: every stage with images, storage 
     assert.match(row!, /\d (?:[kMGTPE])?B\b/, `${id}: storage column`);
     assert.match(row!, /\d (?:[kMGTPE])?FLOP\b/, `${id}: compute column`);
   }
-  assert.match(text.stdout, /\n  train-teacher-1\s+439 M\s+3\.47 GB\s+31\.5 EFLOP\s+teacher resnet-rs-152-i224@224: 107,100 steps/);
+  assert.match(text.stdout, /\n {2}train-teacher-1\s+439 M\s+3\.47 GB\s+31\.5 EFLOP\s+teacher resnet-rs-152-i224@224: 107,100 steps/);
   assert.match(text.stdout, /TPUv3 core at 61\.5 TFLOP\/s/);
   assert.doesNotMatch(text.stdout + text.stderr, /plan-test-secret/);
 
@@ -236,14 +244,14 @@ test('file:// manifest after the data exists: counts come from dataset.json, not
   );
   assert.equal(p.datasets.labeled!.bytes, labeledIndex.bytes);
   for (const s of p.stages) assert.equal(s.state, 'pending', s.id);
-  const est = Object.fromEntries(p.stages.map((s) => [s.id, s.estimate]));
+  const est = stageLookup(p.stages.map((s) => [s.id, s.estimate] as const));
   // 20 per class × 2% rounds to 0 held out per class: 200 train images, batch 64 → 3 steps/epoch, 2 epochs.
-  assert.equal(est['train-teacher-1']!.images, 6 * 64);
-  assert.equal(est['train-student-1']!.images, 6 * (64 + 128));
-  assert.equal(est['train-baseline']!.images, 6 * 64);
-  assert.equal(est['infer-1']!.images, 9800);
-  assert.equal(est['evaluate']!.images, 3 * 10000); // teacher, student, baseline
-  assert.equal(est['import']!.storageBytes, 0, 'existing datasets are not imported again');
+  assert.equal(est('train-teacher-1').images, 6 * 64);
+  assert.equal(est('train-student-1').images, 6 * (64 + 128));
+  assert.equal(est('train-baseline').images, 6 * 64);
+  assert.equal(est('infer-1').images, 9800);
+  assert.equal(est('evaluate').images, 3 * 10000); // teacher, student, baseline
+  assert.equal(est('import').storageBytes, 0, 'existing datasets are not imported again');
 
   const text = await cli(['plan', file]);
   assert.equal(text.code, 0, text.stderr);
@@ -258,11 +266,11 @@ test('without data: known import sources give sizes, an unknown source prints ? 
   );
   const sizes = manifestDatasetSizes(fm);
   assert.deepEqual([sizes.labeled.samples, sizes.unlabeled.samples, sizes.eval.samples], [1000, 59000, 10000]);
-  const est = Object.fromEntries(estimateStages(fm, buildChain(fm), sizes).map((e) => [e.id, e]));
+  const est = stageLookup(estimateStages(fm, buildChain(fm), sizes).map((e) => [e.id, e] as const));
   // 1000 labeled − 2% held out = 980 → 9 steps of 100.
-  assert.equal(est['train-teacher-1']!.images, 900);
-  assert.equal(est['infer-1']!.images, 59000);
-  assert.ok(est['import']!.storageBytes! > 60_000 * 1000, 'imports write the shards');
+  assert.equal(est('train-teacher-1').images, 900);
+  assert.equal(est('infer-1').images, 59000);
+  assert.ok(est('import').storageBytes! > 60_000 * 1000, 'imports write the shards');
 
   const dir = tempDir(t, 'plan-unknown');
   const file = path.join(dir, 'unknown.json');
@@ -272,7 +280,7 @@ test('without data: known import sources give sizes, an unknown source prints ? 
   );
   const r = await cli(['plan', file]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /\n  train-teacher-1\s+\?\s+\?\s+\?\s+teacher/);
+  assert.match(r.stdout, /\n {2}train-teacher-1\s+\?\s+\?\s+\?\s+teacher/);
   assert.match(r.stdout, /datasets: labeled \? \[unknown\]/);
 });
 
@@ -312,8 +320,8 @@ test('after the import stage ran: sizes of the imported sources come from their 
     { labeled: [300, lab.bytes, 'dataset.json'], unlabeled: [9700, unl.bytes, 'dataset.json'], eval: [10000, ev.bytes, 'dataset.json'] },
   );
   assert.equal(lab.samples + unl.samples, 10000);
-  const est = Object.fromEntries(after.stages.map((s) => [s.id, s.estimate]));
-  assert.equal(est['import']!.storageBytes, lab.bytes + unl.bytes + ev.bytes, 'import writes the shards of its sources');
+  const est = stageLookup(after.stages.map((s) => [s.id, s.estimate] as const));
+  assert.equal(est('import').storageBytes, lab.bytes + unl.bytes + ev.bytes, 'import writes the shards of its sources');
   // The known-source guess was within 10% of what the import really wrote.
   const guessed = before.stages.find((s) => s.id === 'import')!.estimate.storageBytes!;
   near(guessed, lab.bytes + unl.bytes + ev.bytes, 0.1, 'known-source import bytes');

@@ -96,7 +96,10 @@ test('secrets never reach logs or stage records', async (t) => {
   const { dir, run, root, log, progress, lines } = setup(t);
   const saved = process.env.AWS_SECRET_ACCESS_KEY;
   process.env.AWS_SECRET_ACCESS_KEY = 'wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY';
-  t.after(() => (saved === undefined ? delete process.env.AWS_SECRET_ACCESS_KEY : (process.env.AWS_SECRET_ACCESS_KEY = saved)));
+  t.after(() => {
+    if (saved === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+    else process.env.AWS_SECRET_ACCESS_KEY = saved;
+  });
   const leaky: StageDefinition = {
     id: 'leaky',
     kind: 'test',

@@ -49,14 +49,18 @@ let reads: string[] = [];
 /** Wraps a store so every key read (get/getStream/getRange/head/list) is recorded with its full URI. */
 function recording(store: ObjectStore): ObjectStore {
   const base = trimUri(store.uri);
-  const note = (key: string) => void reads.push(`${base}/${key}`);
+  // Records the key and hands it on: `store.get(note(k))`.
+  const note = (key: string) => {
+    reads.push(`${base}/${key}`);
+    return key;
+  };
   return {
     uri: store.uri,
-    get: (k) => (note(k), store.get(k)),
-    getStream: (k) => (note(k), store.getStream(k)),
-    getRange: (k, a, b) => (note(k), store.getRange(k, a, b)),
-    head: (k) => (note(k), store.head(k)),
-    list: (p) => (note(p), store.list(p)),
+    get: (k) => store.get(note(k)),
+    getStream: (k) => store.getStream(note(k)),
+    getRange: (k, a, b) => store.getRange(note(k), a, b),
+    head: (k) => store.head(note(k)),
+    list: (p) => store.list(note(p)),
     put: (k, b, o) => store.put(k, b, o),
     putIfAbsent: (k, b, o) => store.putIfAbsent(k, b, o),
     delete: (k) => store.delete(k),

@@ -38,8 +38,7 @@ function runChild(dir: string, labeled: string, prefix: string, killAfterPut = '
     let buf = '', stderr = '';
     p.stdout.on('data', (d: Buffer) => {
       buf += d.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         const m = /^STEP (\d+) CKPT ([01])$/.exec(line);

@@ -3,7 +3,7 @@
  * WebDataset shards, manage datasets in a store, inspect/check them, export pseudo-labels. Data problems print a message naming the URI, shard and key and
  * exit non-zero; they never print a stack trace.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { listDatasets, type DatasetListing } from '../../data/catalog.js';
 import { DATASET_JSON, openDataset } from '../../data/dataset-json.js';
 import { openStore } from '../../store/open.js';

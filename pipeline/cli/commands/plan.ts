@@ -72,16 +72,17 @@ export function registerPlanCommand(program: Command, hooks: RunnerCommandHooks 
           rows = stages.map((s) => ({ id: s.id, kind: s.kind, deps: s.deps, state: 'unknown', reason: 'store not readable' }));
         }
 
+        const openedRoot = opened?.root;
         const { sizes, notes } = await est.resolveDatasetSizes(
           manifest,
           opened?.run,
-          opened
+          openedRoot
             ? async (ref) => {
                 if (ref.includes('://')) {
                   const store = await openStoreUri(ref, manifest);
                   return { store, close: () => store.close() };
                 }
-                return { store: opened!.root.sub(ref), close: async () => {} };
+                return { store: openedRoot.sub(ref), close: async () => {} };
               }
             : undefined,
         );

@@ -71,7 +71,12 @@ export const inferSection = z
   })
   .describe('Teacher inference over the unlabeled set');
 
-/** Noisy Student filtering + class balancing (stages/select), spec §4.2. */
+/**
+ * Noisy Student filtering + class balancing (stages/select): Xie et al. 2020, "Self-training with
+ * Noisy Student", arXiv 1911.04252 §2, with the defaults of
+ * https://github.com/google-research/noisystudent/blob/aac52bf02448f6e45aee6c418f3e588803e4fa43/local_scripts/imagenet/filter_unlabel.sh
+ * (--min_threshold=0.3, --num_image=130000).
+ */
 export const selectSection = z
   .strictObject({
     threshold: z.number().min(0).max(1).default(0.3).describe('Confidence floor: per-class thresholds are searched on a 0.01 grid from 1.00 down to this value'),
@@ -87,7 +92,7 @@ export const selectSection = z
   })
   .describe('Confidence filtering and class balancing of pseudo-labels');
 
-/** Teacher inference and Noisy Student selection (issue 6). */
+/** Teacher inference and Noisy Student selection: the two stages between a teacher and its student. */
 export const pseudoSection = z
   .strictObject({
     infer: inferSection.prefault({}),

@@ -1,10 +1,14 @@
 import { z } from 'zod';
 
 /**
- * The training recipe (issue 5), shared by teacher and student. Defaults are the released ResNet-RS
- * configs (tensorflow/tpu resnet_rs/configs/*.yaml, Model Garden imagenet_resnetrs*.yaml; see
- * /work/shared/resnet-rs-spec.md §2 and §5). Every ingredient can be switched off or changed so the
- * paper's additive study (Table 1) and weight-decay study (Table 2) can be re-run. Dropout and
+ * The training recipe of Bello et al. 2021, "Revisiting ResNets", arXiv 2103.07579 §4.2: one schema
+ * for teacher and student, since the paper trains its student with the supervised hyper-parameters
+ * unchanged (§7.3). Defaults are the released configs:
+ * https://github.com/tensorflow/tpu/tree/7dc921f846c9e4071f3884b768a7ddf521272a49/models/official/resnet/resnet_rs/configs
+ * (TF1) and https://github.com/tensorflow/models/blob/a2e3e88ab5f67e70e1d6b0bb9ea128ca79c826c6/official/vision/beta/configs/experiments/image_classification/imagenet_resnetrs50_i160.yaml
+ * and its siblings (TF2 Model Garden: cosine schedule, 1,560 warm-up steps).
+ * Every ingredient can be switched off or changed so the paper's additive study (Table 1) and
+ * weight-decay study (Table 2, §5.2) can be re-run. Dropout and
  * stochastic-depth rates belong to the model section (per-model defaults); RandAugment's magnitude
  * defaults to the model's too.
  */

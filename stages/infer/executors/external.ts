@@ -67,7 +67,10 @@ export function externalExecutor(cfg: ExternalConfig): InferExecutor {
         const { done, failed } = state;
         ctx.progress(samplesIn(ctx.shards, done));
         const now = `${done.size}/${ctx.shards.length} shards done${failed.size ? `, ${failed.size} failed` : ''}`;
-        if (now !== status) ctx.log.info(`external: ${(status = now)}`);
+        if (now !== status) {
+          status = now;
+          ctx.log.info(`external: ${status}`);
+        }
         if (done.size + failed.size >= ctx.shards.length && ctx.shards.every((s) => done.has(s.name) || failed.has(s.name))) {
           const errors = shardErrors(state);
           return { tasks: count, restarts: 0, errors };

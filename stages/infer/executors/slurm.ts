@@ -168,7 +168,10 @@ export function slurmExecutor(cfg: SlurmConfig): InferExecutor {
           }
           const running = live.filter((t) => t.state === 'RUNNING').length;
           const now = `${done.size}/${shardCount} shards done; tasks: ${running} running, ${live.length - running} pending`;
-          if (now !== status) ctx.log.info(`slurm: ${(status = now)}`);
+          if (now !== status) {
+            status = now;
+            ctx.log.info(`slurm: ${status}`);
+          }
           const idle = unfinished.filter((i) => !liveIdx.has(i));
           const toSubmit: number[] = [];
           const ended = new Map<string, Map<number, EndedTask>>();
