@@ -65,7 +65,7 @@ export interface RunOutcome {
 }
 
 /** Period of a running stage's record updates (see runOne). */
-export const RECORD_HEARTBEAT_MS = 15_000;
+export const RECORD_HEARTBEAT_MS = 5_000;
 
 /** Thrown into a stage's signal when another runner took the lease. */
 export class LeaseLostError extends Error {
