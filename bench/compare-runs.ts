@@ -22,8 +22,9 @@
  *   `ignore-text <key glob>:<regex>`, `skip <key glob>`; `#` starts a comment), e.g.
  *   bench/run-timings.rules: the fields of a selftrain run that are timings, timestamps, process
  *   ids or random run ids, i.e. all that may differ between two runs of the same manifest.
- * - `--normalize-roots`: in JSON strings, each store's own root URI is replaced by `<root>` before
- *   comparing (two runs written to different places record their own locations). Off by default.
+ * - `--normalize-roots`: in JSON strings and text objects, each store's own root URI is replaced by
+ *   `<root>` before comparing (two runs written to different places record their own locations).
+ *   Off by default.
  *
  * Exit code 0 when nothing differs (beyond the ignored fields), 1 otherwise, 2 on bad arguments.
  * Store settings (S3 endpoint, region) come from --endpoint / --region or the AWS environment.
@@ -34,6 +35,7 @@ import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { openStore } from '../pipeline/store/open.js';
 import type { ObjectStore } from '../pipeline/store/types.js';
+import { globToRegExp } from '../pipeline/store/key-glob.js';
 import { trimUri } from '../pipeline/store/uri.js';
 
 export interface IgnoreRule {
@@ -71,19 +73,7 @@ export interface CompareResult {
   differences: ObjectDifference[];
 }
 
-/** `*` = any characters but `/`, `**` = any characters; the whole key must match. */
-export function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      re += '.*';
-      i++;
-    } else if (c === '*') re += '[^/]*';
-    else re += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
+export { globToRegExp };
 
 /** Parses `<key glob>:<field path>` (the last `:` separates them, so globs may not contain one). */
 export function parseIgnoreRule(text: string): IgnoreRule {
@@ -167,10 +157,15 @@ export async function compareStores(a: ObjectStore, b: ObjectStore, o: CompareOp
     }
     const kind = isJsonKey(key);
     const textRules = ignoreText.filter((r) => r.key.test(key));
-    if (!kind && textRules.length > 0) {
-      const blank = (b: Buffer) => textRules.reduce((t, r) => t.replace(r.re, '<ignored>'), b.toString('utf8'));
-      if (blank(bytesA) === blank(bytesB)) differences.push({ key, kind: 'ignored-only', fields: textRules.filter((r) => new RegExp(r.pattern).test(bytesA.toString('utf8'))).map((r) => `text /${r.pattern}/`) });
-      else differences.push({ key, kind: 'bytes', sizeA: bytesA.length, sizeB: bytesB.length });
+    if (!kind && (textRules.length > 0 || o.normalizeRoots)) {
+      // Text (a rendered report): the roots replaced (when asked), then the ignored text blanked.
+      const roots = (b: Buffer, root: string) => (o.normalizeRoots ? b.toString('utf8').split(root).join('<root>') : b.toString('utf8'));
+      const blank = (t: string) => textRules.reduce((acc, r) => acc.replace(r.re, '<ignored>'), t);
+      const [textA, textB] = [roots(bytesA, trimUri(a.uri)), roots(bytesB, trimUri(b.uri))];
+      if (blank(textA) === blank(textB)) {
+        const fields = textRules.filter((r) => new RegExp(r.pattern).test(textA)).map((r) => `text /${r.pattern}/`);
+        differences.push({ key, kind: 'ignored-only', fields: textA !== bytesA.toString('utf8') ? ['(store root URIs)', ...fields] : fields });
+      } else differences.push({ key, kind: 'bytes', sizeA: bytesA.length, sizeB: bytesB.length });
       continue;
     }
     let valueA: unknown, valueB: unknown;

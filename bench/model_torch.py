@@ -118,18 +118,35 @@ def load_tfjs_weights(model, directory):
     with open(os.path.join(directory, 'index.json')) as f:
         index = json.load(f)
     blob = np.fromfile(os.path.join(directory, 'weights.bin'), dtype=np.float32)
-    arrays = {}
+    by_name = torch_params_by_tfjs_name(model, index)
     for e in index['weights']:
-        arrays[e['name']] = blob[e['offset']:e['offset'] + int(np.prod(e['shape']))].reshape(e['shape'])
+        a = blob[e['offset']:e['offset'] + int(np.prod(e['shape']))].reshape(e['shape'])
+        if e['name'].endswith('/kernel'):
+            a = a.T if a.ndim == 2 else a.transpose(3, 2, 0, 1)
+        by_name[e['name']].data = torch.from_numpy(a.copy())
+    return index
+
+
+def tfjs_layout(name, tensor):
+    """A PyTorch weight (or its gradient) in the tfjs layout of the weight named `name`."""
+    t = tensor.detach().cpu().numpy()
+    if name.endswith('/kernel'):
+        return t.T if t.ndim == 2 else t.transpose(2, 3, 1, 0)
+    return t
+
+
+def torch_params_by_tfjs_name(model, index):
+    """tfjs weight name -> the PyTorch parameter or buffer holding it (the inverse of load_tfjs_weights)."""
+    out = {}
 
     def conv(mod, name):
-        mod.weight.data = torch.from_numpy(arrays[name + '/kernel'].transpose(3, 2, 0, 1).copy())
+        out[name + '/kernel'] = mod.weight
         if mod.bias is not None:
-            mod.bias.data = torch.from_numpy(arrays[name + '/bias'].copy())
+            out[name + '/bias'] = mod.bias
 
     def bn(mod, name):
         for attr, key in (('weight', 'gamma'), ('bias', 'beta'), ('running_mean', 'moving_mean'), ('running_var', 'moving_variance')):
-            getattr(mod, attr).data = torch.from_numpy(arrays[f'{name}/{key}'].copy())
+            out[f'{name}/{key}'] = getattr(mod, attr)
 
     for i, (c, b) in enumerate([('stem_conv1', 'stem_bn1'), ('stem_conv2', 'stem_bn2'), ('stem_conv3', 'stem_bn3'), ('stem_pool_conv', 'stem_pool_bn')]):
         conv(model.stem[2 * i][0], c)
@@ -145,31 +162,53 @@ def load_tfjs_weights(model, directory):
             cb = block.shortcut[-1]
             conv(cb[0], f'{name}_short_conv')
             bn(cb[1], f'{name}_short_bn')
-    model.fc.weight.data = torch.from_numpy(arrays['logits/kernel'].T.copy())
-    model.fc.bias.data = torch.from_numpy(arrays['logits/bias'].copy())
-    return index
+    out['logits/kernel'] = model.fc.weight
+    out['logits/bias'] = model.fc.bias
+    return out
 
 
-def parity(directory):
-    """Builds the architecture described in index.json, loads the tfjs weights, prints its logits
-    for the exported NHWC input (eval mode)."""
+def parity(directory, train=False):
+    """Builds the architecture described in index.json, loads the tfjs weights and runs the
+    exported NHWC input through it. Eval mode: prints the logits. Training mode (`train`): batch
+    statistics in BN, cross-entropy against labels.bin, one backward pass; prints loss and logits and
+    writes grads.bin: the gradient of every trainable weight, in index.json's order and tfjs layout."""
     import os
     import numpy as np
     with open(os.path.join(directory, 'index.json')) as f:
         index = json.load(f)
     a = index['arch']
     LAYOUTS.setdefault(a['depth'], a['blocks'])
-    model = ResNetRS(a['depth'], a['widthMultiplier'], a['inputChannels'], a['classes'], a['smallInput'], a['dropoutRate']).eval()
+    model = ResNetRS(a['depth'], a['widthMultiplier'], a['inputChannels'], a['classes'], a['smallInput'], a['dropoutRate'])
+    model.train(train)
     load_tfjs_weights(model, directory)
-    x = np.fromfile(os.path.join(directory, 'input.bin'), dtype=np.float32).reshape(index['inputShape'])
-    with torch.no_grad():
-        y = model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))
-    print(json.dumps({'params': params(model), 'logits': y.flatten().tolist()}))
+    x = torch.from_numpy(np.fromfile(os.path.join(directory, 'input.bin'), dtype=np.float32).reshape(index['inputShape']).transpose(0, 3, 1, 2).copy())
+    if not train:
+        with torch.no_grad():
+            y = model(x)
+        print(json.dumps({'params': params(model), 'logits': y.flatten().tolist()}))
+        return
+    labels = torch.from_numpy(np.fromfile(os.path.join(directory, 'labels.bin'), dtype=np.int32).astype(np.int64))
+    import copy
+    model64 = copy.deepcopy(model).double()
+    out = {'params': params(model)}
+    # float32 like tfjs, and float64: the float64 gradients tell how much of any float32 difference is
+    # rounding (grads.bin, grads64.bin).
+    for m, inp, suffix in ((model, x, ''), (model64, x.double(), '64')):
+        y = m(inp)
+        loss = F.cross_entropy(y, labels)
+        loss.backward()
+        by_name = torch_params_by_tfjs_name(m, index)
+        grads = [tfjs_layout(e['name'], by_name[e['name']].grad).astype(np.float32).ravel() for e in index['weights'] if e.get('trainable')]
+        np.concatenate(grads).tofile(os.path.join(directory, f'grads{suffix}.bin'))
+        out['loss' + suffix] = loss.item()
+        out['logits' + suffix] = y.detach().flatten().tolist()
+    print(json.dumps(out))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--parity', metavar='DIR', help='load tfjs-exported weights from DIR and print logits')
+    ap.add_argument('--train', action='store_true', help='with --parity: training mode, one backward pass, gradients to DIR/grads.bin')
     ap.add_argument('--threads', type=int, default=2)
     ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--infer-batch', type=int, default=8)
@@ -178,7 +217,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.parity:
-        return parity(args.parity)
+        return parity(args.parity, args.train)
     torch.manual_seed(0)
     out = {'torch': torch.__version__, 'threads': torch.get_num_threads()}
 

@@ -77,7 +77,7 @@ export async function openDataset(source: ObjectStore | string, settings: StoreS
       text = (await store.get(DATASET_JSON)).toString('utf8');
     } catch (err) {
       if (err instanceof NotFoundError) {
-        throw new DataError(`${uri}: no ${DATASET_JSON} (not a dataset, or its import has not finished)`, { uri });
+        throw new DataError(`${uri}: no ${DATASET_JSON} (not a dataset, or its import has not finished)`, { uri }, { cause: err });
       }
       throw err;
     }

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import type { ObjectStore } from '../store/types.js';
+import { integrityErrorIn, isNotFoundError, type ObjectStore } from '../store/types.js';
 import { DATASET_JSON, parseDatasetJson, shardIndexName, shardName } from './dataset-json.js';
 import { packShard, type SampleToPack } from './tar.js';
 import { DataError, type DatasetIndex, type SampleLocation, type ShardEntry, type ShardIndexFile } from './types.js';
@@ -76,8 +76,10 @@ export class DatasetWriter {
       let rec: ProgressRecord;
       try {
         rec = JSON.parse((await this.store.get(info.key)).toString('utf8')) as ProgressRecord;
-      } catch {
-        continue; // unreadable record: the shard is simply redone
+      } catch (err) {
+        // Gone, damaged or unparsable: the shard is simply redone. Any other store error is a failure.
+        if (isNotFoundError(err) || integrityErrorIn(err) || err instanceof SyntaxError) continue;
+        throw err;
       }
       if (rec.plan !== this.opts.plan) continue;
       const n = Number(/shard-(\d+)\.json$/.exec(info.key)?.[1]);
@@ -101,6 +103,41 @@ export class DatasetWriter {
    * dataset.json). `truth` holds labels withheld from the tar (unlabeled split).
    */
   async writeShard(n: number, samples: SampleToPack[], skipped: SkippedAtImport[] = [], truth?: [string, number][]): Promise<ShardEntry> {
+    const { tarBytes, entry, indexFile, classCounts } = await this.buildShard(n, samples);
+    await this.store.put(entry.name, tarBytes, { contentType: 'application/x-tar' });
+    await this.store.put(entry.index, JSON.stringify(indexFile), { contentType: 'application/json' });
+    const rec: ProgressRecord = { plan: this.opts.plan, entry, classCounts, skipped };
+    if (truth) rec.truth = truth;
+    await this.store.put(progressKey(n), JSON.stringify(rec), { contentType: 'application/json' });
+    this.done.set(n, rec);
+    return entry;
+  }
+
+  /**
+   * Remakes shard n of a finished dataset (its tar or side index was damaged and deleted) from the
+   * same samples: the bytes must be the ones dataset.json records, else the source changed since
+   * the import and the shard cannot be remade (a DataError says so).
+   */
+  async remakeShard(n: number, samples: SampleToPack[], recorded: ShardEntry): Promise<void> {
+    const { tarBytes, entry, indexFile } = await this.buildShard(n, samples);
+    if (entry.sha256 !== recorded.sha256 || entry.bytes !== recorded.bytes) {
+      throw new DataError(
+        `${this.where}/${recorded.name}: cannot remake the shard: the source now gives sha256 ${entry.sha256} (${entry.bytes} bytes), ` +
+          `dataset.json records ${recorded.sha256} (${recorded.bytes} bytes): the source changed since the import; import it again to another prefix`,
+        { uri: this.where, shard: recorded.name },
+      );
+    }
+    await this.store.put(entry.name, tarBytes, { contentType: 'application/x-tar' });
+    await this.store.put(entry.index, JSON.stringify(indexFile), { contentType: 'application/json' });
+  }
+
+  /** Remakes a finished dataset's ground truth object from its lines (same order as finish()). */
+  async remakeGroundTruth(key: string, lines: { key: string; shard: number; label: number }[]): Promise<void> {
+    const text = lines.map((l) => JSON.stringify({ key: l.key, shard: l.shard, label: l.label })).join('\n');
+    await this.store.put(key, gzipSync(text + (lines.length ? '\n' : '')), { contentType: 'application/gzip' });
+  }
+
+  private async buildShard(n: number, samples: SampleToPack[]): Promise<{ tarBytes: Buffer; entry: ShardEntry; indexFile: ShardIndexFile; classCounts: number[] }> {
     const name = shardName(n);
     const { tar: tarBytes, offsets } = await packShard(samples);
     const sha256 = createHash('sha256').update(tarBytes).digest('hex');
@@ -122,13 +159,7 @@ export class DatasetWriter {
     }
     const entry: ShardEntry = { name, samples: locations.length, bytes: tarBytes.length, sha256, index: shardIndexName(n) };
     const indexFile: ShardIndexFile = { shard: name, sha256, samples: locations };
-    await this.store.put(name, tarBytes, { contentType: 'application/x-tar' });
-    await this.store.put(entry.index, JSON.stringify(indexFile), { contentType: 'application/json' });
-    const rec: ProgressRecord = { plan: this.opts.plan, entry, classCounts, skipped };
-    if (truth) rec.truth = truth;
-    await this.store.put(progressKey(n), JSON.stringify(rec), { contentType: 'application/json' });
-    this.done.set(n, rec);
-    return entry;
+    return { tarBytes, entry, indexFile, classCounts };
   }
 
   /** Writes ground truth (if any) and then dataset.json; removes the progress records. */

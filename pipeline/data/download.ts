@@ -65,8 +65,9 @@ function describe(err: unknown): string {
 async function sizeOf(file: string): Promise<number> {
   try {
     return (await fs.stat(file)).size;
-  } catch {
-    return 0;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0; // nothing downloaded yet
+    throw err;
   }
 }
 

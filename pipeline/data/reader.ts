@@ -15,13 +15,13 @@
  * throw a DataError naming the shard and key. Undecodable images are NOT detected here; the
  * preprocessing layer (batches.ts) records and skips them.
  */
-import { createHash } from 'node:crypto';
+import { digestMismatch } from '../store/digest.js';
 import type { ObjectStore } from '../store/types.js';
 import { openDataset, type OpenDataset } from './dataset-json.js';
 import { rng, seedFrom, shuffleInPlace } from './rng.js';
 import { checkGroup } from './sample-members.js';
 import { groupMembers, readTarMembers } from './tar.js';
-import { DataError, type DatasetIndex, type ReadOptions, type Sample } from './types.js';
+import { DataError, type DatasetIndex, type ReadOptions, type Sample, type ShardEntry } from './types.js';
 
 const DEFAULT_PREFETCH = { shards: 2, bytes: 256 * 1024 * 1024 };
 
@@ -43,6 +43,19 @@ export function planShards(index: DatasetIndex, opts: ReadOptions = {}): number[
   const shuffle = opts.shuffleShards ?? (opts.shuffleBuffer ?? 0) > 0;
   if (shuffle) shuffleInPlace(list, rng(seedFrom('shards', opts.seed ?? 0, opts.epoch ?? 0)));
   return list;
+}
+
+/**
+ * The DataError for shard bytes that are not the ones dataset.json records (its cause is the
+ * IntegrityError naming shard, expected and actual digest), or undefined. The length is always
+ * checked (free); the sha256 when `hash`.
+ */
+export function shardMismatch(ds: Pick<OpenDataset, 'uri'>, entry: ShardEntry, bytes: Uint8Array, hash = true): DataError | undefined {
+  if (bytes.byteLength === entry.bytes && !hash) return undefined;
+  const where = `${ds.uri}/${entry.name}`;
+  const bad = digestMismatch(where, { sha256: entry.sha256, size: entry.bytes }, bytes);
+  if (!bad) return undefined;
+  return new DataError(`${bad.message} (the digest dataset.json records)`, { uri: ds.uri, shard: entry.name }, { cause: bad });
 }
 
 /** Downloads shards ahead of use, bounded by count and bytes; hands them out in plan order. */
@@ -77,17 +90,14 @@ class Prefetcher {
     const where = `${this.ds.uri}/${entry.name}`;
     let buf: Buffer;
     try {
-      buf = await this.ds.store.get(entry.name);
+      // dataset.json holds the shard's digest: checked here rather than twice (the store's own
+      // record is the same digest for shards our importer wrote).
+      buf = await this.ds.store.get(entry.name, { verify: !this.verify });
     } catch (err) {
       throw new DataError(`${where}: cannot read shard: ${(err as Error).message}`, { uri: this.ds.uri, shard: entry.name }, { cause: err });
     }
-    if (buf.length !== entry.bytes) {
-      throw new DataError(`${where}: shard is ${buf.length} bytes, dataset.json says ${entry.bytes} (truncated or replaced)`, { uri: this.ds.uri, shard: entry.name });
-    }
-    if (this.verify) {
-      const sha = createHash('sha256').update(buf).digest('hex');
-      if (sha !== entry.sha256) throw new DataError(`${where}: sha256 ${sha} does not match dataset.json (${entry.sha256})`, { uri: this.ds.uri, shard: entry.name });
-    }
+    const bad = shardMismatch(this.ds, entry, buf, this.verify);
+    if (bad) throw bad;
     return buf;
   }
 

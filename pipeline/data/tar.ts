@@ -94,8 +94,46 @@ async function packTar(samples: SampleToPack[]): Promise<Buffer> {
 }
 
 /**
+ * A tar member that no WebDataset shard may hold: a name that is absolute or climbs out of the
+ * archive (`..`), or a link/device/fifo instead of a regular file. Tools that extract shards
+ * (`tar x`, Python's tarfile before 3.14's default filter) would write such members outside their
+ * target directory, so a shard holding one is refused as a whole rather than skipped member by
+ * member: it was made by something that is not a WebDataset writer.
+ */
+export class HostileMemberError extends DataError {
+  constructor(where: string, member: string, why: string) {
+    super(`${where}: member ${JSON.stringify(member)} ${why}: refused (WebDataset members are regular files with relative names inside the archive)`, { shard: where, key: member });
+    this.name = 'HostileMemberError';
+  }
+}
+
+const LINK_OR_SPECIAL: Record<string, string> = {
+  symlink: 'is a symbolic link',
+  link: 'is a hard link',
+  'character-device': 'is a character device',
+  'block-device': 'is a block device',
+  fifo: 'is a FIFO',
+};
+
+/** Why a member name would escape the directory it is extracted to, or undefined when it is safe. */
+export function unsafeMemberName(name: string): string | undefined {
+  if (name.includes('\0')) return 'has a NUL byte in its name';
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name) || name.startsWith('\\')) return 'has an absolute path';
+  if (name.split(/[\\/]/).includes('..')) return 'has a ".." path segment';
+  return undefined;
+}
+
+/** Throws HostileMemberError for a member a WebDataset reader must not accept. */
+function checkMember(header: tar.Header, where: string): void {
+  const why = unsafeMemberName(header.name) ?? LINK_OR_SPECIAL[header.type ?? 'file'];
+  if (why) throw new HostileMemberError(where, header.name, header.linkname ? `${why} (to ${JSON.stringify(header.linkname)})` : why);
+}
+
+/**
  * Every regular-file member of a tar, in order, with its data offset. A truncated or garbled
- * tar throws a DataError naming `where` (the shard) and the last good member.
+ * tar throws a DataError naming `where` (the shard) and the last good member; a member with an
+ * unsafe name or of a link/special type throws a HostileMemberError naming shard and member
+ * (directory entries, which carry no data, are passed over).
  * Members are collected with tar-stream's event API in batches (much cheaper than async-iterating
  * each entry stream); the source is paused while a batch is consumed, so memory stays bounded.
  */
@@ -114,6 +152,13 @@ export async function* readTarMembers(input: Buffer | Readable, where: string): 
   };
   extract.on('entry', (header, stream, next) => {
     const h = header as tar.Header & { byteOffset?: number };
+    try {
+      checkMember(h, where);
+    } catch (err) {
+      stream.on('error', () => undefined); // destroying the parser fails the member's stream too
+      extract.destroy(err as Error);
+      return;
+    }
     const parts: Buffer[] = [];
     stream.on('data', (c: unknown) => void parts.push(c as Buffer));
     stream.on('end', () => {

@@ -53,7 +53,10 @@ export function renderMarkdown(r: Report): string {
   out.push(row(['Pseudo-label precision (last round)', pct(r.pseudoLabelPrecision)]));
   const gap = gapClosed(r.summary);
   if (gap !== null) out.push(row(['Gap teacher → all-labels bound closed by the student', `${(gap * 100).toFixed(0)} %`]));
-  out.push(row(['Wall time (whole run)', formatDuration(r.summary.wallSeconds * 1000)]), row(['Backend', r.backend ?? 'unknown']), '');
+  // Every attempt's time (a killed attempt's up to its record's last update), not only the last one's.
+  const attempts = r.stages.reduce((a, s) => a + s.attempts, 0);
+  const tries = attempts > r.stages.length ? ` over ${attempts} attempts of ${r.stages.length} stages` : '';
+  out.push(row(['Wall time (whole run, all attempts)', `${formatDuration(r.summary.wallSeconds * 1000)}${tries}`]), row(['Backend', r.backend ?? 'unknown']), '');
 
   out.push('## Models', '');
   const ks = [...new Set(r.models.flatMap((m) => Object.keys(m.metrics.topK)))].sort((a, b) => Number(a) - Number(b));

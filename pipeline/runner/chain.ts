@@ -26,6 +26,7 @@ import { modelJsonKey, type TrainStageConfigInput } from '../contracts/train.js'
 import { inferSummaryKey, type InferStageConfigInput } from '../contracts/infer.js';
 import { selectSummaryKey, type SelectStageConfigInput } from '../contracts/select.js';
 import { reportKey, type EvaluateStageConfigInput } from '../contracts/evaluate.js';
+import { STAGE_CODE_VERSIONS, type StageCodeVersions } from './code-versions.js';
 import type { StageContext, StageDefinition, StageModule } from './stage.js';
 
 /** Each stage kind's config, as its contract (pipeline/contracts/<kind>.ts) accepts it. */
@@ -93,7 +94,8 @@ function fingerprinted<C>(config: C): C {
  * `runtime`: settings passed to the stage beside its config but not part of it, so not hashed into
  * its fingerprint: how the work is executed, never what it computes.
  */
-function define<K extends Kind>(
+function defineStage<K extends Kind>(
+  versions: StageCodeVersions,
   kind: K,
   id: string,
   deps: string[],
@@ -107,6 +109,8 @@ function define<K extends Kind>(
     deps,
     config: fingerprinted(config),
     outputs: stageOutputs[kind](id),
+    // Hashed into the fingerprint: new code that changes a kind's outputs re-runs its stages.
+    version: String(versions[kind]),
     needsBackend,
     run: async (ctx: StageContext) => (await loadStageModule(kind)).runStage(ctx, runtime ? { ...config, ...runtime } : config),
   };
@@ -150,7 +154,10 @@ export function teacherIsControl(m: Manifest): boolean {
   return false;
 }
 
-export const buildChain: ChainBuilder = (m) => {
+/** The chain of a manifest; `versions` (the stage kinds' code versions) is for tests of upgrades. */
+export function buildChain(m: Manifest, versions: StageCodeVersions = STAGE_CODE_VERSIONS): ChainStage[] {
+  const define = <K extends Kind>(kind: K, id: string, deps: string[], config: StageConfigs[K], needsBackend: boolean, runtime?: Partial<StageConfigs[K]>) =>
+    defineStage(versions, kind, id, deps, config, needsBackend, runtime);
   const seed = m.seed;
   // `sizes` only feeds `plan`'s estimates: kept out of the fingerprint so editing it re-runs nothing.
   const { sizes: _planOnly, ...datasets } = m.datasets;
@@ -212,4 +219,4 @@ export const buildChain: ChainBuilder = (m) => {
     ),
   );
   return stages;
-};
+}

@@ -78,7 +78,7 @@ export async function decideStage(input: DecideInput): Promise<StageDecision> {
 
 function whyFingerprintChanged(stage: StageDefinition, record: StageRecord, depFingerprints: Record<string, string>): string {
   const version = stage.version ?? defaultStageVersion;
-  if (record.version !== version) return `stage code version changed (${record.version} → ${version})`;
+  if (record.version !== version) return `code changed (${stage.kind} v${record.version} → v${version})`;
   // Records hold the redacted config, so compare like with like.
   const diff = configDiff(record.config, redact(JSON.parse(JSON.stringify(stage.config ?? null))));
   if (diff.length > 0) return `settings changed: ${diff.join('; ')}`;

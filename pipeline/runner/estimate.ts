@@ -31,7 +31,7 @@ import { resolveModel } from '../model/family.js';
 import { countResNetRS } from '../model/count.js';
 import { encodeJsonlGz } from '../pseudo/jsonl.js';
 import { makeTarget } from '../pseudo/targets.js';
-import type { ObjectStore } from '../store/types.js';
+import { isNotFoundError, type ObjectStore } from '../store/types.js';
 import { rng } from '../data/rng.js';
 import type { ChainStage } from './chain.js';
 import { evaluateStageConfig } from '../contracts/evaluate.js';
@@ -179,7 +179,13 @@ export async function resolveDatasetSizes(
   const { openDataset } = await import('../data/dataset-json.js');
 
   // Refs the import stage resolved (import sources → their imported prefix), when it has run.
-  const refs: Partial<DatasetsList> = await readDatasetsList(run, importId).catch(() => ({}));
+  let refs: Partial<DatasetsList> = {};
+  try {
+    refs = await readDatasetsList(run, importId);
+  } catch (err) {
+    // `plan` works without the store: absent (the import has not run) is silent, anything else a note.
+    if (!isNotFoundError(err)) notes.push(`${importId}'s dataset list: ${oneLine(err)}; using the manifest's datasets`);
+  }
   const sizes = { ...fallback };
   for (const name of ['labeled', 'unlabeled', 'eval'] as const) {
     const ref = refs[name] ?? (isImportSource(m.datasets[name]) ? undefined : m.datasets[name]);

@@ -50,7 +50,7 @@ export interface StageContext {
   /** This stage's id (same as the definition's), for messages and output naming. */
   stageId: string;
   /**
-   * The run's stages as the runner has recorded them so far, in start order (this stage's own
+   * The run's stages as the runner has recorded them so far, in chain order (this stage's own
    * entry says `running`). For reports; stages never read runner state themselves.
    */
   stageRuns(): Promise<StageRun[]>;

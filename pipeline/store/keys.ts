@@ -6,6 +6,8 @@ import { InvalidKeyError } from './types.js';
 
 /** Name fragment of FileStore's in-flight temp files; keys may not use it, listings skip it. */
 export const TEMP_MARKER = '.selftrain-tmp-';
+/** Name prefix of FileStore's digest files (`<dir>/.selftrain-sha256-<name>` beside `<dir>/<name>`). */
+export const DIGEST_MARKER = '.selftrain-sha256-';
 
 function problem(s: string, what: 'key' | 'prefix'): string | undefined {
   if (s.includes('\0')) return 'contains a NUL byte';
@@ -20,6 +22,7 @@ function problem(s: string, what: 'key' | 'prefix'): string | undefined {
   for (const seg of segments) {
     if (seg === '..' || seg === '.') return `has a "${seg}" segment`;
     if (seg.includes(TEMP_MARKER)) return `uses the reserved name fragment "${TEMP_MARKER}"`;
+    if (seg.startsWith(DIGEST_MARKER)) return `starts with the reserved name "${DIGEST_MARKER}"`;
   }
   if (inner.some((seg) => seg === '')) return 'has an empty segment ("//")';
   return undefined;

@@ -8,9 +8,10 @@
  * Retries (5xx, throttling, connection resets) are the SDK's standard strategy with backoff.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -19,19 +20,40 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
+  type GetObjectCommandOutput,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { checkKey, checkPrefix, compareKeys, joinPrefix } from './keys.js';
+import { digestMismatch, digestOf, Hasher } from './digest.js';
+import { afterCommit } from './kill-point.js';
 import { checkRange } from './file-store.js';
 import { describeS3Error, endpointLabel, isNotFound, type S3ErrorContext } from './s3-errors.js';
-import type { Body, ObjectInfo, ObjectStore, PutOptions } from './types.js';
+import { IntegrityError, StoreError, type Body, type Digest, type GetOptions, type ObjectInfo, type ObjectStore, type PutOptions } from './types.js';
 
 const MiB = 1024 * 1024;
 
-// The SDK warns in every process that its Node 20 support ends in 2027; the project targets
-// Node 20 on purpose, so silence it unless the user set the variable themselves.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+/**
+ * Reads of a body that arrives cut short, garbled or not at all (a connection dropped mid-body,
+ * a proxy that truncates) are retried this many times in all: the SDK retries requests, not
+ * bodies. A body that still does not match its recorded digest then is corrupt at rest.
+ */
+const BODY_ATTEMPTS = 4;
+
+/** The digest `put` records in the object's user metadata (x-amz-meta-sha256, x-amz-meta-size). */
+function digestMetadata(d: Digest): Record<string, string> {
+  return { sha256: d.sha256, size: String(d.size) };
+}
+
+function recordedDigest(metadata: Record<string, string> | undefined): Digest | undefined {
+  const sha256 = metadata?.['sha256'];
+  const size = Number(metadata?.['size']);
+  return sha256 && /^[0-9a-f]{64}$/.test(sha256) && Number.isSafeInteger(size) ? { sha256, size } : undefined;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}
 
 export interface S3StoreOptions {
   bucket: string;
@@ -49,6 +71,8 @@ export interface S3StoreOptions {
   partSize?: number;
   /** Keys per ListObjectsV2 page (max 1000). Tests lower it to exercise pagination. */
   listPageSize?: number;
+  /** getStream reads objects up to this size whole, verified, before handing them out. Default 64 MiB. */
+  bufferedStreamMax?: number;
   /** Explicit keys instead of the standard credential chain (env, AWS_PROFILE, SSO, IMDS...). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** Force the If-None-Match support decision instead of probing ('auto', the default, probes once). */
@@ -64,7 +88,7 @@ interface Shared {
   client: S3Client;
   bucket: string;
   endpoint: string;
-  opts: Required<Pick<S3StoreOptions, 'multipartThreshold' | 'partSize' | 'listPageSize' | 'claimSettleMs' | 'conditionalPut'>> &
+  opts: Required<Pick<S3StoreOptions, 'multipartThreshold' | 'partSize' | 'listPageSize' | 'bufferedStreamMax' | 'claimSettleMs' | 'conditionalPut'>> &
     Pick<S3StoreOptions, 'warn'>;
 }
 
@@ -150,6 +174,7 @@ export class S3Store implements ObjectStore {
           multipartThreshold: a.multipartThreshold ?? 16 * MiB,
           partSize: Math.max(a.partSize ?? 8 * MiB, 5 * MiB),
           listPageSize: Math.min(Math.max(a.listPageSize ?? 1000, 1), 1000),
+          bufferedStreamMax: a.bufferedStreamMax ?? 64 * MiB,
           claimSettleMs: a.claimSettleMs ?? 250,
           conditionalPut: a.conditionalPut ?? 'auto',
           warn: a.warn,
@@ -205,62 +230,176 @@ export class S3Store implements ObjectStore {
     return known;
   }
 
-  async get(key: string): Promise<Buffer> {
-    const Key = this.fullKey(key);
-    return this.call('get', key, async () => {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
-      return Buffer.from(await res.Body!.transformToByteArray());
-    });
+  private keyUri(key: string): string {
+    return `${this.uri}/${key}`;
   }
 
+  /**
+   * Reads a whole body and checks it: as long as the response said (a connection dropped
+   * mid-body), and matching the digest recorded at put. Failures are retried with a fresh GET
+   * (`first` is the response already in hand, if any); the last one is thrown.
+   */
+  private async readWhole(op: string, key: string, Key: string, first?: GetObjectCommandOutput, verify = true): Promise<Buffer> {
+    let problem: Error | undefined;
+    for (let attempt = 1; attempt <= BODY_ATTEMPTS; attempt++) {
+      if (attempt > 1) await sleep(50 * 2 ** attempt);
+      const res = attempt === 1 && first ? first : await this.call(op, key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key })));
+      let bytes: Buffer;
+      try {
+        bytes = Buffer.from(await res.Body!.transformToByteArray());
+      } catch (err) {
+        problem = describeS3Error(err, this.ctx(op, key));
+        continue;
+      }
+      const expected = recordedDigest(res.Metadata);
+      if (res.ContentLength !== undefined && bytes.length !== res.ContentLength) {
+        problem = new IntegrityError(this.keyUri(key), expected ?? { sha256: '(not recorded)', size: res.ContentLength }, digestOf(bytes), `the response announced ${res.ContentLength} bytes`);
+        continue;
+      }
+      problem = verify && expected ? digestMismatch(this.keyUri(key), expected, bytes) : undefined;
+      if (!problem) return bytes;
+    }
+    throw problem!;
+  }
+
+  async get(key: string, opts: GetOptions = {}): Promise<Buffer> {
+    return this.readWhole('get', key, this.fullKey(key), undefined, opts.verify !== false);
+  }
+
+  /**
+   * Objects up to `bufferedStreamMax` are read whole (verified and retried like `get`) and handed
+   * out as a stream; bigger ones stream, resuming with a ranged GET of the same version after a
+   * dropped connection, and are verified when the stream ends.
+   */
   async getStream(key: string): Promise<Readable> {
     const Key = this.fullKey(key);
-    return this.call('getStream', key, async () => {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
-      return res.Body as Readable; // the Node runtime's body is an IncomingMessage
-    });
+    const res = await this.call('getStream', key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key })));
+    if (res.ContentLength === undefined || res.ContentLength <= this.shared.opts.bufferedStreamMax) {
+      return Readable.from([await this.readWhole('getStream', key, Key, res)], { objectMode: false });
+    }
+    return Readable.from(this.resumingBody(key, Key, res), { objectMode: false });
+  }
+
+  private async *resumingBody(key: string, Key: string, first: GetObjectCommandOutput): AsyncGenerator<Buffer> {
+    const total = first.ContentLength!;
+    const expected = recordedDigest(first.Metadata);
+    const hasher = new Hasher();
+    let res = first;
+    for (let failures = 0; ; ) {
+      try {
+        for await (const chunk of res.Body as Readable) {
+          const bytes = chunk as Buffer;
+          hasher.update(bytes);
+          yield bytes;
+        }
+        if (hasher.size >= total) break;
+        throw new Error(`body ended after ${hasher.size} of ${total} bytes`);
+      } catch (err) {
+        if (++failures >= BODY_ATTEMPTS) throw describeS3Error(err, this.ctx('getStream', key));
+        await sleep(50 * 2 ** failures);
+        // The rest of the same version: If-Match refuses an object replaced meanwhile (412).
+        res = await this.call('getStream', key, () =>
+          this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${hasher.size}-`, IfMatch: first.ETag })),
+        );
+      }
+    }
+    const actual = hasher.digest();
+    if (actual.size !== total || (expected && actual.sha256 !== expected.sha256)) {
+      throw new IntegrityError(this.keyUri(key), expected ?? { sha256: '(not recorded)', size: total }, actual);
+    }
   }
 
   async getRange(key: string, start: number, end: number): Promise<Buffer> {
-    checkRange(start, end, `${this.uri}/${key}`);
+    checkRange(start, end, this.keyUri(key));
     const Key = this.fullKey(key);
     if (start === end) {
       // An empty range has no HTTP form; still report a missing key like the other reads.
       if (!(await this.head(key))) await this.get(key);
       return Buffer.alloc(0);
     }
-    try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start}-${end - 1}` }));
-      return Buffer.from(await res.Body!.transformToByteArray());
-    } catch (err) {
-      // Like file://, a range starting at or past the end is empty (S3 answers 416).
-      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 416) return Buffer.alloc(0);
-      throw describeS3Error(err, this.ctx('getRange', key));
+    let problem: Error | undefined;
+    for (let attempt = 1; attempt <= BODY_ATTEMPTS; attempt++) {
+      if (attempt > 1) await sleep(50 * 2 ** attempt);
+      let res: GetObjectCommandOutput;
+      try {
+        res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start}-${end - 1}` }));
+      } catch (err) {
+        // Like file://, a range starting at or past the end is empty (S3 answers 416).
+        if (statusOf(err) === 416) return Buffer.alloc(0);
+        throw describeS3Error(err, this.ctx('getRange', key));
+      }
+      try {
+        const bytes = Buffer.from(await res.Body!.transformToByteArray());
+        // Only the length of a range can be checked; the response says how long it is.
+        if (res.ContentLength === undefined || bytes.length === res.ContentLength) return bytes;
+        problem = new StoreError(`getRange ${this.keyUri(key)} from byte ${start}: the body ended after ${bytes.length} of the ${res.ContentLength} bytes announced`, this.keyUri(key));
+      } catch (err) {
+        problem = describeS3Error(err, this.ctx('getRange', key));
+      }
     }
+    throw problem!;
   }
 
   async put(key: string, body: Body, opts: PutOptions = {}): Promise<void> {
+    await this.putObject(key, body, opts);
+    afterCommit(this.keyUri(key));
+  }
+
+  private async putObject(key: string, body: Body, opts: PutOptions): Promise<void> {
     const Key = this.fullKey(key);
     const params: PutObjectCommandInput = { Bucket: this.bucket, Key, ContentType: opts.contentType };
     if (typeof body === 'string') body = Buffer.from(body);
-    if (body instanceof Uint8Array && body.length <= this.shared.opts.multipartThreshold) {
-      // A buffer is replayable, so the SDK can retry this single PUT as a whole.
-      await this.call('put', key, () => this.client.send(new PutObjectCommand({ ...params, Body: body, ContentLength: body.length })));
+    if (body instanceof Uint8Array) {
+      const Metadata = digestMetadata(digestOf(body));
+      if (body.length <= this.shared.opts.multipartThreshold) {
+        // A buffer is replayable, so the SDK can retry this single PUT as a whole.
+        await this.call('put', key, () => this.client.send(new PutObjectCommand({ ...params, Metadata, Body: body, ContentLength: body.length })));
+      } else {
+        await this.call('put', key, () => this.upload({ ...params, Metadata, Body: body }));
+      }
       return;
     }
-    // Streams and big buffers: lib-storage buffers parts (so each part is retryable) and uses a
-    // single PUT when the whole body fits in one part. S3 makes the object visible only on
-    // CompleteMultipartUpload, which keeps put atomic.
-    await this.call('put', key, async () => {
-      const upload = new Upload({
-        client: this.client,
-        params: { ...params, Body: body },
-        partSize: this.shared.opts.partSize,
-        queueSize: 4,
-        leavePartsOnError: false,
-      });
-      await upload.done();
-    });
+    // A stream: its digest is known only at the end, so it is recorded after the upload by
+    // copying the object onto itself with the digest in its metadata (atomic, server-side).
+    const hasher = new Hasher();
+    const source = body;
+    const hashed = Readable.from(
+      (async function* () {
+        for await (const chunk of source) {
+          const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+          hasher.update(bytes);
+          yield bytes;
+        }
+      })(),
+      { objectMode: false },
+    );
+    await this.call('put', key, () => this.upload({ ...params, Body: hashed }));
+    const digest = hasher.digest();
+    // A single copy handles up to 5 GiB; a bigger streamed object stays unrecorded (read unverified).
+    if (digest.size <= 5 * 1024 * MiB) {
+      await this.call('put', key, () =>
+        this.client.send(
+          new CopyObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            CopySource: `${this.bucket}/${encodeURIComponent(Key).replace(/%2F/g, '/')}`,
+            MetadataDirective: 'REPLACE',
+            Metadata: digestMetadata(digest),
+            ContentType: opts.contentType,
+          }),
+        ),
+      );
+    }
+  }
+
+  /**
+   * Multipart upload (lib-storage): parts are buffered, so each is retryable, and a body that fits
+   * in one part is a single PUT. S3 makes the object visible only on CompleteMultipartUpload,
+   * which keeps put atomic.
+   */
+  private async upload(params: PutObjectCommandInput): Promise<void> {
+    const upload = new Upload({ client: this.client, params, partSize: this.shared.opts.partSize, queueSize: 4, leavePartsOnError: false });
+    await upload.done();
   }
 
   /** Whether this endpoint+bucket honours `If-None-Match: *` (probed once per process). */
@@ -293,7 +432,7 @@ export class S3Store implements ObjectStore {
         await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: Buffer.from('probe'), IfNoneMatch: '*' }));
         return 'ok';
       } catch (err) {
-        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        const status = statusOf(err);
         if (status === 412 || status === 409) return 'precondition';
         if (status === 501 || (err as Error).name === 'NotImplemented') return 'unsupported';
         throw describeS3Error(err, this.ctx('probe conditional put'));
@@ -319,21 +458,28 @@ export class S3Store implements ObjectStore {
   }
 
   async putIfAbsent(key: string, body: Uint8Array | string, opts: PutOptions = {}): Promise<boolean> {
+    const created = await this.createIfAbsent(key, body, opts);
+    if (created) afterCommit(this.keyUri(key));
+    return created;
+  }
+
+  private async createIfAbsent(key: string, body: Uint8Array | string, opts: PutOptions): Promise<boolean> {
     const Key = this.fullKey(key);
     const Body = typeof body === 'string' ? Buffer.from(body) : body;
+    const Metadata = digestMetadata(digestOf(Body));
     if (await this.supportsConditionalPut()) {
       try {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ContentType: opts.contentType, IfNoneMatch: '*' }));
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ContentType: opts.contentType, Metadata, IfNoneMatch: '*' }));
         return true;
       } catch (err) {
-        const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+        const status = statusOf(err);
         // 412: exists. 409: another conditional write to this key is in flight (AWS); it wins.
         if (status === 412 || status === 409) return false;
         throw describeS3Error(err, this.ctx('putIfAbsent', key));
       }
     }
     this.warnFallbackOnce();
-    return this.putIfAbsentFallback(key, Key, Body, opts);
+    return this.putIfAbsentFallback(key, Key, Body, { ...opts, Metadata });
   }
 
   /**
@@ -344,11 +490,13 @@ export class S3Store implements ObjectStore {
    * Of writers that overlap, the last PUT wins and only its writer returns true, unless one writer
    * re-reads before the other has written (both then return true). The object is always whole.
    */
-  private async putIfAbsentFallback(key: string, Key: string, Body: Uint8Array, opts: PutOptions): Promise<boolean> {
+  private async putIfAbsentFallback(key: string, Key: string, Body: Uint8Array, opts: PutOptions & { Metadata: Record<string, string> }): Promise<boolean> {
     if (await this.head(key)) return false;
     const token = `${process.pid}-${Date.now()}-${randomBytes(8).toString('hex')}`;
     await this.call('putIfAbsent', key, () =>
-      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ContentType: opts.contentType, Metadata: { 'selftrain-claim': token } })),
+      this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key, Body, ContentLength: Body.length, ContentType: opts.contentType, Metadata: { ...opts.Metadata, 'selftrain-claim': token } }),
+      ),
     );
     await sleep(this.shared.opts.claimSettleMs);
     const res = await this.call('putIfAbsent', key, () => this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })));
@@ -359,7 +507,10 @@ export class S3Store implements ObjectStore {
     const Key = this.fullKey(key);
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
-      return { key, size: res.ContentLength ?? 0, mtimeMs: res.LastModified?.getTime() ?? 0, etag: res.ETag };
+      const info: ObjectInfo = { key, size: res.ContentLength ?? 0, mtimeMs: res.LastModified?.getTime() ?? 0, etag: res.ETag };
+      const digest = recordedDigest(res.Metadata);
+      if (digest) info.sha256 = digest.sha256;
+      return info;
     } catch (err) {
       if (isNotFound(err)) {
         await this.ensureBucket();

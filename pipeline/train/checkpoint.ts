@@ -11,7 +11,8 @@
  * hash. Pruning deletes COMMIT.json first, so a half-pruned checkpoint is never taken for complete.
  */
 import { createHash } from 'node:crypto';
-import { NotFoundError, type ObjectStore } from '../store/types.js';
+import { digestMismatch } from '../store/digest.js';
+import { integrityErrorIn, NotFoundError, type ObjectStore } from '../store/types.js';
 import { objectUri } from '../store/uri.js';
 
 export const CKPT_PREFIX = 'ckpt/';
@@ -96,6 +97,11 @@ export async function completeCheckpoints(store: ObjectStore): Promise<number[]>
   return steps.sort((a, b) => a - b);
 }
 
+/** A committed checkpoint that cannot be used: its objects are damaged, missing or not a checkpoint. */
+export class DamagedCheckpointError extends Error {
+  override name = 'DamagedCheckpointError';
+}
+
 export async function loadCheckpoint(store: ObjectStore, step: number): Promise<LoadedCheckpoint> {
   const key = checkpointKey(step);
   const where = objectUri(store, key);
@@ -103,22 +109,23 @@ export async function loadCheckpoint(store: ObjectStore, step: number): Promise<
   try {
     meta = JSON.parse((await store.get(key + COMMIT)).toString('utf8')) as CheckpointMeta;
   } catch (err) {
-    throw new Error(`checkpoint ${where}: cannot read ${COMMIT}: ${(err as Error).message}`, { cause: err });
+    const message = `checkpoint ${where}: cannot read ${COMMIT}: ${(err as Error).message}`;
+    if (err instanceof SyntaxError || integrityErrorIn(err)) throw new DamagedCheckpointError(message, { cause: err });
+    throw new Error(message, { cause: err });
   }
   if (meta.format !== 'selftrain-checkpoint' || meta.version !== 1 || meta.step !== step) {
-    throw new Error(`checkpoint ${where}: ${COMMIT} is not a selftrain checkpoint v1 for step ${step}`);
+    throw new DamagedCheckpointError(`checkpoint ${where}: ${COMMIT} is not a selftrain checkpoint v1 for step ${step}`);
   }
   let blob: Buffer;
   try {
-    blob = await store.get(key + TENSORS);
+    // Checked against COMMIT.json's digest below (the same one the store recorded).
+    blob = await store.get(key + TENSORS, { verify: false });
   } catch (err) {
-    if (err instanceof NotFoundError) throw new Error(`checkpoint ${where}: ${TENSORS} is missing although ${COMMIT} exists`, { cause: err });
+    if (err instanceof NotFoundError) throw new DamagedCheckpointError(`checkpoint ${where}: ${TENSORS} is missing although ${COMMIT} exists`, { cause: err });
     throw err;
   }
-  const sha = createHash('sha256').update(blob).digest('hex');
-  if (blob.byteLength !== meta.bytes || sha !== meta.sha256) {
-    throw new Error(`checkpoint ${where}: ${TENSORS} does not match ${COMMIT} (size ${blob.byteLength} vs ${meta.bytes}, sha256 ${sha.slice(0, 12)} vs ${meta.sha256.slice(0, 12)}): corrupted`);
-  }
+  const bad = digestMismatch(objectUri(store, key + TENSORS), { sha256: meta.sha256, size: meta.bytes }, blob);
+  if (bad) throw new DamagedCheckpointError(`checkpoint ${bad.message} (the digest ${COMMIT} records)`, { cause: bad });
   // Copy into an aligned buffer: a Buffer from the pool may sit at an odd offset.
   const aligned = new Uint8Array(blob.byteLength);
   aligned.set(blob);
@@ -127,6 +134,28 @@ export async function loadCheckpoint(store: ObjectStore, step: number): Promise<
     groups[t.group].push({ name: t.name, shape: t.shape, data: new Float32Array(aligned.buffer, t.offset, t.length) });
   }
   return { key: where, meta, groups };
+}
+
+/**
+ * The newest checkpoint that loads. A damaged one (corrupted or truncated objects, a COMMIT.json
+ * that is not one) is reported through `warn`, naming the object and the expected and actual
+ * sha256, deleted, and the next older one tried: training then redoes the steps since that one
+ * (resume is exact, so the result is the same). Undefined when none is left: start over. Any other
+ * failure (the store cannot be read) is thrown.
+ */
+export async function loadLatestCheckpoint(store: ObjectStore, warn: (message: string) => void): Promise<LoadedCheckpoint | undefined> {
+  const steps = await completeCheckpoints(store);
+  for (const step of steps.reverse()) {
+    try {
+      return await loadCheckpoint(store, step);
+    } catch (err) {
+      if (!(err instanceof DamagedCheckpointError)) throw err;
+      warn(`${err.message}; deleting it and resuming from the checkpoint before it`);
+      await store.delete(checkpointKey(step) + COMMIT);
+      await store.deletePrefix(checkpointKey(step));
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -274,11 +274,15 @@ export function applyOp(op: RandAugmentOp, img: RawImage, m: number, rng: Sfc32,
   }
 }
 
-/** Full RandAugment: `layers` ops, each chosen uniformly among the 16 (repeats allowed). */
-export function randAugment(img: RawImage, opts: RandAugmentOptions, rng: Sfc32): RawImage {
+/**
+ * Full RandAugment: `layers` ops, each chosen uniformly among the 16 (repeats allowed). `onOp` sees
+ * each op chosen, in order (tests check the choice through it).
+ */
+export function randAugment(img: RawImage, opts: RandAugmentOptions, rng: Sfc32, onOp?: (op: RandAugmentOp) => void): RawImage {
   let out = img;
   for (let l = 0; l < opts.layers; l++) {
     const op = RANDAUGMENT_OPS[rng.int(RANDAUGMENT_OPS.length)]!;
+    onOp?.(op);
     out = applyOp(op, out, opts.magnitude, rng, opts);
   }
   return out;

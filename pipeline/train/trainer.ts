@@ -32,7 +32,7 @@ import type { Transport } from '../parallel/protocol.js';
 import type { Logger, Progress } from '../runner/stage.js';
 import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
-import { clearCheckpoints, completeCheckpoints, dropCheckpointsAfter, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
+import { clearCheckpoints, dropCheckpointsAfter, loadCheckpoint, loadLatestCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoint.js';
 import { DIVERGENCE_DEFAULTS, DivergenceError, DivergenceMonitor, type DivergenceState, type Verdict } from './divergence.js';
 import type { ImageSet, LabeledData } from './data.js';
 import type { PseudoSource } from './pseudo.js';
@@ -149,8 +149,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
     .update(JSON.stringify({ cfg: { ...cfg, maxSteps: undefined, workers: undefined }, seed, train: data.train.count, heldout: data.heldout.count, pseudo: o.pseudo?.size ?? 0, ratio, ...(o.budget ? { budget: o.budget } : {}) }))
     .digest('hex')
     .slice(0, 16);
-  const steps = await completeCheckpoints(store);
-  let ck = steps.length > 0 ? await loadCheckpoint(store, steps[steps.length - 1]!) : undefined;
+  let ck = await loadLatestCheckpoint(store, (m) => log.warn(m));
   if (ck && ck.meta.state['recipe'] !== recipeHash) {
     log.warn(`checkpoints in ${ck.key.replace(/step-\d+\/$/, '')} were made with another recipe/seed/data: starting over`);
     await clearCheckpoints(store);

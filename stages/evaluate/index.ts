@@ -27,8 +27,8 @@ import type { LearningCurve, ModelEvaluation, PseudoEvaluation, StageTiming } fr
 import { modelLabel } from '../../pipeline/report/charts.js';
 import { writeReport } from '../../pipeline/report/write.js';
 import type { StageContext, StageResult } from '../../pipeline/runner/stage.js';
-import type { ObjectStore } from '../../pipeline/store/types.js';
-import { trimUri } from '../../pipeline/store/uri.js';
+import { ifPresent, integrityErrorIn, isNotFoundError, type ObjectStore } from '../../pipeline/store/types.js';
+import { objectUri, trimUri } from '../../pipeline/store/uri.js';
 import { currentBackend, initBackend } from '../../pipeline/backend/select.js';
 import { resolveWorkers } from '../../pipeline/parallel/workers.js';
 import { evaluateModel } from './evaluate-model.js';
@@ -36,13 +36,26 @@ import { evaluatePseudo } from './evaluate-pseudo.js';
 import { startPredictor, type ShardPredictor } from './predictor.js';
 import { readTrainingInfo } from './training-info.js';
 
-async function readJsonIfAny<T>(store: ObjectStore, key: string): Promise<T | undefined> {
-  const bytes = await store.get(key).catch(() => undefined);
-  if (!bytes) return undefined;
+/**
+ * A unit this stage committed before (a model's or a round's evaluation), for reuse: undefined when
+ * it is absent, or damaged (corrupted or unparsable: it is recomputed and overwritten, with a
+ * warning). Any other store error fails the stage: "cannot read" is not "absent".
+ */
+async function readJsonIfAny<T>(store: ObjectStore, key: string, log: StageContext['log']): Promise<T | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await store.get(key);
+  } catch (err) {
+    if (isNotFoundError(err)) return undefined;
+    if (!integrityErrorIn(err)) throw err;
+    log.warn(`evaluate: ${(err as Error).message}; computing it again`);
+    return undefined;
+  }
   try {
     return JSON.parse(bytes.toString('utf8')) as T;
   } catch {
-    return undefined; // unreadable: recompute and overwrite
+    log.warn(`evaluate: ${objectUri(store, key)} is not valid JSON; computing it again`);
+    return undefined;
   }
 }
 
@@ -60,7 +73,9 @@ async function openEvalSet(ctx: StageContext, importId: string): Promise<{ ds: O
 /** Held-back labels of the unlabeled set an infer stage predicted (dataset's own, else the import's split). */
 async function groundTruthOf(ctx: StageContext, importId: string, inferId: string): Promise<(() => AsyncIterable<{ key: string; label: number }>) | undefined> {
   const infer = await readInferSummary(ctx.run, inferId);
-  const ds = await openDataset(infer.dataset, ctx.storeSettings).catch(() => undefined);
+  // Only a dataset that is not there means "no held-back labels here"; a dataset that cannot be
+  // read (access denied, unreachable, damaged) fails the stage rather than dropping the section.
+  const ds = await ifPresent(openDataset(infer.dataset, ctx.storeSettings));
   const own = ds?.index.groundTruth;
   const lines = async function* (store: ObjectStore, key: string, where: string) {
     for await (const { value } of decodeJsonlGz(await store.getStream(key), where)) yield value as { key: string; label: number };
@@ -75,7 +90,7 @@ async function groundTruthOf(ctx: StageContext, importId: string, inferId: strin
     };
   }
   await ds?.close();
-  const ref = (await readDatasetsList(ctx.run, importId).catch(() => undefined))?.groundTruth;
+  const ref = (await ifPresent(readDatasetsList(ctx.run, importId)))?.groundTruth;
   if (!ref) return undefined;
   return async function* () {
     const { store, key, uri, close } = openObjectRef(ctx.root, ref, ctx.storeSettings);
@@ -114,7 +129,7 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
       const modelStore = ctx.run.sub(modelDir(stage));
       const { id } = await readTeacherInfo(modelStore);
       const key = modelResultKey(stage);
-      const previous = await readJsonIfAny<ModelEvaluation>(out, key);
+      const previous = await readJsonIfAny<ModelEvaluation>(out, key, ctx.log);
       const wantK = [...new Set(cfg.evaluate.topK.map((k) => String(Math.min(k, ds.index.classes.length))))].sort().join(',');
       // Reused only with its per-image results (older evaluations lack them: the paired tests need them).
       if (previous?.format === 1 && previous.perImage && previous.modelId === id && previous.evalDataset === ds.uri && Object.keys(previous.metrics?.topK ?? {}).sort().join(',') === wantK) {
@@ -144,7 +159,7 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
     ctx.signal.throwIfAborted();
     const key = pseudoResultKey(select);
     const { hash } = await readSelectSummary(ctx.run, select);
-    const previous = await readJsonIfAny<PseudoEvaluation>(out, key);
+    const previous = await readJsonIfAny<PseudoEvaluation>(out, key, ctx.log);
     if (previous?.format === 1 && previous.selectHash === hash) {
       pseudo.push(previous);
       continue;

@@ -18,26 +18,24 @@ export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 const PREFIX = { train: 'train', test: 't10k' } as const;
 
-async function findFile(dir: string, base: string): Promise<string> {
-  for (const name of [`${base}.gz`, base]) {
-    const p = path.join(dir, name);
-    try {
-      await fs.access(p);
-      return p;
-    } catch {
-      /* try the next spelling */
-    }
+/** Whether `p` exists; only "no such file" means no (a permission problem is an error naming the file). */
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.access(p);
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw new DataError(`${p}: cannot access: ${(err as Error).message}`, { uri: p }, { cause: err });
   }
+}
+
+async function findFile(dir: string, base: string): Promise<string> {
   // torchvision/Kaggle spell it with a dot: train-images.idx3-ubyte
   const dotted = base.replace(/-(idx\d-ubyte)$/, '.$1');
-  for (const name of [`${dotted}.gz`, dotted]) {
+  for (const name of [`${base}.gz`, base, `${dotted}.gz`, dotted]) {
     const p = path.join(dir, name);
-    try {
-      await fs.access(p);
-      return p;
-    } catch {
-      /* not there either */
-    }
+    if (await exists(p)) return p;
   }
   throw new DataError(`${dir}: no ${base}[.gz] (IDX source needs ${base} and its labels file)`, { uri: dir });
 }
@@ -48,12 +46,15 @@ async function readMaybeGzip(file: string): Promise<Buffer> {
 }
 
 export async function isIdxDir(dir: string): Promise<boolean> {
+  let names: string[];
   try {
-    const names = await fs.readdir(dir);
-    return names.some((n) => /images[-.]idx3-ubyte(\.gz)?$/.test(n));
-  } catch {
-    return false;
+    names = await fs.readdir(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false; // not a directory of IDX files
+    throw new DataError(`${dir}: cannot list: ${(err as Error).message}`, { uri: dir }, { cause: err });
   }
+  return names.some((n) => /images[-.]idx3-ubyte(\.gz)?$/.test(n));
 }
 
 export interface IdxOptions {

@@ -18,7 +18,7 @@ import { openDataset } from '../../pipeline/data/dataset-json.js';
 import { DatasetWriter, type SkippedAtImport } from '../../pipeline/data/dataset-writer.js';
 import { rng, seedFrom, shuffleInPlace } from '../../pipeline/data/rng.js';
 import type { SampleToPack } from '../../pipeline/data/tar.js';
-import { DataError, type DatasetIndex } from '../../pipeline/data/types.js';
+import { DataError, type DatasetIndex, type ShardIndexFile } from '../../pipeline/data/types.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
 import { firstLine, type ImportSource, type LoadedSample, type SourceEntry } from './source.js';
@@ -50,7 +50,7 @@ export interface ImportOptions {
 
 export interface ImportResult {
   /** Output prefix ('' for a plain import, 'labeled'/'unlabeled' for a split) → its index. */
-  outputs: { prefix: string; uri: string; index: DatasetIndex; resumedShards: number; alreadyComplete: boolean }[];
+  outputs: { prefix: string; uri: string; index: DatasetIndex; resumedShards: number; alreadyComplete: boolean; remade?: number }[];
 }
 
 interface Part {
@@ -78,6 +78,39 @@ export function splitLabeled(order: SourceEntry[], classes: string[], k: number)
     throw new DataError(`labeledPerClass ${k}: not enough samples in class ${short.map(([t, c]) => `"${classes[c]}" (${t})`).join(', ')}`);
   }
   return { labeled, unlabeled };
+}
+
+type Assemble = (g: number, loaded: Map<number, LoadedSample>) => { samples: SampleToPack[]; truth: [string, number][] };
+
+/**
+ * A finished dataset whose shard tars or side indexes (or ground truth) went missing — deleted by
+ * the runner because they were found damaged — gets them remade from the source, byte for byte
+ * the ones dataset.json records (else the source changed and the import says so). Returns how many
+ * objects were remade.
+ */
+async function remakeMissing(writer: DatasetWriter, store: ObjectStore, index: DatasetIndex, shards: SourceEntry[][], source: ImportSource, assemble: Assemble, signal?: AbortSignal): Promise<number> {
+  let remade = 0;
+  for (const [n, entry] of index.shards.entries()) {
+    signal?.throwIfAborted();
+    if ((await store.head(entry.name)) && (await store.head(entry.index))) continue;
+    if (!shards[n]) throw new DataError(`${trimUri(store.uri)}/${entry.name}: cannot remake the shard: the source has fewer shards now`, { uri: store.uri, shard: entry.name });
+    const loaded = new Map<number, LoadedSample>();
+    for await (const l of source.load(shards[n])) loaded.set(l.entry.ref, l);
+    await writer.remakeShard(n, assemble(n, loaded).samples, entry);
+    remade++;
+  }
+  if (index.groundTruth && !(await store.head(index.groundTruth))) {
+    // The held-back labels need no image: the labels of the samples each shard kept.
+    const kept = new Set<string>();
+    for (const entry of index.shards) {
+      const file = JSON.parse((await store.get(entry.index)).toString('utf8')) as ShardIndexFile;
+      for (const l of file.samples) kept.add(l.key);
+    }
+    const lines = shards.flatMap((entries, n) => entries.filter((e) => kept.has(e.key) && e.label !== undefined).map((e) => ({ key: e.key, shard: n, label: e.label! })));
+    await writer.remakeGroundTruth(index.groundTruth, lines);
+    remade++;
+  }
+  return remade;
 }
 
 /** A skipped sample's record: a one-line reason, and libvips' many-line message in full as detail. */
@@ -132,17 +165,37 @@ export async function importDataset(source: ImportSource, to: ObjectStore | stri
       });
       const state = await writer.begin();
       const uri = trimUri(store.uri);
-      if (state === 'complete') {
-        const ds = await openDataset(store);
-        result.outputs.push({ prefix: part.prefix, uri, index: ds.index, resumedShards: ds.index.shards.length, alreadyComplete: true });
-        continue;
-      }
-      const resumed = writer.shardsDone;
       const shards: SourceEntry[][] = [];
       for (let i = 0; i < part.entries.length; i += perShard) shards.push(part.entries.slice(i, i + perShard));
       // Source problems found while indexing belong to no shard: record them with shard 0.
       const indexProblems: SkippedAtImport[] = source.problems.map((p) => skippedSample(p.key, p.where, p.reason));
       if (shards.length === 0) shards.push([]);
+      /** Shard g's samples from the loaded images: failed loads are skipped (recorded), as always. */
+      const assemble = (g: number, loaded: Map<number, LoadedSample>) => {
+        const samples: SampleToPack[] = [];
+        const skipped: SkippedAtImport[] = g === 0 ? [...indexProblems] : [];
+        const truth: [string, number][] = [];
+        for (const e of shards[g]!) {
+          const l = loaded.get(e.ref);
+          if (!l || l.error || !l.image || !l.ext) {
+            skipped.push(skippedSample(e.key, l?.where ?? '', l?.error ?? 'not loaded'));
+            continue;
+          }
+          const s: SampleToPack = { key: e.key, ext: l.ext, image: l.image };
+          if (part.labeled) s.label = e.label;
+          else if (part.groundTruth && e.label !== undefined) truth.push([e.key, e.label]);
+          if (l.json !== undefined) s.json = l.json;
+          samples.push(s);
+        }
+        return { samples, skipped, truth };
+      };
+      if (state === 'complete') {
+        const ds = await openDataset(store);
+        const remade = await remakeMissing(writer, store, ds.index, shards, source, assemble, o.signal);
+        result.outputs.push({ prefix: part.prefix, uri, index: ds.index, resumedShards: ds.index.shards.length, alreadyComplete: true, remade });
+        continue;
+      }
+      const resumed = writer.shardsDone;
       let n = 0;
       while (n < shards.length) {
         o.signal?.throwIfAborted();
@@ -163,21 +216,7 @@ export async function importDataset(source: ImportSource, to: ObjectStore | stri
         const wanted = group.flatMap((g) => shards[g]!);
         for await (const l of source.load(wanted)) loaded.set(l.entry.ref, l);
         for (const g of group) {
-          const samples: SampleToPack[] = [];
-          const skipped: SkippedAtImport[] = g === 0 ? [...indexProblems] : [];
-          const truth: [string, number][] = [];
-          for (const e of shards[g]!) {
-            const l = loaded.get(e.ref);
-            if (!l || l.error || !l.image || !l.ext) {
-              skipped.push(skippedSample(e.key, l?.where ?? '', l?.error ?? 'not loaded'));
-              continue;
-            }
-            const s: SampleToPack = { key: e.key, ext: l.ext, image: l.image };
-            if (part.labeled) s.label = e.label;
-            else if (part.groundTruth && e.label !== undefined) truth.push([e.key, e.label]);
-            if (l.json !== undefined) s.json = l.json;
-            samples.push(s);
-          }
+          const { samples, skipped, truth } = assemble(g, loaded);
           await writer.writeShard(g, samples, skipped, part.groundTruth ? truth : undefined);
           o.onProgress?.(part.prefix, writer.shardsDone, shards.length);
           o.signal?.throwIfAborted();

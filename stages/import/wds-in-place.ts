@@ -13,7 +13,7 @@ import PQueue from 'p-queue';
 import { DATASET_JSON } from '../../pipeline/data/dataset-json.js';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../../pipeline/data/preprocess.js';
 import { checkGroup } from '../../pipeline/data/sample-members.js';
-import { groupMembers, readTarMembers } from '../../pipeline/data/tar.js';
+import { groupMembers, HostileMemberError, readTarMembers } from '../../pipeline/data/tar.js';
 import { DataError, type DatasetIndex, type SampleLocation, type ShardEntry, type ShardIndexFile } from '../../pipeline/data/types.js';
 import { checkDecodable } from '../../pipeline/data/verify.js';
 import { openStore } from '../../pipeline/store/open.js';
@@ -73,6 +73,7 @@ export async function indexWebDatasetInPlace(target: ObjectStore | string, o: In
           }
         }
       } catch (err) {
+        if (err instanceof HostileMemberError) throw err;
         problems.push((err as Error).message);
       }
       await queue.onIdle();

@@ -6,12 +6,13 @@
  * `dataset.json` beside the tars (our own format), or "0".."K-1" for the largest index seen.
  * Bad samples — no image member, no `.cls` while others have one, class index out of range,
  * an undecodable/empty/oversized image, the rest of a truncated tar — are recorded naming the
- * tar and key, and skipped.
+ * tar and key, and skipped. A tar holding a link, a device or a member whose name is absolute or
+ * climbs out with `..` is refused (HostileMemberError): the import stops naming tar and member.
  */
 import { DATASET_JSON } from '../../pipeline/data/dataset-json.js';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../../pipeline/data/preprocess.js';
 import { checkGroup } from '../../pipeline/data/sample-members.js';
-import { groupMembers, readTarMembers } from '../../pipeline/data/tar.js';
+import { groupMembers, HostileMemberError, readTarMembers } from '../../pipeline/data/tar.js';
 import { DataError, type ImageExt } from '../../pipeline/data/types.js';
 import { openStore } from '../../pipeline/store/open.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
@@ -45,11 +46,12 @@ export async function openWebDatasetSource(uri: string, o: WdsOptions = {}): Pro
   }
   let classes = o.classes;
   if (!classes && objects.some((x) => x.key === DATASET_JSON)) {
+    const text = (await store.get(DATASET_JSON)).toString('utf8'); // a store failure is a failure
     try {
-      const j = JSON.parse((await store.get(DATASET_JSON)).toString('utf8')) as { classes?: unknown };
+      const j = JSON.parse(text) as { classes?: unknown };
       if (Array.isArray(j.classes) && j.classes.every((c) => typeof c === 'string')) classes = j.classes as string[];
     } catch {
-      /* not ours: fall back to numeric class names */
+      /* not JSON, so not ours: fall back to numeric class names */
     }
   }
   const problems: ImportSource['problems'] = [];
@@ -74,6 +76,10 @@ export async function openWebDatasetSource(uri: string, o: WdsOptions = {}): Pro
         }
       }
     } catch (err) {
+      if (err instanceof HostileMemberError) {
+        await store.close();
+        throw err; // a tar with links or escaping names is refused whole, not partly imported
+      }
       problems.push({ key: '', where: tarWhere, reason: (err as Error).message });
     }
   }

@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { selftrainCommand, workerArgs } from './executors/command.js';
 import type { WorkerEvent } from './worker.js';
+import type { DamagedObject } from './shard-batches.js';
 import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 /** Exit code of a worker that finished everything it could and reported bad shards. */
@@ -35,7 +36,7 @@ export interface ExecutorOptions {
 
 export interface ExecutorResult {
   restarts: number;
-  errors: { shard: string; error: string }[];
+  errors: { shard: string; error: string; damaged?: DamagedObject }[];
 }
 
 export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResult> {
@@ -46,7 +47,7 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
       o.signal?.throwIfAborted();
       const shardErrors: ExecutorResult['errors'] = [];
       const { code, signal, stderrTail } = await spawnWorker(index, attempt, (e) => {
-        if (e.event === 'shard-error') shardErrors.push({ shard: e.shard, error: e.error });
+        if (e.event === 'shard-error') shardErrors.push({ shard: e.shard, error: e.error, damaged: e.damaged });
         o.onEvent?.(index, e);
       });
       if (code === 0) return;

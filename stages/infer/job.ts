@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { ObjectStore } from '../../pipeline/store/types.js';
-import { NotFoundError } from '../../pipeline/store/types.js';
+import { integrityErrorIn, isNotFoundError, NotFoundError, StoreError } from '../../pipeline/store/types.js';
 import { formatZodIssues } from '../../pipeline/log/errors.js';
 import { objectUri } from '../../pipeline/store/uri.js';
 
@@ -62,9 +62,18 @@ export async function writeJob(run: ObjectStore, job: InferJob): Promise<void> {
   await run.put(jobKey(job.stage), JSON.stringify(job, null, 2) + '\n', { contentType: 'application/json' });
 }
 
-/** The job currently in the run, or undefined when there is none or it is unreadable. */
-export async function readJobIfAny(run: ObjectStore, stage: string): Promise<InferJob | undefined> {
-  return readJob(run, stage).catch(() => undefined);
+/**
+ * The job currently in the run: undefined when there is none, 'unreadable' when there is one that
+ * cannot be used (damaged, not valid JSON, another shape). Store failures are thrown.
+ */
+export async function readJobIfAny(run: ObjectStore, stage: string): Promise<InferJob | 'unreadable' | undefined> {
+  try {
+    return await readJob(run, stage);
+  } catch (err) {
+    if (isNotFoundError(err)) return undefined;
+    if (err instanceof StoreError && !integrityErrorIn(err)) throw err;
+    return 'unreadable';
+  }
 }
 
 export async function readJob(run: ObjectStore, stage: string): Promise<InferJob> {
@@ -74,7 +83,7 @@ export async function readJob(run: ObjectStore, stage: string): Promise<InferJob
   try {
     text = (await run.get(key)).toString('utf8');
   } catch (err) {
-    if (err instanceof NotFoundError) throw new Error(`${where}: no infer job (is "${stage}" the id of an infer stage that has started in this run?)`);
+    if (err instanceof NotFoundError) throw new Error(`${where}: no infer job (is "${stage}" the id of an infer stage that has started in this run?)`, { cause: err });
     throw err;
   }
   let raw: unknown;

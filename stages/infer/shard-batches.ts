@@ -5,8 +5,8 @@
  * composition — and so its float results — is the same whatever the number of workers and
  * whether the run was resumed.
  */
-import { createHash } from 'node:crypto';
-import { samplesOfShard } from '../../pipeline/data/reader.js';
+import { samplesOfShard, shardMismatch } from '../../pipeline/data/reader.js';
+import { integrityErrorIn, type Digest } from '../../pipeline/store/types.js';
 import { transformImage } from '../../pipeline/data/preprocess.js';
 import { DataError } from '../../pipeline/data/types.js';
 import type { OpenDataset } from '../../pipeline/data/dataset-json.js';
@@ -24,7 +24,8 @@ export type ShardItem =
   /** The shard was read completely; `samples` is its sample count. */
   | { kind: 'end'; shard: number; samples: number }
   /** The shard cannot be used (missing, damaged, not matching dataset.json). */
-  | { kind: 'error'; shard: number; error: string };
+  /** `damaged`: the shard's bytes are not the ones dataset.json records (the runner can have it remade). */
+  | { kind: 'error'; shard: number; error: string; damaged?: DamagedObject };
 
 export interface ShardBatchOptions {
   ds: OpenDataset;
@@ -42,14 +43,27 @@ async function fetchShard(ds: OpenDataset, n: number): Promise<Buffer> {
   const where = `${ds.uri}/${entry.name}`;
   let buf: Buffer;
   try {
-    buf = await ds.store.get(entry.name);
+    // Checked against dataset.json's digest just below (for shards our importer wrote, the same
+    // digest the store recorded).
+    buf = await ds.store.get(entry.name, { verify: false });
   } catch (err) {
     throw new DataError(`${where}: shard listed in dataset.json cannot be read: ${(err as Error).message}`, { uri: ds.uri, shard: entry.name }, { cause: err });
   }
-  if (buf.length !== entry.bytes) throw new DataError(`${where}: shard is ${buf.length} bytes, dataset.json says ${entry.bytes} (truncated or replaced)`, { uri: ds.uri, shard: entry.name });
-  const sha = createHash('sha256').update(buf).digest('hex');
-  if (sha !== entry.sha256) throw new DataError(`${where}: sha256 ${sha} does not match dataset.json (${entry.sha256})`, { uri: ds.uri, shard: entry.name });
+  const bad = shardMismatch(ds, entry, buf);
+  if (bad) throw bad;
   return buf;
+}
+
+/** What a worker reports of a damaged shard, so that the stage can hand it to the runner. */
+export interface DamagedObject {
+  uri: string;
+  expected: Digest;
+  actual: Digest;
+}
+
+function damagedIn(err: unknown): DamagedObject | undefined {
+  const d = integrityErrorIn(err);
+  return d && { uri: d.uri, expected: d.expected, actual: d.actual };
 }
 
 /**
@@ -95,7 +109,7 @@ export async function* shardBatches(o: ShardBatchOptions): AsyncGenerator<ShardI
     try {
       data = await pending.shift()!;
     } catch (err) {
-      yield { kind: 'error', shard: n, error: (err as Error).message };
+      yield { kind: 'error', shard: n, error: (err as Error).message, damaged: damagedIn(err) };
       continue;
     }
     fill();

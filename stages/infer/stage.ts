@@ -22,6 +22,7 @@ import { readTeacherInfo } from '../../pipeline/pseudo/load-teacher.js';
 import { readJobIfAny, writeJob, type InferJob } from './job.js';
 import { ERRORS_DIR, INFER_SUMMARY_KEY, PREDICTIONS_DIR, shardBase, STATS_DIR } from './layout.js';
 import { summarise } from './summary.js';
+import { IntegrityError } from '../../pipeline/store/types.js';
 import { trimUri } from '../../pipeline/store/uri.js';
 import type { StoreSettings } from '../../pipeline/store/settings.js';
 
@@ -130,8 +131,9 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
       log: ctx.log,
       progress: (samples) => progress.update(samples),
     });
-    if (previous && canonical({ ...previous, concurrency: 0 }) !== canonical({ ...job, concurrency: 0 })) {
-      ctx.log.warn(`infer: ${o.id} ran before with other settings or teacher weights; discarding its outputs`);
+    // A job that cannot be read may be another one: its outputs are not trusted either.
+    if (previous === 'unreadable' || (previous && canonical({ ...previous, concurrency: 0 }) !== canonical({ ...job, concurrency: 0 }))) {
+      ctx.log.warn(`infer: ${o.id} ran before with ${previous === 'unreadable' ? 'a job description that cannot be read' : 'other settings or teacher weights'}; discarding its outputs`);
       // Workers still running for the old job must not write into the new outputs.
       await executor.abandon?.(execCtx(new Set()));
       for (const prefix of [PREDICTIONS_DIR, STATS_DIR, ERRORS_DIR]) await out.deletePrefix(prefix);
@@ -152,7 +154,11 @@ export async function runInferStage(ctx: StageContext, o: InferStageOptions, wor
     progress.stop();
     const processed = samplesIn(shards, new Set(await listPredictedShards(out))) - base;
     if (result.errors.length > 0) {
-      throw new Error(`infer: ${result.errors.length} shard(s) of ${o.dataset} cannot be processed:\n${result.errors.map((e) => `  ${e.shard}: ${e.error}`).join('\n')}`);
+      // A damaged input shard (its bytes are not the ones dataset.json records) is carried as the
+      // cause: the runner then has the import remake it and runs this stage again.
+      const damaged = result.errors.find((e) => e.damaged)?.damaged;
+      const cause = damaged && new IntegrityError(damaged.uri, damaged.expected, damaged.actual);
+      throw new Error(`infer: ${result.errors.length} shard(s) of ${o.dataset} cannot be processed:\n${result.errors.map((e) => `  ${e.shard}: ${e.error}`).join('\n')}`, { cause });
     }
     const wallSeconds = (performance.now() - t0) / 1000;
     const summary = await summarise(out, ds.index, {

@@ -3,15 +3,25 @@
  * Per-shard stats come from stats/<shard>.json, or from the prediction object itself when a
  * worker was killed between the two puts.
  */
-import type { ObjectStore } from '../../pipeline/store/types.js';
+import { integrityErrorIn, isNotFoundError, type ObjectStore } from '../../pipeline/store/types.js';
 import type { DatasetIndex } from '../../pipeline/data/types.js';
 import { readPredictions } from '../../pipeline/pseudo/predictions-reader.js';
 import type { InferSummary } from '../../pipeline/contracts/infer.js';
 import { HISTOGRAM_BINS, histogramBin, INFER_SUMMARY_KEY, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
 
+/** A shard's stats object, or undefined when it is absent or damaged (then recounted); store failures are thrown. */
+async function readStats(out: ObjectStore, shard: string): Promise<ShardStats | undefined> {
+  try {
+    return JSON.parse((await out.get(statsKey(shard))).toString('utf8')) as ShardStats;
+  } catch (err) {
+    if (isNotFoundError(err) || integrityErrorIn(err) || err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+}
+
 async function shardStats(out: ObjectStore, shard: string, numClasses: number): Promise<ShardStats> {
-  const raw = await out.get(statsKey(shard)).catch(() => undefined);
-  if (raw) return JSON.parse(raw.toString('utf8')) as ShardStats;
+  const stored = await readStats(out, shard);
+  if (stored) return stored;
   const s: ShardStats = { shard, samples: 0, failed: 0, seconds: 0, histogram: new Array(HISTOGRAM_BINS).fill(0) };
   for await (const r of readPredictions(out, shard, numClasses)) {
     s.samples++;

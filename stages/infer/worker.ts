@@ -20,14 +20,14 @@ import { readJob, type InferJob } from './job.js';
 import { errorKey, histogramBin, HISTOGRAM_BINS, ownedShards, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
 
 export { ownedShards };
-import { normaliseInto, shardBatches, type Slot } from './shard-batches.js';
+import { normaliseInto, shardBatches, type DamagedObject, type Slot } from './shard-batches.js';
 import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export type WorkerEvent =
   | { event: 'start'; index: number; count: number; shards: number; todo: number; backend: string; teacher: string }
   | { event: 'batch'; shard: string; done: number; samples: number }
   | { event: 'shard'; shard: string; samples: number; failed: number; seconds: number }
-  | { event: 'shard-error'; shard: string; error: string }
+  | { event: 'shard-error'; shard: string; error: string; damaged?: DamagedObject }
   | {
       event: 'done';
       samples: number;
@@ -57,7 +57,7 @@ export interface WorkerResult {
   seconds: number;
   forwardSeconds: number;
   /** Shards that could not be processed, with the reason (data problems: retrying cannot help). */
-  errors: { shard: string; error: string }[];
+  errors: { shard: string; error: string; damaged?: DamagedObject }[];
 }
 
 /**
@@ -169,11 +169,11 @@ async function processShards(
         emit({ event: 'batch', shard: name, done: records.length, samples: ds.index.shards[item.shard]!.samples });
       } else if (item.kind === 'error') {
         records = [];
-        errors.push({ shard: name, error: item.error });
+        errors.push({ shard: name, error: item.error, damaged: item.damaged });
         // In the store too: an executor that cannot see this process's events (slurm, external)
         // learns from it that the shard will never get predictions.
-        await out.put(errorKey(name), JSON.stringify({ shard: name, error: item.error }) + '\n', { contentType: 'application/json' });
-        emit({ event: 'shard-error', shard: name, error: item.error });
+        await out.put(errorKey(name), JSON.stringify({ shard: name, error: item.error, damaged: item.damaged }) + '\n', { contentType: 'application/json' });
+        emit({ event: 'shard-error', shard: name, error: item.error, damaged: item.damaged });
         shardStart = performance.now();
       } else {
         const shardRecords = records;

@@ -176,7 +176,7 @@ describe('WebDataset import', () => {
     truncateSync(`${dir}/wds-trunc/shard-000001.tar`, 700);
     await assert.rejects(async () => {
       for await (const _ of readDataset(`${dir}/wds-trunc`, { verifyHashes: false })) void _;
-    }, /shard-000001\.tar: shard is 700 bytes, dataset\.json says \d+/);
+    }, /shard-000001\.tar is corrupted \(truncated\): expected sha256 [0-9a-f]{64} \(\d+ bytes\), got sha256 [0-9a-f]{64} \(700 bytes\)/);
     const v = await verifyDataset(`${dir}/wds-trunc`);
     assert.equal(v.ok, false);
     assert.ok(v.problems.some((p) => /shard-000001\.tar: unreadable tar after member/.test(p)), v.problems.join('\n'));

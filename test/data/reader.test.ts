@@ -89,7 +89,7 @@ describe('reader', () => {
     const b = readFileSync(p);
     b[600] = b[600]! ^ 0xff; // inside the first image's data
     writeFileSync(p, b);
-    await assert.rejects(collect(readDataset(bad)), /shard-000001\.tar: sha256 [0-9a-f]+ does not match dataset\.json/);
+    await assert.rejects(collect(readDataset(bad)), /shard-000001\.tar is corrupted: expected sha256 [0-9a-f]{64} \(\d+ bytes\), got sha256 [0-9a-f]{64} \(\d+ bytes\) \(the digest dataset\.json records\)/);
   });
 
   test('peak memory does not grow with the number of shards read (6 vs 24 shards of ~4 MiB)', async () => {

@@ -5,14 +5,17 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { readDataset } from '../../pipeline/data/reader.js';
 import { FileStore } from '../../pipeline/store/file-store.js';
 import { openIdxSource } from '../../stages/import/idx-source.js';
 import { importDataset } from '../../stages/import/run-import.js';
 import { runStage } from '../../stages/import/index.js';
-import { s3TestStore } from '../helpers/s3.js';
+import { S3Store } from '../../pipeline/store/s3-store.js';
+import type { ObjectStore } from '../../pipeline/store/types.js';
+import { s3TestEnv, s3TestStore } from '../helpers/s3.js';
+import { startFaultProxy } from '../store/fault-proxy.js';
 import { needs } from '../helpers/extras.js';
 import { fashionMnistDir, readFashionMnist } from '../helpers/fashion-mnist.js';
 import { tempDir } from './helpers.js';
@@ -62,12 +65,49 @@ describe('split, resume, stage, S3', { skip: needs('fashion-mnist') }, () => {
       /killed for the test/,
     );
     assert.equal(existsSync(`${dir}/resume/dataset.json`), false, 'no dataset.json after an interrupted import');
-    const mtime = readFileSync(`${dir}/resume/shard-000002.tar`);
+    // Identity of each finished shard's file: a rewrite (temp file + rename) gives a new inode, and
+    // equal bytes would not show it, since shards are deterministic.
+    const identity = (n: number) => {
+      const st = statSync(`${dir}/resume/shard-00000${n}.tar`, { bigint: true });
+      return `${st.ino}:${st.mtimeNs}`;
+    };
+    const before = [0, 1, 2, 3].map(identity);
     const again = await importDataset(await testSource(), `${dir}/resume`, { seed: 3, samplesPerShard: 1000 });
     assert.equal(again.outputs[0]!.resumedShards, 4);
     assert.deepEqual(again.outputs[0]!.index.shards, ref.outputs[0]!.index.shards);
-    assert.deepEqual(readFileSync(`${dir}/resume/shard-000002.tar`), mtime);
+    assert.deepEqual([0, 1, 2, 3].map(identity), before, 'the 4 finished shards were not rewritten');
     assert.equal(existsSync(`${dir}/resume/_progress`) && readdirSync(`${dir}/resume/_progress`).length > 0, false);
+  });
+
+  test('S3: a resumed import does not write the finished shards again (no PUT; ETag and LastModified unchanged)', async (t) => {
+    const s3 = await s3TestStore(t);
+    if (!s3) return;
+    const ctl = new AbortController();
+    const target = s3.sub('ds/resume');
+    await assert.rejects(
+      importDataset(await testSource(), target, { seed: 3, samplesPerShard: 1000, memoryBytes: 1, signal: ctl.signal, onProgress: (_p, done) => done === 4 && ctl.abort(new Error('killed for the test')) }),
+      /killed for the test/,
+    );
+    const finished = ['shard-000000.tar', 'shard-000001.tar', 'shard-000002.tar', 'shard-000003.tar'];
+    const heads = async (store: ObjectStore) => Promise.all(finished.map(async (k) => ({ k, ...(await store.head(k)) })));
+    const before = await heads(target);
+    // The resume goes through a (fault-free) proxy that logs every request.
+    const env = (await s3TestEnv())!;
+    const proxy = await startFaultProxy(env.endpoint);
+    t.after(() => proxy.close());
+    const bucket = /^s3:\/\/([^/]+)/.exec(s3.uri)![1]!;
+    const viaProxy = new S3Store({ bucket, prefix: 'ds/resume', endpoint: proxy.endpoint, region: env.region, credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey } });
+    t.after(() => viaProxy.close());
+    const again = await importDataset(await testSource(), viaProxy, { seed: 3, samplesPerShard: 1000 });
+    assert.equal(again.outputs[0]!.resumedShards, 4);
+    const puts = proxy.log.filter((r) => r.method === 'PUT' || r.method === 'POST').map((r) => decodeURIComponent(r.url));
+    for (const k of finished) assert.deepEqual(puts.filter((u) => u.includes(`/ds/resume/${k}`)), [], `${k} was written again`);
+    assert.ok(puts.some((u) => u.includes('/ds/resume/shard-000004.tar')), 'the unfinished shards were written');
+    const after = await heads(target);
+    for (const [i, b] of before.entries()) {
+      assert.equal(after[i]!.etag, b.etag, `${b.k}: ETag`);
+      assert.equal(after[i]!.mtimeMs, b.mtimeMs, `${b.k}: LastModified`);
+    }
   });
 
   test('import stage: split source + eval, writes datasets.json with refs that open', async () => {

@@ -19,10 +19,12 @@ import { decodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import type { PseudoEvaluation, Report } from '../../pipeline/report/types.js';
 import type { StageContext } from '../../pipeline/runner/stage.js';
 import { FileStore } from '../../pipeline/store/file-store.js';
-import type { ObjectStore } from '../../pipeline/store/types.js';
+import { StoreAccessError, type ObjectStore } from '../../pipeline/store/types.js';
 import { runStage } from '../../stages/evaluate/index.js';
 import { cliArgv } from '../helpers/cli.js';
-import { s3TestStore } from '../helpers/s3.js';
+import { s3TestEnv, s3TestStore } from '../helpers/s3.js';
+import { startFaultProxy } from '../store/fault-proxy.js';
+import { S3Store } from '../../pipeline/store/s3-store.js';
 import { copyReport } from '../../pipeline/report/copy.js';
 import { decodeCorrectness } from '../../pipeline/report/per-image.js';
 import { mcnemarExact } from '../../pipeline/report/stats.js';
@@ -289,4 +291,23 @@ test('S3: the same run in a real S3 store gives the same metrics, and its report
   const files = await copyReport(s3run, out);
   assert.equal(files.length, 2 + got.charts.length);
   assert.match(readFileSync(join(out, 'charts', 'confusion.svg'), 'utf8'), /^<svg /);
+
+  // The held-back labels are optional (pseudo-label precision is reported only when they exist),
+  // but a store that refuses them (403) is not "no labels": the stage fails naming the object,
+  // rather than dropping the precision section. Through a proxy answering 403 for that object.
+  const env = (await s3TestEnv())!;
+  const proxy = await startFaultProxy(env.endpoint);
+  t.after(() => proxy.close());
+  const bucket = /^s3:\/\/([^/]+)/.exec(s3.uri)![1]!;
+  const denied = new S3Store({ bucket, endpoint: proxy.endpoint, region: env.region, credentials: { accessKeyId: env.accessKeyId, secretAccessKey: env.secretAccessKey } });
+  t.after(() => denied.close());
+  const deniedRun = denied.sub('runs/demo');
+  await deniedRun.deletePrefix('evaluate/');
+  proxy.failNext(100, '403', (r) => r.url.includes('/data/unlabeled/dataset.json'));
+  await assert.rejects(
+    runStage({ ...testContext(deniedRun, denied, 'evaluate/'), storeSettings: { endpoint: proxy.endpoint }, backend: 'wasm' }, evaluateConfig()),
+    (err: Error) => err instanceof StoreAccessError && /refused the credentials for get s3:\/\/[^ ]+\/data\/unlabeled\/dataset\.json: AccessDenied/.test(err.message),
+  );
+  assert.ok(proxy.injected['403'] > 0, 'the 403 was served');
+  assert.equal(await deniedRun.head('evaluate/report.json'), undefined, 'no report without the section');
 });

@@ -205,7 +205,7 @@ test('SIGKILL of a worker mid-shard: restarted, every shard once, identical to a
   assert.deepEqual(got, await predictionsOf(cleanRun));
   // On disk too: exactly one committed object per shard (a killed put leaves at most a hidden temp file).
   const files = readdirSync(join(dir, 'runs/killed/infer-1/predictions'));
-  assert.deepEqual(files.filter((f) => f.endsWith('.jsonl.gz') && !f.includes('.selftrain-tmp-')).sort(), NAMES.map((n) => `${n}.jsonl.gz`));
+  assert.deepEqual(files.filter((f) => f.endsWith('.jsonl.gz') && !f.startsWith('.selftrain-')).sort(), NAMES.map((n) => `${n}.jsonl.gz`));
 });
 
 test('S3: dataset, teacher and run in a real S3 store give the same predictions as file://, the endpoint passed explicitly', { skip: NEEDS }, async (t) => {

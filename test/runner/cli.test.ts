@@ -32,14 +32,17 @@ test('a run killed with SIGKILL mid-stage resumes and commits every unit exactly
   const journal = path.join(dir, 'journal.log');
   const manifest = writeManifest(dir, toyManifest());
   const units = 8;
-  const first = startToy(dir, ['run', manifest], { units, unitMs: 60, journal });
-  await waitFor(() => starts(readJournal(journal), 'infer-1').length >= 3, 60_000, 'infer-1 to be mid-way');
-  first.child.kill('SIGKILL');
-  const killed = await first.done;
+  // The run kills itself (kill -9) right after committing infer-1's third unit: mid-stage on any
+  // machine, whatever its speed.
+  const killed = await runToy(dir, ['run', manifest], { units, unitMs: 60, journal, killAfterPut: '**/infer-1/unit-0002.json', recordHeartbeatMs: 20 });
   assert.equal(killed.signal, 'SIGKILL');
+  assert.match(killed.stderr, /SELFTRAIN_KILL_AFTER_PUT: killing pid \d+ after .*\/infer-1\/unit-0002\.json/);
   assert.equal(record(dir, 'infer-1').status, 'running', 'a kill -9 leaves the record running');
+  const killedTotalMs = record(dir, 'infer-1').totalMs as number;
   assert.ok(existsSync(path.join(dir, 'runs/toy/lease')), 'and the lease in place');
   const before = readJournal(journal);
+  // Killed after the commit of unit 2 and before its journal line: three units are committed.
+  assert.deepEqual(committed(dir, 'infer-1').map((o) => o.unit).sort(), [0, 1, 2]);
 
   const second = await runToy(dir, ['run', manifest], { units, unitMs: 5, journal });
   assert.equal(second.code, 0, second.stderr);
@@ -68,9 +71,12 @@ test('a run killed with SIGKILL mid-stage resumes and commits every unit exactly
   }
   // Finished stages were not touched by the second run; infer-1 redid only what was not committed.
   assert.equal(starts(after, 'import').length + starts(after, 'train-teacher-1').length, 0);
-  const committedBeforeKill = before.filter((e) => e.event === 'done' && e.stage === 'infer-1').length;
-  assert.equal(starts(after, 'infer-1').length, units - committedBeforeKill);
+  assert.deepEqual(starts(after, 'infer-1').map((s) => s.unit), [3, 4, 5, 6, 7]);
   assert.equal(record(dir, 'infer-1').attempts, 2);
+  // The killed attempt's time counts: its record was kept current while it ran (every 20 ms here).
+  const rec = record(dir, 'infer-1') as { durationMs: number; totalMs: number };
+  assert.ok(killedTotalMs > 0, 'the killed attempt recorded its time so far');
+  assert.equal(rec.totalMs, killedTotalMs + rec.durationMs, 'total = the killed attempt (to its last update) + the resumed one');
   assert.ok(!existsSync(path.join(dir, 'runs/toy/lease')), 'lease released at the end');
 });
 

@@ -26,6 +26,8 @@ export function toyManifest(patch: Record<string, unknown> = {}): Record<string,
     teacher: { model: { name: 'resnet-rs-26-w0.25-small' }, train: { epochs: 1, batchSize: 32 } },
     student: { model: { name: 'resnet-rs-26-w0.25-small' }, train: { epochs: 1, batchSize: 32 } },
     pseudo: { select: { threshold: 0.3 } },
+    // The toy chain's stages as the runner tests count them: no separate labeled-only control.
+    evaluate: { control: 'off' },
   };
   return merge(base, patch);
 }
@@ -58,6 +60,13 @@ export interface ToyEnv {
   unitMs?: number;
   journal?: string;
   failAt?: string;
+  unitBytes?: number;
+  /** Stage kinds' code versions over the real ones, e.g. { select: 2 }. */
+  codeVersions?: Record<string, number>;
+  /** The run SIGKILLs itself right after committing the object this glob names (pipeline/store/kill-point.ts). */
+  killAfterPut?: string;
+  /** Period of the running stage's record updates. */
+  recordHeartbeatMs?: number;
   leaseTtlMs?: number;
   heartbeatMs?: number;
 }
@@ -69,6 +78,10 @@ function envOf(toy: ToyEnv): NodeJS.ProcessEnv {
     TOY_UNIT_MS: String(toy.unitMs ?? 1),
     TOY_JOURNAL: toy.journal ?? '',
     TOY_FAIL_AT: toy.failAt ?? '',
+    TOY_UNIT_BYTES: String(toy.unitBytes ?? 0),
+    TOY_CODE_VERSIONS: toy.codeVersions ? JSON.stringify(toy.codeVersions) : '',
+    SELFTRAIN_KILL_AFTER_PUT: toy.killAfterPut ?? '',
+    TOY_RECORD_HEARTBEAT_MS: String(toy.recordHeartbeatMs ?? ''),
     TOY_LEASE_TTL_MS: String(toy.leaseTtlMs ?? ''),
     TOY_LEASE_HEARTBEAT_MS: String(toy.heartbeatMs ?? ''),
     SELFTRAIN_PROGRESS_INTERVAL_S: '0.05',

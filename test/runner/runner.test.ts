@@ -163,7 +163,7 @@ test('an unreadable record is reported and the stage runs again', async (t) => {
   assert.ok(lines.some((l) => l.includes('[a] running: record state/a.json is not valid JSON; running it again')));
 });
 
-test("ctx.stageRuns(): the chain's records in start order, own entry running, other runs' records left out", async (t) => {
+test("ctx.stageRuns(): the chain's records in chain order, own entry running, other runs' records left out", async (t) => {
   const { run, root, log, progress } = setup(t);
   const n = new Map<string, number>();
   // A record of a stage that is not in this chain (e.g. a round dropped from the manifest).

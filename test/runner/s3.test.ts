@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { s3TestEnv, s3TestStore } from '../helpers/s3.js';
-import { readJournal, runToy, startToy, tempDir, toyManifest, waitFor, writeManifest } from './helpers.js';
+import { readJournal, runToy, tempDir, toyManifest, writeManifest } from './helpers.js';
 
 const stageIds = ['import', 'train-teacher-1', 'infer-1', 'select-1', 'train-student-1', 'evaluate'];
 
@@ -22,11 +22,11 @@ test('on S3: SIGKILL mid-stage, resume, every unit committed once; then up to da
   const manifest = writeManifest(dir, toyManifest({ store: `s3://${bucket}/runs`, s3: { endpoint: env.endpoint, region: env.region } }));
   const units = 6;
 
-  const first = startToy(dir, ['run', manifest], { units, unitMs: 80, journal });
-  await waitFor(() => readJournal(journal).filter((e) => e.stage === 'train-teacher-1' && e.event === 'start').length >= 2, 120_000, 'train-teacher-1 mid-way');
-  first.child.kill('SIGKILL');
-  await first.done;
+  // kill -9 right after train-teacher-1's second unit is committed to S3: mid-stage, deterministically.
+  const killed = await runToy(dir, ['run', manifest], { units, journal, killAfterPut: '**/train-teacher-1/unit-0001.json' });
+  assert.equal(killed.signal, 'SIGKILL', killed.stderr);
   assert.ok(await store.head('runs/toy/lease'), 'the killed runner left its lease');
+  assert.deepEqual((await store.list('runs/toy/train-teacher-1/unit-')).map((o) => o.key.slice(-14)), ['unit-0000.json', 'unit-0001.json']);
 
   const second = await runToy(dir, ['run', manifest], { units, unitMs: 1, journal });
   assert.equal(second.code, 0, second.stderr);

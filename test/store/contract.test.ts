@@ -7,15 +7,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, renameSync, rmSync, truncateSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { FileStore } from '../../pipeline/store/file-store.js';
-import { TEMP_MARKER } from '../../pipeline/store/keys.js';
+import { DIGEST_MARKER, TEMP_MARKER } from '../../pipeline/store/keys.js';
 import { S3Store, type S3StoreOptions } from '../../pipeline/store/s3-store.js';
 import {
   BucketNotFoundError,
+  IntegrityError,
   InvalidKeyError,
   NotFoundError,
   StoreAccessError,
@@ -23,7 +24,8 @@ import {
   StoreUnreachableError,
   type ObjectStore,
 } from '../../pipeline/store/types.js';
-import { createTestBucket, deleteTestBucket, s3TestEnv, S3_SKIP_REASON } from '../helpers/s3.js';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { createTestBucket, deleteTestBucket, s3TestClient, s3TestEnv, S3_SKIP_REASON } from '../helpers/s3.js';
 import { startFaultProxy } from './fault-proxy.js';
 
 const MiB = 1024 * 1024;
@@ -179,9 +181,29 @@ function contract(root: () => ObjectStore): void {
     assert.ok((await s.getRange('big/stream.bin', mid, mid + 1000)).equals(data.subarray(mid, mid + 1000)));
   });
 
+  it('put records each object\'s sha256 (buffers, strings, streams, putIfAbsent); head reports it', async () => {
+    const s = fresh();
+    const data = randomBytes(300_000);
+    await s.put('d/buffer', data);
+    await s.put('d/string', 'text body');
+    await s.put('d/stream', chunked(data, 65_536));
+    await s.putIfAbsent('d/claim', 'claimed');
+    assert.equal((await s.head('d/buffer'))?.sha256, sha256(data));
+    assert.equal((await s.head('d/string'))?.sha256, sha256(Buffer.from('text body')));
+    assert.equal((await s.head('d/stream'))?.sha256, sha256(data));
+    assert.equal((await s.head('d/claim'))?.sha256, sha256(Buffer.from('claimed')));
+    // Verified reads of intact objects return them as written.
+    assert.ok((await s.get('d/stream')).equals(data));
+    assert.ok((await readAll(await s.getStream('d/buffer'))).equals(data));
+    // A digest file or metadata is never listed as an object, and goes with its object.
+    assert.deepEqual((await s.list('d/')).map((o) => o.key), ['d/buffer', 'd/claim', 'd/stream', 'd/string']);
+    await s.deletePrefix('d/');
+    assert.deepEqual(await s.list(''), []);
+  });
+
   it('rejects keys that could escape the root or are ambiguous', async () => {
     const s = fresh();
-    for (const key of ['../escape', 'a/../../escape', '/abs/key', 'a\\b', 'nul\0byte', 'a//b', './a', '', 'dir/', `x/${TEMP_MARKER}y`]) {
+    for (const key of ['../escape', 'a/../../escape', '/abs/key', 'a\\b', 'nul\0byte', 'a//b', './a', '', 'dir/', `x/${TEMP_MARKER}y`, `x/${DIGEST_MARKER}y`]) {
       await rejectsWith(s.put(key, 'x'), InvalidKeyError);
       await rejectsWith(s.get(key), InvalidKeyError);
     }
@@ -231,7 +253,7 @@ describe('file:// store', () => {
     });
     await assert.rejects(s.put('obj', failing), /source broke/);
     assert.equal((await s.get('obj')).toString(), 'old');
-    assert.deepEqual(readdirSync(s.root), ['obj']);
+    assert.deepEqual(readdirSync(s.root), [`${DIGEST_MARKER}obj`, 'obj'], 'the object and its digest record, no temp file');
   });
 
   it('putIfAbsent has exactly one winner among concurrent writers', async () => {
@@ -239,6 +261,38 @@ describe('file:// store', () => {
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => s.putIfAbsent('lease', `writer-${i}`)));
     assert.equal(results.filter(Boolean).length, 1);
     assert.equal((await s.get('lease')).toString(), `writer-${results.indexOf(true)}`);
+  });
+
+  it('verified reads: a byte flipped or a file truncated in place is an IntegrityError naming object, expected and actual sha256', async () => {
+    const s = store.sub('integrity') as FileStore;
+    const data = randomBytes(100_000);
+    await s.put('obj.bin', data);
+    const file = path.join(s.root, 'obj.bin');
+    const flipped = Buffer.from(data);
+    flipped[54_321]! ^= 0x01;
+    writeFileSync(file, flipped, { flag: 'r+' }); // in place: same inode, as disk damage would be
+    const uri = `${s.uri}/obj.bin`;
+    const err = await rejectsWith(s.get('obj.bin'), IntegrityError, uri, `expected sha256 ${sha256(data)}`, `got sha256 ${sha256(flipped)}`);
+    assert.deepEqual([(err as IntegrityError).expected.size, (err as IntegrityError).actual.size], [data.length, data.length]);
+    await assert.rejects(async () => readAll(await s.getStream('obj.bin')), (e: Error) => e instanceof IntegrityError && e.message.includes(uri));
+    truncateSync(file, 1000);
+    await rejectsWith(s.get('obj.bin'), IntegrityError, uri, '(truncated)', `(${data.length} bytes)`, '(1000 bytes)');
+    // Rewritten through the store: verified again.
+    await s.put('obj.bin', data);
+    assert.ok((await s.get('obj.bin')).equals(data));
+  });
+
+  it('verified reads: a file replaced by another tool, or a record cut short, is read unverified', async () => {
+    const s = store.sub('foreign') as FileStore;
+    await s.put('a', 'ours');
+    // `cp new a.tmp && mv a.tmp a`: a new inode, so the record no longer applies.
+    writeFileSync(path.join(s.root, 'a.tmp'), 'theirs');
+    renameSync(path.join(s.root, 'a.tmp'), path.join(s.root, 'a'));
+    assert.equal((await s.get('a')).toString(), 'theirs');
+    assert.equal((await s.head('a'))?.sha256, undefined);
+    await s.put('b', 'ours');
+    writeFileSync(path.join(s.root, `${DIGEST_MARKER}b`), '{"sha2');
+    assert.equal((await s.get('b')).toString(), 'ours');
   });
 
   it('a key colliding with a prefix gives a clear StoreError', async () => {
@@ -365,6 +419,50 @@ describe('s3:// store (Swift s3api)', { skip: s3env ? false : S3_SKIP_REASON }, 
     } finally {
       await s.close();
       await once.close();
+      await proxy.close();
+    }
+  });
+
+  it('verified reads: an object corrupted at rest is an IntegrityError naming object, expected and actual sha256', async () => {
+    const data = randomBytes(50_000);
+    await store.put('integrity/obj.bin', data);
+    const head = await store.head('integrity/obj.bin');
+    assert.equal(head?.sha256, sha256(data));
+    // Damage behind the store's back, keeping the recorded digest (as bit rot or a buggy copy would).
+    const flipped = Buffer.from(data);
+    flipped[1234]! ^= 0x80;
+    const client = s3TestClient(env);
+    try {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'integrity/obj.bin', Body: flipped, Metadata: { sha256: sha256(data), size: String(data.length) } }));
+    } finally {
+      client.destroy();
+    }
+    const uri = `s3://${bucket}/integrity/obj.bin`;
+    await rejectsWith(store.get('integrity/obj.bin'), IntegrityError, uri, `expected sha256 ${sha256(data)}`, `got sha256 ${sha256(flipped)}`);
+    // A small object is read whole before its stream is handed out, so the stream call itself fails.
+    await assert.rejects(async () => readAll(await store.getStream('integrity/obj.bin')), IntegrityError);
+  });
+
+  it('bodies cut short in transit are read again: get, getStream (whole and resumed) and getRange return the exact bytes', async () => {
+    const proxy = await startFaultProxy(env.endpoint);
+    // Streams above 1 MiB take the resuming path (ranged GETs of the same version).
+    const s = new S3Store({ ...options(), endpoint: proxy.endpoint, bufferedStreamMax: MiB });
+    try {
+      const small = randomBytes(200_000);
+      const big = randomBytes(3 * MiB + 17);
+      await s.put('cut/small', small);
+      await s.put('cut/big', big);
+      proxy.failNext(2, 'truncate');
+      assert.ok((await s.get('cut/small')).equals(small));
+      proxy.failNext(2, 'truncate');
+      assert.ok((await readAll(await s.getStream('cut/small'))).equals(small));
+      proxy.failNext(2, 'truncate');
+      assert.ok((await readAll(await s.getStream('cut/big'))).equals(big));
+      proxy.failNext(2, 'truncate');
+      assert.ok((await s.getRange('cut/big', 1000, 901_000)).equals(big.subarray(1000, 901_000)));
+      assert.equal(proxy.injected.truncate, 8, 'every read above was cut twice first');
+    } finally {
+      await s.close();
       await proxy.close();
     }
   });

@@ -1,11 +1,12 @@
-/** Checkpoint commit protocol on a real file:// store: partial uploads ignored, pruning, corruption. */
+/** Checkpoint commit protocol on a real file:// store: partial uploads ignored, pruning, corruption named and resumed past. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openStore } from '../../pipeline/store/open.js';
-import { checkpointKey, completeCheckpoints, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from '../../pipeline/train/checkpoint.js';
+import { checkpointKey, completeCheckpoints, DamagedCheckpointError, loadCheckpoint, loadLatestCheckpoint, pruneCheckpoints, saveCheckpoint } from '../../pipeline/train/checkpoint.js';
 
 const groups = (v: number) => ({
   weights: [{ name: 'a/kernel', shape: [2, 3], data: Float32Array.from({ length: 6 }, (_, i) => i * v) }],
@@ -35,8 +36,26 @@ test('only checkpoints with COMMIT.json count; round trip; prune keeps the newes
     // The incomplete step-40 directory is newer than every complete one: kept (it may be in flight).
     assert.ok(left.some((k) => k.includes('step-000000040')));
 
-    writeFileSync(path.join(dir, 'ckpt/step-000000030/tensors.bin'), Buffer.alloc(6 * 3 * 4, 1));
-    await assert.rejects(loadCheckpoint(store, 30), /checkpoint .*step-000000030\/: tensors\.bin does not match COMMIT\.json .*corrupted/);
+    // A flipped byte in the newest checkpoint, in place (as disk damage would be): named, with both
+    // hashes; resume falls back to the checkpoint before it and deletes the damaged one.
+    const file = path.join(dir, 'ckpt/step-000000030/tensors.bin');
+    const bytes = readFileSync(file);
+    const expected = createHash('sha256').update(bytes).digest('hex');
+    bytes[5]! ^= 0x10;
+    writeFileSync(file, bytes, { flag: 'r+' });
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    const named = new RegExp(`checkpoint .*step-000000030/tensors\\.bin is corrupted: expected sha256 ${expected} \\(72 bytes\\), got sha256 ${actual} \\(72 bytes\\)`);
+    await assert.rejects(loadCheckpoint(store, 30), (err: Error) => err instanceof DamagedCheckpointError && named.test(err.message));
+    const warnings: string[] = [];
+    const latest = await loadLatestCheckpoint(store, (m) => warnings.push(m));
+    assert.equal(latest?.meta.step, 20, 'resumes from the checkpoint before the damaged one');
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, named);
+    assert.deepEqual(await completeCheckpoints(store), [20], 'the damaged checkpoint is gone');
+    // Nothing usable left: undefined (start over), every damaged one reported.
+    writeFileSync(path.join(dir, 'ckpt/step-000000020/COMMIT.json'), 'XXXX', { flag: 'r+' });
+    assert.equal(await loadLatestCheckpoint(store, (m) => warnings.push(m)), undefined);
+    assert.match(warnings[1]!, /step-000000020\/: cannot read COMMIT\.json/);
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });

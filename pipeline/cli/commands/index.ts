@@ -4,6 +4,7 @@ import { registerModelCommands } from './model.js';
 import { registerWorkerCommands } from './worker.js';
 import { registerDatasetCommands } from './dataset.js';
 import { registerReportCommands } from './report.js';
+import { registerVerifyCommand } from './verify.js';
 
 /** Each area adds its own module here (one line each). */
 export function registerCommands(program: Command): void {
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerWorkerCommands(program);
   registerDatasetCommands(program);
   registerReportCommands(program);
+  registerVerifyCommand(program);
 }

@@ -22,6 +22,8 @@ export const exitCodes = { ok: 0, failed: 1, usage: 2, SIGINT: 130, SIGTERM: 143
 export interface RunnerCommandHooks {
   buildChain?: ChainBuilder;
   lease?: Pick<LeaseOptions, 'ttlMs' | 'heartbeatMs'>;
+  /** How often a running stage's record is rewritten (default RECORD_HEARTBEAT_MS). */
+  recordHeartbeatMs?: number;
 }
 
 interface RunFlags {
@@ -108,6 +110,7 @@ async function runCommand(file: string, flags: RunFlags, hooks: RunnerCommandHoo
         signal: controller.signal,
         force: flags.force,
         lease: { ...hooks.lease, command: `selftrain run ${file}` },
+        recordHeartbeatMs: hooks.recordHeartbeatMs,
         initBackend: async () => {
           const { initBackend } = await import('../../backend/select.js');
           const sel = await initBackend(manifest.backend);

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { ExternalConfig } from '../../../pipeline/manifest/sections/pseudo.js';
 import { ERRORS_DIR, EXECUTOR_DIR } from '../layout.js';
 import { renderAwsBatchSubmission, renderCommands, renderKubernetesJob, type LaunchSpec } from './render.js';
-import { pause, samplesIn, shardState } from './store-state.js';
+import { pause, samplesIn, shardErrors, shardState } from './store-state.js';
 import { defaultTasks, type ExecutorContext, type ExecutorResult, type InferExecutor } from './types.js';
 
 /** Kubernetes object names are DNS labels: lower case, digits and '-', at most 63 characters. */
@@ -63,7 +63,8 @@ export function externalExecutor(cfg: ExternalConfig): InferExecutor {
       ctx.log.info(`external: also stored as ${ctx.out.uri.replace(/\/+$/, '')}/${what.key}`);
       let status = '';
       for (;;) {
-        const { done, failed } = await shardState(ctx.out);
+        const state = await shardState(ctx.out);
+        const { done, failed } = state;
         ctx.progress(samplesIn(ctx.shards, done));
         const now = `${done.size}/${ctx.shards.length} shards done${failed.size ? `, ${failed.size} failed` : ''}`;
         if (now !== status) {
@@ -71,7 +72,7 @@ export function externalExecutor(cfg: ExternalConfig): InferExecutor {
           ctx.log.info(`external: ${status}`);
         }
         if (done.size + failed.size >= ctx.shards.length && ctx.shards.every((s) => done.has(s.name) || failed.has(s.name))) {
-          const errors = [...failed].map(([shard, error]) => ({ shard, error })).sort((a, b) => a.shard.localeCompare(b.shard));
+          const errors = shardErrors(state);
           return { tasks: count, restarts: 0, errors };
         }
         await pause(cfg.pollSeconds * 1000, ctx.signal);

@@ -24,7 +24,7 @@ import { DATA_ERROR_EXIT, SETUP_ERROR_EXIT } from '../executor.js';
 import { errorKey, EXECUTOR_DIR } from '../layout.js';
 import { selftrainCommand, shellQuote, workerArgs } from './command.js';
 import { arraySpec, sbatch, scancel, scontrolTasks, squeueByName, type EndedTask, type LiveTask } from './slurm-cli.js';
-import { pause, samplesIn, shardState } from './store-state.js';
+import { pause, samplesIn, shardErrors, shardState } from './store-state.js';
 import { defaultTasks, ownedBy, type ExecutorContext, type ExecutorResult, type InferExecutor } from './types.js';
 
 export const SLURM_RECORD_KEY = `${EXECUTOR_DIR}slurm.json`;
@@ -154,7 +154,8 @@ export function slurmExecutor(cfg: SlurmConfig): InferExecutor {
           // squeue first, then the store: a task that has left the queue has made all its puts, so
           // shards it still misses in the listing that follows are really missing.
           live = await squeueByName(name, ctx.env);
-          const { done, failed } = await shardState(ctx.out);
+          const state = await shardState(ctx.out);
+          const { done, failed } = state;
           ctx.progress(samplesIn(ctx.shards, done));
           const finished = (n: number) => done.has(shardName(n)) || failed.has(shardName(n));
           const unfinished = Array.from({ length: count }, (_, i) => i).filter((i) => ownedBy(shardCount, i, count).some((n) => !finished(n)));
@@ -162,7 +163,7 @@ export function slurmExecutor(cfg: SlurmConfig): InferExecutor {
           if (unfinished.length === 0) {
             // Nothing left: a task still listed has nothing to do (e.g. a late duplicate); do not leave it behind.
             if (live.length > 0) await cancelAll(ctx, name);
-            const errors = [...failed].map(([shard, error]) => ({ shard, error })).sort((a, b) => a.shard.localeCompare(b.shard));
+            const errors = shardErrors(state);
             return { tasks: count, restarts, errors };
           }
           const running = live.filter((t) => t.state === 'RUNNING').length;

@@ -12,6 +12,7 @@
 import type { Logger } from '../../../pipeline/runner/stage.js';
 import type { StoreSettings } from '../../../pipeline/store/settings.js';
 import type { ObjectStore } from '../../../pipeline/store/types.js';
+import type { DamagedObject } from '../shard-batches.js';
 
 export interface ShardRef {
   /** Shard name without `.tar`, as the prediction objects are named. */
@@ -48,7 +49,7 @@ export interface ExecutorResult {
   /** Worker restarts (local) or task resubmissions (slurm). */
   restarts: number;
   /** Shards that cannot be processed (data problems: retrying does not help). */
-  errors: { shard: string; error: string }[];
+  errors: { shard: string; error: string; damaged?: DamagedObject }[];
 }
 
 export interface InferExecutor {

@@ -5,10 +5,17 @@
  */
 import type { Manifest } from '../../../pipeline/manifest/schema.js';
 import { buildChain } from '../../../pipeline/runner/chain.js';
+import { STAGE_CODE_VERSIONS, type StageCodeVersions } from '../../../pipeline/runner/code-versions.js';
 import { toyify, type ToyOptions } from './unit-stage.js';
 
-export function toyChain(opts: ToyOptions) {
-  return (m: Manifest) => toyify(buildChain(m), opts);
+/** `versions`: the stage kinds' code versions (default the real ones), to test upgrades. */
+export function toyChain(opts: ToyOptions, versions: StageCodeVersions = STAGE_CODE_VERSIONS) {
+  return (m: Manifest) => toyify(buildChain(m, versions), opts);
+}
+
+/** TOY_CODE_VERSIONS='{"select":2}': code versions over the real ones. */
+export function toyVersionsFromEnv(env: NodeJS.ProcessEnv = process.env): StageCodeVersions {
+  return { ...STAGE_CODE_VERSIONS, ...(env.TOY_CODE_VERSIONS ? (JSON.parse(env.TOY_CODE_VERSIONS) as Partial<StageCodeVersions>) : {}) };
 }
 
 export function toyOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ToyOptions {
@@ -17,5 +24,6 @@ export function toyOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ToyOpti
     unitMs: Number(env.TOY_UNIT_MS ?? 1),
     journal: env.TOY_JOURNAL || undefined,
     failAt: env.TOY_FAIL_AT || undefined,
+    unitBytes: Number(env.TOY_UNIT_BYTES ?? 0),
   };
 }

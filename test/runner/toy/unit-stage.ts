@@ -22,6 +22,8 @@ export interface ToyOptions {
   journal?: string;
   /** Throw at this unit of this stage (simulates a stage bug) — `stageId:unit`. */
   failAt?: string;
+  /** Padding per unit object, for tests that fill a disk. Default 0. */
+  unitBytes?: number;
 }
 
 export const toyUnitKey = (outPrefix: string, unit: number) => `${outPrefix}unit-${String(unit).padStart(4, '0')}.json`;
@@ -45,7 +47,7 @@ export async function runToyUnits(ctx: StageContext, stageId: string, deps: stri
     if (opts.journal) appendFileSync(opts.journal, `start ${stageId} ${unit} ${execId}\n`);
     if (opts.failAt === `${stageId}:${unit}`) throw new Error(`toy failure injected at unit ${unit}`);
     await sleep(opts.unitMs);
-    await ctx.run.put(key, JSON.stringify({ stage: stageId, unit, execId }));
+    await ctx.run.put(key, JSON.stringify({ stage: stageId, unit, execId, ...(opts.unitBytes ? { padding: '.'.repeat(opts.unitBytes) } : {}) }));
     if (opts.journal) appendFileSync(opts.journal, `done ${stageId} ${unit} ${execId}\n`);
     executed++;
     progress.update(++done);
