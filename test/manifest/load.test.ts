@@ -155,7 +155,7 @@ test('selftrain validate: ok with a summary, or all errors and exit 2', async (t
   const [cmd, args] = cliArgv('validate', good);
   const ok = await run(cmd, args, { encoding: 'utf8' });
   assert.match(ok.stdout, /^ok: .*good\.yaml\n/);
-  assert.match(ok.stdout, /stages \(6\): import → train-teacher-1 → infer-1 → select-1 → train-student-1 → evaluate/);
+  assert.match(ok.stdout, /stages \(7\): import → train-teacher-1 → infer-1 → select-1 → train-student-1 → train-control → evaluate/);
 
   const bad = path.join(dir, 'bad.json');
   writeFileSync(bad, JSON.stringify({ name: 'x', store: 's3://B', seed: 'one', datasets: { labeled: 'a', unlabeled: 'b', eval: 'c' }, teacher: { model: { name: 'resnet-rs-50' }, train: {} }, extra: 1 }));
