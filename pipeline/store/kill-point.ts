@@ -10,9 +10,15 @@
  *                                                          test must have started the CLI as a group
  *                                                          leader (spawn with detached: true)
  *
+ *   SELFTRAIN_KILL_NOTE=<file>                              also append the "killing …" line to this
+ *                                                          file: a worker killing the whole group
+ *                                                          takes down the runner that would have
+ *                                                          relayed its stderr
+ *
  * Globs match the object's full URI (`*` = any characters but `/`, `**` = any characters); several
  * are separated by commas. Unset — always, outside tests — nothing happens.
  */
+import { appendFileSync } from 'node:fs';
 import { globToRegExp } from './key-glob.js';
 
 const counts = new Map<string, number>();
@@ -28,8 +34,11 @@ export function afterCommit(uri: string): void {
     const n = (counts.get(entry) ?? 0) + 1;
     counts.set(entry, n);
     if (n !== Number(nth)) continue;
-    // Written to stderr first, so a test can tell where the process died.
-    process.stderr.write(`SELFTRAIN_KILL_AFTER_PUT: killing ${process.env.SELFTRAIN_KILL_SCOPE === 'group' ? 'the process group' : `pid ${process.pid}`} after ${uri}\n`);
+    // Written first (stderr, and the note file when set), so a test can tell where the process died.
+    const line = `SELFTRAIN_KILL_AFTER_PUT: killing ${process.env.SELFTRAIN_KILL_SCOPE === 'group' ? 'the process group' : `pid ${process.pid}`} after ${uri}\n`;
+    process.stderr.write(line);
+    const note = process.env.SELFTRAIN_KILL_NOTE;
+    if (note) appendFileSync(note, line);
     process.kill(process.env.SELFTRAIN_KILL_SCOPE === 'group' ? 0 : process.pid, 'SIGKILL');
   }
 }

@@ -20,7 +20,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -76,7 +76,9 @@ test('fashion-mnist-ci on S3: SIGKILL right after a unit mid-stage, resume, ever
 
   const t0 = Date.now();
   const onFile = startCli(work, ['run', MANIFEST, '--store', `file://${work}/store`]);
-  const first = startCli(work, ['run', MANIFEST, '--store', `s3://${bucket}/runs`], { ...process.env, SELFTRAIN_KILL_AFTER_PUT: point, SELFTRAIN_KILL_SCOPE: 'group' });
+  // The note file: an infer worker that kills the group takes down the runner relaying its stderr.
+  const killNote = path.join(work, 'kill-note.txt');
+  const first = startCli(work, ['run', MANIFEST, '--store', `s3://${bucket}/runs`], { ...process.env, SELFTRAIN_KILL_AFTER_PUT: point, SELFTRAIN_KILL_SCOPE: 'group', SELFTRAIN_KILL_NOTE: killNote });
   t.after(() => {
     onFile.killAll();
     first.killAll();
@@ -95,7 +97,7 @@ test('fashion-mnist-ci on S3: SIGKILL right after a unit mid-stage, resume, ever
   // 1. The S3 run kills its process group (the runner and any infer workers) at the chosen point.
   const killed = await first.done;
   assert.equal(killed.signal, 'SIGKILL', `the first run was not killed:\n${killed.stderr.slice(-3000)}`);
-  assert.match(killed.stderr, /SELFTRAIN_KILL_AFTER_PUT: killing the process group after s3:\/\//);
+  assert.match(readFileSync(killNote, 'utf8'), /^SELFTRAIN_KILL_AFTER_PUT: killing the process group after s3:\/\//);
   const interrupted: string[] = [];
   for (const id of STAGES) {
     const rec = await readJson<StageRecord>(s3Run, `state/${id}.json`).catch(() => undefined);
