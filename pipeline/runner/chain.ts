@@ -21,6 +21,7 @@
  */
 import type { Manifest } from '../manifest/schema.js';
 import { resolveModel } from '../model/family.js';
+import { pseudoBatchOf } from '../train/step-plan.js';
 import { datasetsListKey, type ImportStageConfig } from '../contracts/import.js';
 import { modelJsonKey, type TrainStageConfigInput } from '../contracts/train.js';
 import { inferSummaryKey, type InferStageConfigInput } from '../contracts/infer.js';
@@ -126,7 +127,7 @@ function engine(m: Manifest): { inferBackend?: Manifest['inferBackend'] } {
 
 /** Training images per step of a recipe: its batch, plus the pseudo-labeled batch for a student. */
 function imagesPerStep(t: Manifest['student']['train'], student: boolean): number {
-  return t.batchSize + (student ? Math.max(1, Math.round(t.student.ratio * t.batchSize)) : 0);
+  return t.batchSize + (student ? pseudoBatchOf(t.student.ratio, t.batchSize) : 0);
 }
 
 /**

@@ -151,8 +151,7 @@ export async function loadLatestCheckpoint(store: ObjectStore, warn: (message: s
     } catch (err) {
       if (!(err instanceof DamagedCheckpointError)) throw err;
       warn(`${err.message}; deleting it and resuming from the checkpoint before it`);
-      await store.delete(checkpointKey(step) + COMMIT);
-      await store.deletePrefix(checkpointKey(step));
+      await deleteCheckpoint(store, step);
     }
   }
   return undefined;
@@ -175,11 +174,7 @@ export async function pruneCheckpoints(store: ObjectStore, keep: number, protect
     if (m) dirs.add(Number(m[1]));
   }
   for (const s of dirs) if (!steps.includes(s) && s < newest) doomed.add(s);
-  for (const s of [...doomed].sort((a, b) => a - b)) {
-    const key = checkpointKey(s);
-    await store.delete(key + COMMIT);
-    await store.deletePrefix(key);
-  }
+  for (const s of [...doomed].sort((a, b) => a - b)) await deleteCheckpoint(store, s);
 }
 
 /** Removes every checkpoint (a fresh start). */
@@ -189,9 +184,12 @@ export async function clearCheckpoints(store: ObjectStore): Promise<void> {
 
 /** Deletes the complete checkpoints after `step` (a rewind: they belong to a run that diverged). */
 export async function dropCheckpointsAfter(store: ObjectStore, step: number): Promise<void> {
-  for (const s of (await completeCheckpoints(store)).filter((x) => x > step).reverse()) {
-    const key = checkpointKey(s);
-    await store.delete(key + COMMIT);
-    await store.deletePrefix(key);
-  }
+  for (const s of (await completeCheckpoints(store)).filter((x) => x > step).reverse()) await deleteCheckpoint(store, s);
+}
+
+/** Deletes one checkpoint, its commit object first (so a half-deleted one is never "complete"). */
+async function deleteCheckpoint(store: ObjectStore, step: number): Promise<void> {
+  const key = checkpointKey(step);
+  await store.delete(key + COMMIT);
+  await store.deletePrefix(key);
 }

@@ -35,6 +35,11 @@ export function holdoutSize(classCounts: readonly number[], fraction: number): n
   return classCounts.reduce((sum, n) => sum + Math.round(n * fraction), 0);
 }
 
+/** Pseudo-labeled images per step of a student with this labeled batch (Noisy Student's ratio r). */
+export function pseudoBatchOf(ratio: number, batch: number): number {
+  return Math.max(1, Math.round(ratio * batch));
+}
+
 /** The trainer's plan for `trainCount` training images (after the hold-out). */
 export function planSteps(cfg: TrainConfig, trainCount: number, budget?: StepBudget): StepPlan {
   if (trainCount < 1) throw new Error('no labeled training images left after the hold-out');
@@ -84,7 +89,7 @@ export function teacherBudget(cfg: TrainConfig, labeled: SetCounts): StepBudget 
  */
 export function studentBudget(own: TrainConfig, student: TrainConfig, labeled: SetCounts): StepBudget {
   const s = planSteps(student, labeled.samples - heldoutOf(labeled, student.holdout));
-  const imagesPerStep = s.batch + Math.max(1, Math.round(student.student.ratio * s.batch));
+  const imagesPerStep = s.batch + pseudoBatchOf(student.student.ratio, s.batch);
   const batch = own.batchSize;
   const totalSteps = Math.max(1, Math.ceil((s.totalSteps * imagesPerStep) / batch));
   const warmupSteps = Math.min(totalSteps, Math.round((s.schedule.warmupSteps / s.totalSteps) * totalSteps));
@@ -129,7 +134,7 @@ export function trainPlan(o: { cfg: TrainConfig; role: TrainRole; labeled: SetCo
   const heldout = heldoutOf(data, cfg.holdout);
   const trainCount = data.samples - heldout;
   const p = planSteps(cfg, trainCount, budget);
-  const pseudoBatch = o.role === 'student' ? Math.max(1, Math.round(cfg.student.ratio * p.batch)) : 0;
+  const pseudoBatch = o.role === 'student' ? pseudoBatchOf(cfg.student.ratio, p.batch) : 0;
   // The trainer evaluates at every epoch end and at the last step (once when they coincide), then
   // once more for the final record.
   const evaluations = heldout === 0 ? 0 : Math.floor(p.endStep / p.stepsPerEpoch) + (p.endStep % p.stepsPerEpoch ? 1 : 0) + 1;

@@ -40,7 +40,7 @@ import { combineHeldout, heldoutBatchCount, heldoutBatches, type ReplicaPlan } f
 import { startReplicas } from './replicas.js';
 import { mix } from './rng.js';
 import { learningRate } from './schedule.js';
-import { planSteps, type StepBudget, type TrainRole } from './step-plan.js';
+import { planSteps, pseudoBatchOf, type StepBudget, type TrainRole } from './step-plan.js';
 
 type Tf = typeof tfTypes;
 
@@ -123,12 +123,18 @@ export class NonFiniteLossError extends Error {
 
 export const METRICS_JSONL = 'metrics.jsonl';
 
+/** The per-epoch records and the current epoch's running sums a checkpoint carries (resume, rewind). */
+function epochStateOf(state: Record<string, unknown>): { epochs: EpochMetrics[]; sums: [number, number, number, number, number] } {
+  const sums = state['epochSums'] as [number, number, number, number, number] | undefined;
+  return { epochs: (state['epochs'] as EpochMetrics[] | undefined) ?? [], sums: sums ?? [0, 0, 0, 0, 0] };
+}
+
 export async function train(o: TrainerOptions): Promise<TrainResult> {
   const { tf, model, cfg, seed, data, store, log } = o;
   const plan = planSteps(cfg, data.train.count, o.budget);
   const { batch, stepsPerEpoch, totalSteps, endStep, schedule } = plan;
   const ratio = o.pseudo ? o.pseudo.ratio : 0;
-  const pseudoBatch = o.pseudo ? Math.max(1, Math.round(ratio * batch)) : 0;
+  const pseudoBatch = o.pseudo ? pseudoBatchOf(ratio, batch) : 0;
   const weights = model.weights; // all, incl. BN moving stats: what the EMA and checkpoints cover
   const trainable = model.trainableWeights;
   const workers = Math.max(1, Math.min(o.workers ?? 1, batch));
@@ -192,9 +198,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       await replicas.load(ck.groups);
       start = ck.meta.step;
       resumedFrom = start;
-      epochs = (ck.meta.state['epochs'] as EpochMetrics[]) ?? [];
-      const acc = ck.meta.state['epochSums'] as number[] | undefined;
-      if (acc) [epochLoss, epochCorrect, epochSeen, epochSteps, epochImages] = acc as [number, number, number, number, number];
+      ({ epochs, sums: [epochLoss, epochCorrect, epochSeen, epochSteps, epochImages] } = epochStateOf(ck.meta.state));
       log.info(`resuming from checkpoint ${ck.key} (step ${start} of ${endStep})`, { step: start });
       lrScale = (ck.meta.state['lrScale'] as number | undefined) ?? 1;
       const guardState = ck.meta.state['divergence'] as DivergenceState | undefined;
@@ -256,9 +260,7 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       await dropCheckpointsAfter(store, goodCheckpoint);
       lastCheckpoint = goodCheckpoint;
       lrScale = scale;
-      epochs = (back.meta.state['epochs'] as EpochMetrics[]) ?? [];
-      const acc = back.meta.state['epochSums'] as number[] | undefined;
-      [epochLoss, epochCorrect, epochSeen, epochSteps, epochImages] = (acc ?? [0, 0, 0, 0, 0]) as [number, number, number, number, number];
+      ({ epochs, sums: [epochLoss, epochCorrect, epochSeen, epochSteps, epochImages] } = epochStateOf(back.meta.state));
       epochWait = 0;
       epochStart = performance.now();
       await writeMetrics();
