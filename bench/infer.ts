@@ -60,8 +60,9 @@ const line = (k: string, v: string) => console.log(`${k.padEnd(44)} ${v}`);
 try {
   console.log(`bench/infer: ${shards} shards x ${perShard} Fashion-MNIST PNGs (4x: ${4 * shards} shards), batch ${batchSize}, decode concurrency ${concurrency}, S3 ${env.endpoint}`);
   console.log(`CPU ${cpus()[0]?.model ?? 'unknown'}, ${cores} cores, load average at start ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
-  await writeUnlabeled(store.sub('data/1x'), { shards: new Array(shards).fill(perShard) });
-  await writeUnlabeled(store.sub('data/4x'), { shards: new Array(4 * shards).fill(perShard) });
+  // The train file (60,000 images): the 4x set outgrows t10k's 10,000 at the default shard size.
+  await writeUnlabeled(store.sub('data/1x'), { shards: new Array(shards).fill(perShard), split: 'train' });
+  await writeUnlabeled(store.sub('data/4x'), { shards: new Array(4 * shards).fill(perShard), split: 'train' });
   await writeTeacher(store.sub('teacher'));
   await initBackend('wasm');
   await ensureOnnx(store.sub('teacher'));

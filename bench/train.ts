@@ -90,7 +90,9 @@ async function childMain(kind: string): Promise<void> {
   };
   const rss = () => process.resourceUsage().maxRSS / 1024;
 
-  if (kind === 'bare') {
+  if (kind.startsWith('bare')) {
+    // `bare:<n>`: the bare step on n images (a worker's slice of the global batch), default B.
+    const B = Number(kind.split(':')[1] ?? recipe.batchSize);
     const model = buildResNetRS(arch);
     const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
     const opt = new MomentumSgd(tf, vars, 0.9, false);
@@ -188,10 +190,24 @@ async function main(): Promise<void> {
   console.log(`model ${manifest.teacher.model.name}, demo teacher recipe, global batch ${B}; ${STEPS} timed steps after ${WARMUP} warm-up, ${REPEATS} repeats interleaved; load average at start ${load()}`);
   const bares: BareResult[] = [];
   const fulls = new Map<number, FullResult[]>(WORKERS.map((w) => [w, []]));
+  // The machine's own ceiling for N workers: N independent processes, each running the bare step on
+  // its 1/N slice of the batch, with nothing shared between them. Their summed images/s over one
+  // process alone bounds what any data-parallel scheme can reach on these cores (vCPUs that share a
+  // physical core, memory bandwidth or a noisy neighbour lower it below N).
+  const maxW = Math.max(...WORKERS);
+  const ceilings: number[] = [];
   for (let r = 0; r < REPEATS; r++) {
     const b = await runChild<BareResult>('bare');
     bares.push(b);
     const line = [`repeat ${r + 1}: bare ${b.bare.toFixed(1)} img/s`];
+    if (maxW > 1) {
+      const slice = Math.ceil(B / maxW);
+      const alone = await runChild<BareResult>(`bare:${slice}`);
+      const together = await Promise.all(Array.from({ length: maxW }, () => runChild<BareResult>(`bare:${slice}`)));
+      const sum = together.reduce((t, x) => t + x.bare, 0);
+      ceilings.push(sum / alone.bare);
+      line.push(`bare b${slice} alone ${alone.bare.toFixed(1)}, ${maxW} at once ${sum.toFixed(1)} in total`);
+    }
     for (const w of WORKERS) {
       const f = await runChild<FullResult>(`full:${w}`);
       fulls.get(w)!.push(f);
@@ -211,9 +227,10 @@ async function main(): Promise<void> {
     );
   }
   const base = WORKERS[0]!;
+  if (ceilings.length) console.log(`machine ceiling: ${maxW} independent bare processes at once / 1 alone: ${median(ceilings).toFixed(2)}x (no data-parallel scheme can beat it here)`);
   for (const w of WORKERS.slice(1)) {
     const ratios = fulls.get(w)!.map((f, i) => f.ips / fulls.get(base)![i]!.ips);
-    console.log(`speedup ${w}/${base}: ${median(ratios).toFixed(2)}`);
+    console.log(`speedup ${w}/${base}: ${median(ratios).toFixed(2)}` + (w === maxW && ceilings.length ? ` (${((100 * median(ratios)) / median(ceilings)).toFixed(0)}% of the machine ceiling)` : ''));
     // Load-robust view: per step, the CPU time of the slowest worker's thread is the step's critical
     // path on idle cores (waiting at the reduction aside); other load stretches wall time, not this.
     const cpu = (n: number) => median(fulls.get(n)!.map((f) => f.stepCpuMs ?? NaN));

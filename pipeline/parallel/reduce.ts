@@ -67,7 +67,11 @@ export class SharedAllReduce {
     this.barrier = new Barrier(mem.control, size);
   }
 
-  /** Blocks this worker's thread at the barriers (workers only: the main thread may not wait). */
+  /**
+   * Blocks this worker's thread at the barriers (workers only: the main thread may not wait).
+   * Returns a view of the shared result, valid until this worker's next `reduce`: every worker must
+   * pass the next call's first barrier before any worker writes the result again.
+   */
   reduce(local: Float32Array): Float32Array {
     const { length, size } = this.mem;
     if (local.length !== length) throw new Error(`all-reduce: worker ${this.rank} sent ${local.length} values, expected ${length}`);
@@ -76,7 +80,7 @@ export class SharedAllReduce {
     const { from, to } = chunkOf(length, this.rank, size);
     meanInOrder(this.result, this.slices, from, to);
     this.barrier.wait();
-    // A copy: the shared result is overwritten by the next reduction while this one may still be used.
-    return this.result.slice();
+    // No copy: a copy per step per worker (megabytes) kept V8's garbage collector busy.
+    return this.result;
   }
 }

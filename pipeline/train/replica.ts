@@ -21,6 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import type * as tfTypes from '@tensorflow/tfjs';
+import { readInto } from '../backend/read-into.js';
 import { at } from '../checked.js';
 import type { TrainConfig } from '../manifest/sections/train.js';
 import { seedModelNoise, setModelNoiseRows } from '../model/noise.js';
@@ -248,24 +249,33 @@ export class Replica {
     return count(model.trainableWeights) + count(model.nonTrainableWeights) + 1;
   }
 
-  /** [gradients in variable order | BN moving statistics | loss]. */
+  /**
+   * [gradients in variable order | BN moving statistics | loss], in a buffer reused every step (the
+   * reduction copies it before this replica's next step can write it).
+   */
   private pack(grads: tfTypes.Tensor[], loss: number): Float32Array {
-    const out = new Float32Array(Replica.reduceLength(this.o.model));
+    this.packed ??= new Float32Array(Replica.reduceLength(this.o.model));
+    const out = this.packed;
     let at = 0;
     for (const g of grads) {
-      out.set(g.dataSync() as Float32Array, at);
+      readInto(this.tf, g, out, at);
       at += g.size;
     }
     for (const w of this.moving) {
       const t = w.read();
-      out.set(t.dataSync() as Float32Array, at);
+      readInto(this.tf, t, out, at);
       at += t.size;
     }
     out[at] = loss;
     return out;
   }
 
-  /** Writes the averaged moving statistics; returns the averaged gradients (caller disposes). */
+  private packed?: Float32Array;
+
+  /**
+   * Writes the averaged moving statistics; returns the averaged gradients (caller disposes, before
+   * the next reduction: on the cpu backend they may alias `mean`).
+   */
   private unpack(mean: Float32Array): tfTypes.Tensor[] {
     const { tf } = this;
     let offset = 0;
@@ -277,7 +287,9 @@ export class Replica {
     tf.tidy(() => {
       for (const w of this.moving) {
         const size = w.shape.reduce((a: number, b) => a * (b ?? 1), 1);
-        w.write(tf.tensor(mean.subarray(offset, offset + size), w.shape as number[]));
+        // A copy: `mean` may be the reduction's shared buffer, and the cpu backend keeps the array
+        // it is given (a variable must not alias memory the next reduction overwrites).
+        w.write(tf.tensor(mean.slice(offset, offset + size), w.shape as number[]));
         offset += size;
       }
     });

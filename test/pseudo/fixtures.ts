@@ -16,7 +16,7 @@ import type { InferConfig } from '../../pipeline/manifest/sections/pseudo.js';
 import { writeJob } from '../../stages/infer/job.js';
 import { buildInferJob, type InferStageOptions } from '../../stages/infer/stage.js';
 import { runInferWorker } from '../../stages/infer/worker.js';
-import { fashionMnistFloats } from '../helpers/fashion-mnist.js';
+import { fashionMnistFloats, type Split } from '../helpers/fashion-mnist.js';
 
 export const FMNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 export const TEACHER_MODEL = 'resnet-rs-26-w0.25-small';
@@ -31,9 +31,9 @@ export function inferConfig(over: Partial<InferConfig> = {}): InferConfig {
   return { topK: 3, batchSize: 8, concurrency: 4, maxRestarts: 2, ...over };
 }
 
-/** PNGs of Fashion-MNIST t10k images [offset, offset+n). */
-export async function fashionPngs(n: number, offset = 0): Promise<{ png: Buffer; label: number }[]> {
-  const { images, labels } = fashionMnistFloats('t10k', offset + n);
+/** PNGs of Fashion-MNIST images [offset, offset+n) of `split` (t10k holds 10,000, train 60,000). */
+export async function fashionPngs(n: number, offset = 0, split: Split = 't10k'): Promise<{ png: Buffer; label: number }[]> {
+  const { images, labels } = fashionMnistFloats(split, offset + n);
   const out: { png: Buffer; label: number }[] = [];
   for (let i = offset; i < offset + n; i++) {
     const raw = Buffer.from(Array.from(images.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255)));
@@ -49,12 +49,14 @@ export interface DatasetSpec {
   /** Sample keys whose image bytes are replaced by garbage (still a `.png` member). */
   corrupt?: string[];
   offset?: number;
+  /** The Fashion-MNIST file the images come from (default t10k; benchmarks wanting more than 10,000 take train). */
+  split?: Split;
 }
 
 /** Writes an unlabeled dataset (ground truth held back) to `store`; keys are `u<global index>`. */
 export async function writeUnlabeled(store: ObjectStore, spec: DatasetSpec): Promise<void> {
   const total = spec.shards.reduce((a, b) => a + b, 0);
-  const images = await fashionPngs(total, spec.offset ?? 0);
+  const images = await fashionPngs(total, spec.offset ?? 0, spec.split);
   const writer = new DatasetWriter(store, { classes: FMNIST_CLASSES, labeled: false, plan: JSON.stringify(spec), groundTruth: true });
   await writer.begin();
   let i = 0;

@@ -1,0 +1,27 @@
+/**
+ * Reads a float32 tensor's values into `out` at `offset` without allocating.
+ *
+ * `dataSync()` returns a fresh copy: on the wasm backend a slice of the heap, per call. A
+ * data-parallel step reads every gradient (1.2M floats for the demo's model) each step in each
+ * worker, and those short-lived multi-megabyte buffers made V8's garbage collector the third
+ * busiest thread of a 2-worker run (measured: ~10 % of the process's CPU). On the wasm backend
+ * this copies straight from the heap view (BackendWasm keeps each tensor's heap offset); other
+ * backends fall back to `dataSync()`.
+ */
+import type * as TfNamespace from '@tensorflow/tfjs';
+import type { WasmHeapBackend } from './simd-kernels.js';
+
+type Tf = typeof TfNamespace;
+
+export function readInto(tf: Tf, t: TfNamespace.Tensor, out: Float32Array, offset: number): void {
+  if (t.dtype !== 'float32') throw new Error(`readInto: ${t.dtype} tensor, expected float32`);
+  const backend = tf.backend() as unknown as Partial<WasmHeapBackend>;
+  const memory = backend.wasm?.asm?.memory;
+  const entry = memory ? backend.dataIdMap?.get(t.dataId) : undefined;
+  if (memory instanceof WebAssembly.Memory && entry && typeof entry.memoryOffset === 'number') {
+    // A view over the current heap buffer (the heap may have grown since the last call).
+    out.set(new Float32Array(memory.buffer, entry.memoryOffset, t.size), offset);
+    return;
+  }
+  out.set(t.dataSync() as Float32Array, offset);
+}
