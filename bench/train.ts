@@ -8,6 +8,7 @@
  * torch.set_num_threads(2)).
  *
  *   npx tsx bench/train.ts [--workers 1,2] [--steps 8] [--warmup 2] [--repeats 3] [--backend auto] [--no-torch]
+ *                          [--student file://$PWD/runs/fashion-mnist]   (a finished demo run: the student recipe too)
  *
  * Every measurement runs in its own child process (peak RSS is per configuration: the worker
  * threads live in that process), the configurations interleaved round-robin in each repeat so load
@@ -29,11 +30,13 @@ import { initBackend, type BackendPreference } from '../pipeline/backend/select.
 import { parseManifest } from '../pipeline/manifest/load.js';
 import { resolveModel } from '../pipeline/model/family.js';
 import { buildResNetRS } from '../pipeline/model/resnet-rs.js';
+import type { TrainConfig } from '../pipeline/manifest/sections/train.js';
 import { openStore } from '../pipeline/store/open.js';
 import { augmentImage, randAugmentOptions } from '../pipeline/train/augment.js';
 import { normalizeInto, type LabeledData } from '../pipeline/train/data.js';
 import { softCrossEntropy } from '../pipeline/train/loss.js';
 import { MomentumSgd } from '../pipeline/train/optimizer.js';
+import { openPseudoSource, type PseudoSource } from '../pipeline/train/pseudo.js';
 import { Sfc32 } from '../pipeline/train/rng.js';
 import { train } from '../pipeline/train/trainer.js';
 import { readFashionMnist } from '../test/helpers/fashion-mnist.js';
@@ -50,6 +53,8 @@ const { values: a } = parseArgs({
     repeats: { type: 'string', default: '3' },
     backend: { type: 'string', default: 'auto' },
     'no-torch': { type: 'boolean', default: false },
+    // A finished demo run (e.g. file://$PWD/runs/fashion-mnist): also measure the student's recipe on its pseudo-labels.
+    student: { type: 'string' },
     child: { type: 'string' },
   },
 });
@@ -122,17 +127,22 @@ async function childMain(kind: string): Promise<void> {
     return;
   }
 
-  const workers = Number(kind.replace(/^full:/, ''));
-  const cfg = { ...recipe, epochs: 1000, maxSteps: WARMUP + STEPS + 1, checkpoint: { everySteps: 1_000_000, keep: 1 }, workers };
+  // `full:<w>`: the teacher's recipe; `student:<w>`: the student's (its model noise, labeled +
+  // pseudo-labeled batches read from --student's select-1 and unlabeled set, as the stage reads them).
+  const student = kind.startsWith('student:');
+  const workers = Number(kind.replace(/^(full|student):/, ''));
+  const role = student ? manifest.student : manifest.teacher;
+  const cfg = { ...role.train, epochs: 1000, maxSteps: WARMUP + STEPS + 1, checkpoint: { everySteps: 1_000_000, keep: 1 }, workers };
   const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-bench-train-'));
   const store = openStore(`file://${dir}`);
-  const model = buildResNetRS(arch);
+  const pseudo = student ? await openStudentPseudo(a.student!, cfg, arch.classes, arch.imageSize) : undefined;
+  const model = buildResNetRS(student ? resolveModel(manifest.student.model).arch : arch);
   let t0 = 0, t1 = 0;
   let c0 = process.cpuUsage(), cpu = c0;
   const stepCpu: number[] = [];
   try {
     const r = await train({
-      tf, model, cfg, seed: 0, defaultMagnitude: defaults.randAugmentMagnitude, numClasses: 10, data, store, log: quiet, backend: backend.name, workers,
+      tf, model, cfg, seed: 0, defaultMagnitude: defaults.randAugmentMagnitude, numClasses: 10, data, store, log: quiet, backend: backend.name, workers, pseudo,
       onStep: (step, info) => {
         if (step === WARMUP - 1) [t0, c0] = [performance.now(), process.cpuUsage()];
         if (step >= WARMUP && step < WARMUP + STEPS && info.cpuMs !== undefined) stepCpu.push(info.cpuMs);
@@ -144,14 +154,34 @@ async function childMain(kind: string): Promise<void> {
     process.stdout.write(JSON.stringify({ ips: (STEPS * B) / ((t1 - t0) / 1000), cpuIps, stepCpuMs, rssMB: rss(), reduceShare: r.reduceWaitShare } satisfies FullResult) + '\n');
   } finally {
     model.dispose();
+    await pseudo?.close();
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
+/** The pseudo-labels of a finished demo run (`<run uri>`: its select-1 and the import's unlabeled set). */
+async function openStudentPseudo(runUri: string, cfg: TrainConfig, numClasses: number, imageSize: number): Promise<PseudoSource> {
+  const run = openStore(runUri);
+  const root = openStore(runUri.replace(/\/[^/]+\/?$/, ''));
+  const refs = JSON.parse(new TextDecoder().decode(await run.get('import/datasets.json'))) as { unlabeled: string };
+  return openPseudoSource({
+    select: run.sub('select-1'),
+    unlabeled: root.sub(refs.unlabeled),
+    ratio: cfg.student.ratio,
+    hard: cfg.student.targets === 'hard',
+    labelSmoothing: cfg.labelSmoothing,
+    numClasses,
+    imageSize,
+    channels: 1,
+    seed: 0,
+    log: quiet,
+  });
+}
+
 function runChild<T>(kind: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv, self, '--child', kind, '--steps', String(STEPS), '--warmup', String(WARMUP), '--backend', a.backend!], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(process.execPath, [...process.execArgv, self, '--child', kind, '--steps', String(STEPS), '--warmup', String(WARMUP), '--backend', a.backend!, ...(a.student ? ['--student', a.student] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.on('error', reject);
@@ -190,6 +220,7 @@ async function main(): Promise<void> {
   console.log(`model ${manifest.teacher.model.name}, demo teacher recipe, global batch ${B}; ${STEPS} timed steps after ${WARMUP} warm-up, ${REPEATS} repeats interleaved; load average at start ${load()}`);
   const bares: BareResult[] = [];
   const fulls = new Map<number, FullResult[]>(WORKERS.map((w) => [w, []]));
+  const students = new Map<number, FullResult[]>(WORKERS.map((w) => [w, []]));
   // The machine's own ceiling for N workers: N independent processes, each running the bare step on
   // its 1/N slice of the batch, with nothing shared between them. Their summed images/s over one
   // process alone bounds what any data-parallel scheme can reach on these cores (vCPUs that share a
@@ -212,6 +243,11 @@ async function main(): Promise<void> {
       const f = await runChild<FullResult>(`full:${w}`);
       fulls.get(w)!.push(f);
       line.push(`${w} worker(s) ${f.ips.toFixed(1)} img/s`);
+      if (a.student) {
+        const st = await runChild<FullResult>(`student:${w}`);
+        students.get(w)!.push(st);
+        line.push(`student ${st.ips.toFixed(1)}`);
+      }
     }
     console.log(line.join(', '));
   }
@@ -225,6 +261,13 @@ async function main(): Promise<void> {
         `${median(rs.map((f) => f.ips)).toFixed(1)} img/s (median), ${median(rs.map((f) => f.cpuIps)).toFixed(1)} img/CPU-s, peak RSS ${median(rs.map((f) => f.rssMB)).toFixed(0)} MB` +
         (w > 1 ? `, ${(median(rs.map((f) => f.reduceShare)) * 100).toFixed(1)}% of step time in the reduction` : ''),
     );
+  }
+  if (a.student) {
+    for (const w of WORKERS) {
+      const rs = students.get(w)!;
+      const ratio = median(rs.map((f, i) => f.ips / fulls.get(w)![i]!.ips));
+      console.log(`student recipe, ${w} worker(s):`.padEnd(37) + `${median(rs.map((f) => f.ips)).toFixed(1)} img/s (median), ${median(rs.map((f) => f.cpuIps)).toFixed(1)} img/CPU-s, ${ratio.toFixed(2)}x the teacher's img/s`);
+    }
   }
   const base = WORKERS[0]!;
   if (ceilings.length) console.log(`machine ceiling: ${maxW} independent bare processes at once / 1 alone: ${median(ceilings).toFixed(2)}x (no data-parallel scheme can beat it here)`);
