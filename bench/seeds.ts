@@ -11,7 +11,7 @@
  * seed is a different labeled set too, as a user with other labels would see. Wall time and the
  * CPU model are printed with the numbers, for comparing runs across machines.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -36,6 +36,7 @@ const seeds = args.seeds.split(',').map((s) => {
   return n;
 });
 const work = args.keep ?? mkdtempSync(path.join(tmpdir(), 'selftrain-seeds-'));
+mkdirSync(work, { recursive: true }); // --keep may name a directory that does not exist yet
 
 const pts = (d: number | null) => (d === null ? '-' : `${d >= 0 ? '+' : '−'}${Math.abs(d * 100).toFixed(2)}`);
 const pct = (v: number | null) => (v === null ? '-' : `${(v * 100).toFixed(2)}%`);
