@@ -38,6 +38,7 @@ import { softCrossEntropy } from '../pipeline/train/loss.js';
 import { MomentumSgd } from '../pipeline/train/optimizer.js';
 import { openPseudoSource, type PseudoSource } from '../pipeline/train/pseudo.js';
 import { Sfc32 } from '../pipeline/train/rng.js';
+import { pseudoBatchOf } from '../pipeline/train/step-plan.js';
 import { train } from '../pipeline/train/trainer.js';
 import { readFashionMnist } from '../test/helpers/fashion-mnist.js';
 
@@ -137,6 +138,8 @@ async function childMain(kind: string): Promise<void> {
   const store = openStore(`file://${dir}`);
   const pseudo = student ? await openStudentPseudo(a.student!, cfg, arch.classes, arch.imageSize) : undefined;
   const model = buildResNetRS(student ? resolveModel(manifest.student.model).arch : arch);
+  // Images per step: the labeled batch, plus a student's pseudo-labeled images.
+  const perStep = cfg.batchSize + (pseudo ? pseudoBatchOf(pseudo.ratio, cfg.batchSize) : 0);
   let t0 = 0, t1 = 0;
   let c0 = process.cpuUsage(), cpu = c0;
   const stepCpu: number[] = [];
@@ -149,9 +152,9 @@ async function childMain(kind: string): Promise<void> {
         if (step === WARMUP + STEPS - 1) [t1, cpu] = [performance.now(), process.cpuUsage(c0)];
       },
     });
-    const cpuIps = (STEPS * B) / ((cpu.user + cpu.system) / 1e6);
+    const cpuIps = (STEPS * perStep) / ((cpu.user + cpu.system) / 1e6);
     const stepCpuMs = stepCpu.length ? median(stepCpu) : undefined;
-    process.stdout.write(JSON.stringify({ ips: (STEPS * B) / ((t1 - t0) / 1000), cpuIps, stepCpuMs, rssMB: rss(), reduceShare: r.reduceWaitShare } satisfies FullResult) + '\n');
+    process.stdout.write(JSON.stringify({ ips: (STEPS * perStep) / ((t1 - t0) / 1000), cpuIps, stepCpuMs, rssMB: rss(), reduceShare: r.reduceWaitShare } satisfies FullResult) + '\n');
   } finally {
     model.dispose();
     await pseudo?.close();
