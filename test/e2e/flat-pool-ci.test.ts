@@ -71,7 +71,9 @@ test('CI-sized run with a flat-folder unlabeled pool: every stage to the report'
   const run = openStore(`${store}/${NAME}`);
   for (const id of STAGES) assert.equal((await readJson<StageRecord>(run, `state/${id}.json`)).status, 'done', id);
   // The skipped pool files: one line each, libvips' repeated warnings only in the record.
-  assert.match(result.stderr, /folder:.*pool: skipped IMG_broken\.jpg: not decodable: .*VipsJpeg: premature end of JPEG image \(\+\d+ more line\(s\)\)\n/);
+  // The libvips detail after "corrupt header:" varies with concurrent decodes (its error buffer is
+  // process-wide; see test/data/unlabeled-sources.test.ts): one line naming the file and the reason.
+  assert.match(result.stderr, /folder:.*pool: skipped IMG_broken\.jpg: not decodable: Input buffer has corrupt header:( [^\n]*)?\n/);
   assert.match(result.stderr, /folder:.*pool: skipped captions\.txt: not an image file name \(\.txt\): not fetched\n/);
   assert.doesNotMatch(result.stderr, /VipsJpeg: Bogus marker length/);
 
