@@ -30,6 +30,7 @@ import { initBackend, type BackendPreference } from '../pipeline/backend/select.
 import { parseManifest } from '../pipeline/manifest/load.js';
 import { resolveModel } from '../pipeline/model/family.js';
 import { buildResNetRS } from '../pipeline/model/resnet-rs.js';
+import { readDatasetsList } from '../pipeline/contracts/import.js';
 import type { TrainConfig } from '../pipeline/manifest/sections/train.js';
 import { openStore } from '../pipeline/store/open.js';
 import { augmentImage, randAugmentOptions } from '../pipeline/train/augment.js';
@@ -167,7 +168,8 @@ async function childMain(kind: string): Promise<void> {
 async function openStudentPseudo(runUri: string, cfg: TrainConfig, numClasses: number, imageSize: number): Promise<PseudoSource> {
   const run = openStore(runUri);
   const root = openStore(runUri.replace(/\/[^/]+\/?$/, ''));
-  const refs = JSON.parse(new TextDecoder().decode(await run.get('import/datasets.json'))) as { unlabeled: string };
+  const refs = await readDatasetsList(run, 'import');
+  if (!refs.unlabeled) throw new Error(`${runUri}: the import list names no unlabeled set`);
   return openPseudoSource({
     select: run.sub('select-1'),
     unlabeled: root.sub(refs.unlabeled),

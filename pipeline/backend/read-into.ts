@@ -9,7 +9,7 @@
  * offset); other backends fall back to `dataSync()`.
  */
 import type * as TfNamespace from '@tensorflow/tfjs';
-import type { WasmHeapBackend } from './simd-kernels.js';
+import { ptr, type WasmHeapBackend } from './simd-kernels.js';
 
 type Tf = typeof TfNamespace;
 
@@ -17,10 +17,9 @@ export function readInto(tf: Tf, t: TfNamespace.Tensor, out: Float32Array, offse
   if (t.dtype !== 'float32') throw new Error(`readInto: ${t.dtype} tensor, expected float32`);
   const backend = tf.backend() as unknown as Partial<WasmHeapBackend>;
   const memory = backend.wasm?.asm?.memory;
-  const entry = memory ? backend.dataIdMap?.get(t.dataId) : undefined;
-  if (memory instanceof WebAssembly.Memory && entry && typeof entry.memoryOffset === 'number') {
+  if (memory instanceof WebAssembly.Memory && backend.dataIdMap) {
     // A view over the current heap buffer (the heap may have grown since the last call).
-    out.set(new Float32Array(memory.buffer, entry.memoryOffset, t.size), offset);
+    out.set(new Float32Array(memory.buffer, ptr(backend as WasmHeapBackend, t), t.size), offset);
     return;
   }
   out.set(t.dataSync() as Float32Array, offset);
