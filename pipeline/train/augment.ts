@@ -9,7 +9,7 @@
  * before the pad and erasing options existed.
  */
 import { PAD_DEFAULTS, type TrainConfig } from '../manifest/sections/train.js';
-import { randAugment, type RandAugmentOptions, type RawImage } from './randaugment.js';
+import { RANDAUGMENT_OPS, randAugment, type RandAugmentOptions, type RawImage } from './randaugment.js';
 import type { Sfc32 } from './rng.js';
 
 export interface CropBox {
@@ -67,6 +67,7 @@ export function randAugmentOptions(cfg: TrainConfig, modelMagnitude: number, ima
     translateConst: ra.translateConst * scale,
     cutoutConst: ra.cutoutConst * scale,
     fill: ra.fill,
+    ...(ra.exclude?.length ? { ops: RANDAUGMENT_OPS.filter((op) => !ra.exclude!.includes(op)) } : {}),
   };
 }
 

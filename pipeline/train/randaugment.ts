@@ -34,6 +34,8 @@ export interface RandAugmentOptions {
   /** Cutout half-size in pixels at level 10 (official: 40). */
   cutoutConst: number;
   fill: number;
+  /** The ops to choose from (default: all 16, as the official policy). */
+  ops?: readonly RandAugmentOp[];
 }
 
 const MAX_LEVEL = 10;
@@ -275,13 +277,14 @@ export function applyOp(op: RandAugmentOp, img: RawImage, m: number, rng: Sfc32,
 }
 
 /**
- * Full RandAugment: `layers` ops, each chosen uniformly among the 16 (repeats allowed). `onOp` sees
- * each op chosen, in order (tests check the choice through it).
+ * Full RandAugment: `layers` ops, each chosen uniformly among `opts.ops` (default the 16; repeats
+ * allowed). `onOp` sees each op chosen, in order (tests check the choice through it).
  */
 export function randAugment(img: RawImage, opts: RandAugmentOptions, rng: Sfc32, onOp?: (op: RandAugmentOp) => void): RawImage {
+  const ops = opts.ops ?? RANDAUGMENT_OPS;
   let out = img;
   for (let l = 0; l < opts.layers; l++) {
-    const op = RANDAUGMENT_OPS[rng.int(RANDAUGMENT_OPS.length)]!;
+    const op = ops[rng.int(ops.length)]!;
     onOp?.(op);
     out = applyOp(op, out, opts.magnitude, rng, opts);
   }

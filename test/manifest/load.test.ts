@@ -89,6 +89,16 @@ colour: blue
   assert.ok(lines.length >= expect.length);
 });
 
+test('randAugment.exclude takes op names: an unknown one is named with its field path, excluding all 16 is refused', () => {
+  const withExclude = (list: string) => valid.replace('train: { epochs: 2 }', `train: { epochs: 2, randAugment: { exclude: ${list} } }`);
+  assert.notEqual(withExclude('[]'), valid, 'the test manifest has a teacher train section to add to');
+  assert.deepEqual(parseManifest(withExclude('[Invert, SolarizeAdd]'), 'm.yaml').teacher.train.randAugment.exclude, ['Invert', 'SolarizeAdd']);
+  const [unknown] = errorsOf(withExclude('[Invert, Blur]'));
+  assert.match(unknown!, /^m\.yaml: teacher\.train\.randAugment\.exclude\[1\]: expected one of "AutoContrast", .*found string "Blur"/);
+  const all = ['AutoContrast', 'Equalize', 'Invert', 'Rotate', 'Posterize', 'Solarize', 'Color', 'Contrast', 'Brightness', 'Sharpness', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Cutout', 'SolarizeAdd'];
+  assert.match(errorsOf(withExclude(`[${all.join(', ')}]`))[0]!, /^m\.yaml: teacher\.train\.randAugment\.exclude: /);
+});
+
 test('a missing top-level section and a wrong type at the root are named', () => {
   const lines = errorsOf('name: x\n');
   for (const field of ['datasets', 'teacher', 'student']) {

@@ -39,6 +39,13 @@ test('manifests without the new options resolve to the same train config (no new
   const c = trainSection.parse(demo.teacher.train);
   assert.deepEqual(Object.keys(c.crop).sort(), ['aspect', 'flip', 'minArea', 'type']);
   assert.equal('erasing' in c, false);
+  assert.equal('exclude' in c.randAugment, false);
+});
+
+test('randAugment.exclude reaches the op choice: the options list the other ops; without it, all 16 (no list)', () => {
+  const cfg = trainSection.parse({ randAugment: { exclude: ['Invert', 'Posterize', 'Solarize', 'SolarizeAdd'] } });
+  assert.deepEqual(randAugmentOptions(cfg, 5, 28).ops, ['AutoContrast', 'Equalize', 'Rotate', 'Color', 'Contrast', 'Brightness', 'Sharpness', 'ShearX', 'ShearY', 'TranslateX', 'TranslateY', 'Cutout']);
+  assert.equal(randAugmentOptions(trainSection.parse({}), 5, 28).ops, undefined);
 });
 
 test('pad crop: output (x, y) = input (x + dx − pad, y + dy − pad), padFill outside; flip mirrors the window', () => {

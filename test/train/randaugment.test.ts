@@ -210,3 +210,15 @@ test('randAugment is deterministic per seed, applies `layers` ops, and picks all
   // 1,600 uniform draws over 16 ops: 100 each on average; 50..150 is more than 5 standard deviations.
   for (const [op, n] of counts) assert.ok(n >= 50 && n <= 150, `${op} chosen ${n} times of ${2 * images}`);
 });
+
+test('randAugment picks only among `ops` when given (the manifest\'s randAugment.exclude), about evenly', { skip: NEEDS }, () => {
+  const mild = RANDAUGMENT_OPS.filter((op) => !['Invert', 'Posterize', 'Solarize', 'SolarizeAdd'].includes(op));
+  const o = { ...opts, layers: 2, magnitude: 5, ops: mild };
+  const counts = new Map<string, number>();
+  const rng = new Sfc32(11);
+  const images = 600;
+  for (let i = 0; i < images; i++) randAugment(raw, o, rng, (op) => counts.set(op, (counts.get(op) ?? 0) + 1));
+  assert.deepEqual([...counts.keys()].sort(), [...mild].sort(), 'the 12 remaining ops, and only those');
+  // 1,200 uniform draws over 12 ops: 100 each on average; 50..150 is more than 5 standard deviations.
+  for (const [op, n] of counts) assert.ok(n >= 50 && n <= 150, `${op} chosen ${n} times of ${2 * images}`);
+});

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RANDAUGMENT_OPS } from '../../train/randaugment.js';
 
 /**
  * The training recipe of Bello et al. 2021, "Revisiting ResNets", arXiv 2103.07579 §4.2: one schema
@@ -40,6 +41,16 @@ const randAugmentSection = z
       .default(false)
       .describe('Scale translateConst/cutoutConst by imageSize/224 (useful for 28-px images; the official code uses fixed pixels at every resolution)'),
     fill: z.number().int().min(0).max(255).default(128).describe('Fill value of uncovered pixels'),
+    // Optional without a zod default: manifests written before it resolve to the same config, hence
+    // the same stage fingerprints.
+    exclude: z
+      .array(z.enum(RANDAUGMENT_OPS))
+      .max(RANDAUGMENT_OPS.length - 1)
+      .optional()
+      .describe(
+        'Ops never chosen (e.g. [Invert, Posterize, Solarize, SolarizeAdd] for small grey images, whose colour-inverting ops make another ' +
+          'picture); each layer picks uniformly among the rest. Default none: the official 16',
+      ),
   })
   .prefault({})
   .describe('RandAugment (official op list and magnitude scale)');
