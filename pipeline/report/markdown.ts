@@ -53,6 +53,9 @@ export function renderMarkdown(r: Report): string {
   out.push(row(['Pseudo-label precision (last round)', pct(r.pseudoLabelPrecision)]));
   const gap = gapClosed(r.summary);
   if (gap !== null) out.push(row(['Gap teacher → all-labels bound closed by the student', `${(gap * 100).toFixed(0)} %`]));
+  // Over several rounds, what the whole loop bought: from the first teacher to the last student.
+  const loopGap = gapClosed(r.summary, 'first teacher');
+  if (loopGap !== null) out.push(row(['Gap first teacher → all-labels bound closed by the last student', `${(loopGap * 100).toFixed(0)} %`]));
   // Every attempt's time (a killed attempt's up to its record's last update), not only the last one's.
   const attempts = r.stages.reduce((a, s) => a + s.attempts, 0);
   const tries = attempts > r.stages.length ? ` over ${attempts} attempts of ${r.stages.length} stages` : '';

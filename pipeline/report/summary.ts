@@ -118,6 +118,7 @@ export function buildSummary(models: EvaluatedModel[], wallSeconds: number): Sum
     studentTop1: top1(student),
     controlTop1: top1(control.model),
     ...(bound ? { allLabelsTop1: bound.evaluation.metrics.top1 } : {}),
+    ...(firstTeacher && lastTeacher !== firstTeacher ? { firstTeacherTop1: firstTeacher.evaluation.metrics.top1 } : {}),
     studentMinusTeacher: diff(student, lastTeacher),
     studentMinusControl: diff(student, control.model),
     pValueVsTeacher: vsTeacher?.test?.pValue ?? null,
@@ -151,11 +152,13 @@ export function buildSummary(models: EvaluatedModel[], wallSeconds: number): Sum
 }
 
 /**
- * Share of the teacher → all-labels gap the student closed; only meaningful (and only given) when the
- * all-labels model is above the teacher. Null otherwise.
+ * Share of the teacher → all-labels gap the (last) student closed, from its own teacher or, over
+ * several rounds, from the first teacher; only meaningful (and only given) when the all-labels model
+ * is above that teacher. Null otherwise.
  */
-export function gapClosed(s: ReportSummary): number | null {
-  const { teacherTop1: t, studentTop1: st, allLabelsTop1: b } = s;
+export function gapClosed(s: ReportSummary, from: 'teacher' | 'first teacher' = 'teacher'): number | null {
+  const { studentTop1: st, allLabelsTop1: b } = s;
+  const t = from === 'teacher' ? s.teacherTop1 : (s.firstTeacherTop1 ?? null);
   if (t === null || st === null || b === undefined || !(b > t)) return null;
   return (st - t) / (b - t);
 }

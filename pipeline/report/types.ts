@@ -133,6 +133,8 @@ export interface ReportSummary {
   controlTop1: number | null;
   /** Absent when the all-labels bound was not trained. */
   allLabelsTop1?: number;
+  /** The first round's teacher, when the run has more than one round (teacherTop1 is then the last round's). */
+  firstTeacherTop1?: number;
   studentMinusTeacher: number | null;
   studentMinusControl: number | null;
   pValueVsTeacher: number | null;

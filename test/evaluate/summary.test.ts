@@ -174,6 +174,30 @@ test('the gap-closed figure appears only when the bound is above the teacher; a 
   assert.match(renderMarkdown(noBound), /not trained \(`evaluate.baseline: false`\)/);
 });
 
+test('over three rounds: each student against its own teacher, the last against the first teacher, and the gap closed from each', () => {
+  const teacher = model(evaluation('train-teacher-1', 'teacher', 1, pattern(800, 0)), 128_000);
+  const s1 = model(evaluation('train-student-1', 'student', 1, pattern(840, 0)), 128_000);
+  const s2 = model(evaluation('train-student-2', 'student', 2, pattern(860, 0)), 128_000, { teacher: 'train-student-1' });
+  const s3 = model(evaluation('train-student-3', 'student', 3, pattern(870, 0)), 128_000, { teacher: 'train-student-2' });
+  const bound = model(evaluation('train-baseline', 'baseline', null, pattern(900, 0)), 128_000);
+  const r = report([teacher, s1, s2, s3, bound]);
+  assert.equal(r.summary.teacherTop1, 0.86, 'the last round\'s teacher');
+  assert.equal(r.summary.firstTeacherTop1, 0.8);
+  close(gapClosed(r.summary)!, 0.25, 1e-12, 'from its own teacher: 1 of 4 points');
+  close(gapClosed(r.summary, 'first teacher')!, 0.7, 1e-12, 'from the first teacher: 7 of 10 points');
+  assert.deepEqual(
+    r.comparisons.map((c) => [c.first, c.second]),
+    [['train-teacher-1', 'train-student-1'], ['train-student-1', 'train-student-2'], ['train-student-2', 'train-student-3'], ['train-teacher-1', 'train-student-3']],
+  );
+  const md = renderMarkdown(r);
+  assert.match(md, /\| Gap teacher → all-labels bound closed by the student \| 25 % \|/);
+  assert.match(md, /\| Gap first teacher → all-labels bound closed by the last student \| 70 % \|/);
+  // One round: no first-teacher key, no second gap line.
+  const one = report([teacher, s1, bound]);
+  assert.equal('firstTeacherTop1' in one.summary, false);
+  assert.doesNotMatch(renderMarkdown(one), /first teacher/);
+});
+
 test('the teacher is the control only with the student\'s architecture and at least its budget; a control stage wins', () => {
   const teacherSmall = model(evaluation('train-teacher-1', 'teacher', 1, pattern(800, 0)), 64_000);
   const student = model(evaluation('train-student-1', 'student', 1, pattern(860, 0)), 128_000);
