@@ -36,8 +36,8 @@ export interface PoolOptions {
   transport: Transport;
   /** URL (href) of the task module each worker loads; it exports `serve` (see protocol.ts). */
   module: string;
-  /** Compute backend each worker initialises (the coordinator's). */
-  backend: string;
+  /** Compute backend each worker initialises (the coordinator's); none for a task without tfjs (ONNX Runtime). */
+  backend?: string;
   /** Per-worker init payload (structured-cloned; SharedArrayBuffers are shared, not copied). */
   payload: (rank: number) => unknown;
   /** Length of the vector the workers all-reduce each step, when they do. */

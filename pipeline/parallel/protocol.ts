@@ -11,7 +11,7 @@ export type Transport = 'thread' | 'process';
 export type ReduceSetup = { kind: 'shared'; memory: SharedReduceMemory } | { kind: 'host'; length: number } | { kind: 'none' };
 
 export type ToWorker =
-  | { t: 'init'; rank: number; size: number; backend: string; module: string; payload: unknown; reduce: ReduceSetup }
+  | { t: 'init'; rank: number; size: number; backend?: string; module: string; payload: unknown; reduce: ReduceSetup }
   | { t: 'call'; id: number; request: unknown }
   | { t: 'reduced'; seq: number; data: Float32Array }
   | { t: 'close' };

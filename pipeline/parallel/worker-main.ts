@@ -1,8 +1,8 @@
 /**
  * Entry point of every pool worker, as a worker thread (wasm/cpu: one tf engine per thread) or as
- * a child process (tfjs-node-gpu: one process per GPU). It initialises its own compute backend,
- * loads the task module named in the init message and answers the coordinator's calls one at a
- * time. Reductions go through shared memory (threads) or through the coordinator (processes).
+ * a child process (tfjs-node-gpu: one process per GPU). It initialises its own compute backend
+ * (when the task needs one), loads the task module named in the init message and answers the
+ * coordinator's calls one at a time. Reductions go through shared memory (threads) or through the coordinator (processes).
  */
 import { parentPort } from 'node:worker_threads';
 import { initBackend, type BackendPreference } from '../backend/select.js';
@@ -37,7 +37,7 @@ function errorMessage(err: unknown, id?: number): FromWorker {
 }
 
 async function init(msg: Extract<ToWorker, { t: 'init' }>): Promise<void> {
-  await initBackend(msg.backend as BackendPreference);
+  if (msg.backend !== undefined) await initBackend(msg.backend as BackendPreference);
   const mod = (await import(msg.module)) as { serve?: Serve };
   if (typeof mod.serve !== 'function') throw new Error(`${msg.module} does not export serve(ctx)`);
   let allReduce: (local: Float32Array) => Promise<Float32Array>;

@@ -2,12 +2,12 @@
  * The teacher (or any trained model) on ONNX Runtime: the `model.onnx` exported beside the tfjs
  * model (pipeline/model/onnx-file.ts), checked before use — it must come from the current
  * model.json, match the expected architecture and, when the caller pins it (an infer job), have
- * the expected content hash — then run with `threads` intra-op threads.
+ * the expected content hash — then run with `threads` intra-op threads, on a thread of its own.
  *
  * Its id is `<tfjs model id>+onnx@<16 hex of sha256(model.onnx)>`: predictions name the exact
  * file that computed them, as well as the weights it was exported from.
  */
-import { createOrtSession } from '../inference/onnxruntime.js';
+import { startOrtThread } from '../inference/ort-thread.js';
 import { topKOfLogits } from '../inference/topk.js';
 import { onnxInfo, ONNX_KEY, sha256Hex } from '../model/onnx-file.js';
 import { ONNX_INPUT, ONNX_OUTPUT } from '../model/onnx-export.js';
@@ -62,8 +62,8 @@ export async function loadOnnxTeacher(store: ObjectStore, expected: ExpectedArch
   if (preprocessing.imageSize !== arch.imageSize || preprocessing.channels !== arch.inputChannels) {
     throw new Error(`teacher checkpoint ${uri}: preprocessing ${preprocessing.imageSize}px x${preprocessing.channels} does not fit the model input ${arch.imageSize}px x${arch.inputChannels}`);
   }
-  const handle = await createOrtSession(bytes, { threads: o.threads, gpu: o.gpu, spin: false });
-  const { session, runtime } = handle;
+  // On a thread of its own: the caller's thread keeps feeding it while a batch runs.
+  const ort = await startOrtThread({ model: bytes, threads: o.threads, gpu: o.gpu, spin: false, input: ONNX_INPUT, output: ONNX_OUTPUT });
   const S = arch.imageSize;
   const C = arch.inputChannels;
   const K = arch.classes;
@@ -71,16 +71,16 @@ export async function loadOnnxTeacher(store: ObjectStore, expected: ExpectedArch
     id: onnxTeacherId(modelId, sha256),
     arch,
     preprocessing,
-    backend: handle.description,
-    detail: handle.detail,
+    backend: ort.description,
+    detail: ort.detail,
     async predictTopK(pixels, n, k) {
-      const out = await session.run({ [ONNX_INPUT]: new runtime.ort.Tensor('float32', pixels, [n, S, S, C]) });
-      const logits = out[ONNX_OUTPUT];
-      if (!logits || !(logits.data instanceof Float32Array)) throw new Error(`${uri}/${ONNX_KEY}: no float32 ${ONNX_OUTPUT} output`);
-      return topKOfLogits(logits.data, n, K, k);
+      const logits = await ort.run(pixels, [n, S, S, C]).catch((err: Error) => {
+        throw new Error(`${uri}/${ONNX_KEY}: ${err.message}`, { cause: err });
+      });
+      return topKOfLogits(logits, n, K, k);
     },
     dispose() {
-      void session.release();
+      void ort.close();
     },
   };
 }
