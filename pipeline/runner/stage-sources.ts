@@ -49,12 +49,16 @@ export function repoRootOf(from = path.dirname(fileURLToPath(import.meta.url))):
 // import('…'): the specifier of each, unless the statement is type-only.
 const STATIC = /(?:^|[;\n])\s*(import|export)\s+(type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]/g;
 const DYNAMIC = /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g;
+// new URL(`./replica-worker${ext}`, import.meta.url): a module of the same directory that a worker
+// thread or process loads by URL (its code runs for the stage as much as an import's does).
+const WORKER_URL = /\bnew URL\(\s*[`'"](\.\/[^`'"$]+?)(\$\{ext\})?[`'"]\s*,\s*import\.meta\.url\s*\)/g;
 
-/** Runtime import specifiers of a TypeScript source. */
+/** Runtime import specifiers of a TypeScript source, with the same-directory modules it loads by URL. */
 export function importSpecifiers(source: string): string[] {
   const out: string[] = [];
   for (const m of source.matchAll(STATIC)) if (!m[2]) out.push(m[3]!);
   for (const m of source.matchAll(DYNAMIC)) out.push(m[1]!);
+  for (const m of source.matchAll(WORKER_URL)) out.push(m[2] ? `${m[1]!}.js` : m[1]!);
   return out;
 }
 

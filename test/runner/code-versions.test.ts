@@ -43,6 +43,25 @@ test('import specifiers: runtime imports and re-exports count, type-only ones do
   assert.deepEqual(importSpecifiers(src).sort(), ['../b.js', './a.js', './lazy.js', './side-effect.js', '@scope/pkg/sub', 'node:fs'].sort());
 });
 
+test('modules a worker loads by URL from the same directory count as imports; other URLs do not', () => {
+  // Template placeholders as they appear in the source text under test.
+  const ext = '$' + '{ext}', kind = '$' + '{kind}';
+  const src = [
+    "const ext = import.meta.url.endsWith('.ts') ? '.ts' : '.js';",
+    `const task = new URL(\`./ort-thread-task${ext}\`, import.meta.url).href;`,
+    "const main = new URL('./worker-main.js', import.meta.url);",
+    `const cli = new URL(\`../../cli/main${ext}\`, import.meta.url);`,
+    `const stage = new URL(\`./stages/${kind}/index${ext}\`, import.meta.url);`,
+    "const api = new URL('https://example.com/x');",
+  ].join('\n');
+  assert.deepEqual(importSpecifiers(src).sort(), ['./ort-thread-task.js', './worker-main.js']);
+  // In the lock: the train stage's replica worker, the infer stage's ONNX Runtime thread.
+  const lock = readLock(repoRootOf());
+  assert.ok(lock.kinds['train']!.files['pipeline/train/replica-worker.ts'], 'train: the replica worker module');
+  assert.ok(lock.kinds['train']!.files['pipeline/parallel/worker-main.ts'], 'train: the pool workers\' entry');
+  assert.ok(lock.kinds['infer']!.files['pipeline/inference/ort-thread-task.ts'], 'infer: the ONNX Runtime thread');
+});
+
 test('lock tooling: a changed source is named and refused without a decision; a bump or --same-output records it', (t) => {
   const repo = tempDir(t, 'versions');
   mkdirSync(path.join(repo, 'stages', 'select'), { recursive: true });
