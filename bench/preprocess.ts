@@ -27,7 +27,7 @@ import { transformImage } from '../pipeline/data/preprocess.js';
 import { DatasetWriter } from '../pipeline/data/dataset-writer.js';
 import { openDataset } from '../pipeline/data/dataset-json.js';
 import { openStore } from '../pipeline/store/open.js';
-import { prefetch } from '../stages/infer/bounded.js';
+import { prefetch } from '../pipeline/data/prefetch.js';
 import { normaliseInto, shardBatches } from '../stages/infer/shard-batches.js';
 
 const run = promisify(execFile);

@@ -5,6 +5,7 @@
  * on the worker count (batches never span shards).
  */
 import { batches } from '../../pipeline/data/batches.js';
+import { prefetch } from '../../pipeline/data/prefetch.js';
 import type { OpenDataset } from '../../pipeline/data/dataset-json.js';
 import { readDataset } from '../../pipeline/data/reader.js';
 import type { Teacher, TeacherPreprocessing } from '../../pipeline/pseudo/teacher.js';
@@ -40,7 +41,7 @@ export async function predictShard(net: Teacher, ds: OpenDataset, shard: number,
   let skipped = 0;
   let k = o.k;
   const samples = readDataset(ds, { shardList: [shard], signal: o.signal });
-  for await (const b of batches(samples, {
+  const prepared = batches(samples, {
     size: o.batchSize,
     channels: pre.channels,
     imageSize: pre.imageSize,
@@ -49,7 +50,10 @@ export async function predictShard(net: Teacher, ds: OpenDataset, shard: number,
     dtype: 'float32',
     normalize: { mean: pre.mean, std: pre.std },
     concurrency: o.concurrency,
-  })) {
+  });
+  // Two batches prepared ahead: with ONNX Runtime on its own thread, reading and decoding overlap
+  // the forward pass (a fresh buffer per batch, so one prepared ahead never overwrites one in use).
+  for await (const b of prefetch(prepared, 2)) {
     o.signal?.throwIfAborted();
     skipped += b.skipped.length;
     const n = b.keys.length;

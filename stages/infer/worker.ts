@@ -15,7 +15,7 @@ import { loadTeacher } from '../../pipeline/pseudo/load-teacher.js';
 import { loadOnnxTeacher } from '../../pipeline/pseudo/onnx-teacher.js';
 import type { PredictionRecord } from '../../pipeline/pseudo/records.js';
 import type { Teacher } from '../../pipeline/pseudo/teacher.js';
-import { prefetch } from './bounded.js';
+import { prefetch } from '../../pipeline/data/prefetch.js';
 import { readJob, type InferJob } from './job.js';
 import { errorKey, histogramBin, HISTOGRAM_BINS, ownedShards, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
 
