@@ -43,7 +43,10 @@ export interface Teacher {
   backend: string;
   /** For logs: how it runs (threads, providers), which does not change the results. */
   detail?: string;
-  /** pixels: NHWC float32, already normalised. */
+  /**
+   * pixels: NHWC float32, already normalised. Copied before the call returns: the caller may refill
+   * the buffer for the next batch while this one runs.
+   */
   predictTopK(pixels: Float32Array, n: number, k: number): Promise<TopK>;
   dispose(): void;
 }

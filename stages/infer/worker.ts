@@ -14,7 +14,7 @@ import { encodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { loadTeacher } from '../../pipeline/pseudo/load-teacher.js';
 import { loadOnnxTeacher } from '../../pipeline/pseudo/onnx-teacher.js';
 import type { PredictionRecord } from '../../pipeline/pseudo/records.js';
-import type { Teacher } from '../../pipeline/pseudo/teacher.js';
+import type { Teacher, TopK } from '../../pipeline/pseudo/teacher.js';
 import { prefetch } from '../../pipeline/data/prefetch.js';
 import { readJob, type InferJob } from './job.js';
 import { errorKey, histogramBin, HISTOGRAM_BINS, ownedShards, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
@@ -118,6 +118,16 @@ export async function runInferWorker(o: WorkerOptions): Promise<WorkerResult> {
 /** Six decimals: plenty for a 0.01 threshold grid, and compact, stable JSON. */
 const round6 = (p: number) => Math.round(p * 1e6) / 1e6;
 
+/** Forward passes handed to the teacher before the oldest is collected. */
+const BATCHES_IN_FLIGHT = 2;
+
+/** A batch whose forward pass has started; its records are appended when it is collected. */
+interface PendingBatch {
+  slots: Slot[];
+  shard: string;
+  top: Promise<TopK | undefined>;
+}
+
 async function processShards(
   job: InferJob,
   out: ObjectStore,
@@ -139,6 +149,8 @@ async function processShards(
   let shardStart = performance.now();
   // At most one write in flight: the next shard's forward passes overlap the previous upload.
   let writing: Promise<void> = Promise.resolve();
+  const inFlight: PendingBatch[] = [];
+  let lastFinished = 0;
 
   const items = prefetch(
     shardBatches({ ds, shards: todo, batchSize: job.batchSize, concurrency: job.concurrency, preprocessing: job.preprocessing, signal }),
@@ -165,9 +177,15 @@ async function processShards(
         // finished decodes are collected and new ones handed to sharp's thread pool: they then
         // run during the forward pass instead of after it.
         await new Promise((resolve) => setImmediate(resolve));
-        await predictBatch(item.slots, name);
-        emit({ event: 'batch', shard: name, done: records.length, samples: ds.index.shards[item.shard]!.samples });
-      } else if (item.kind === 'error') {
+        inFlight.push(dispatch(item.slots, name));
+        // An engine on its own thread (ONNX Runtime) runs this batch while the one before it is
+        // collected and the next one prepared: without a second batch queued, it idles between batches.
+        while (inFlight.length >= BATCHES_IN_FLIGHT) await collect(inFlight.shift()!, ds.index.shards[item.shard]!.samples);
+        continue;
+      }
+      // A shard's records are complete only once its last batches are collected.
+      while (inFlight.length > 0) await collect(inFlight.shift()!, ds.index.shards[item.shard]!.samples);
+      if (item.kind === 'error') {
         records = [];
         errors.push({ shard: name, error: item.error, damaged: item.damaged });
         // In the store too: an executor that cannot see this process's events (slurm, external)
@@ -200,26 +218,42 @@ async function processShards(
     }
   }
 
-  async function predictBatch(slots: Slot[], shard: string): Promise<void> {
+  /** Normalises a batch into the input buffer and starts its forward pass. */
+  function dispatch(slots: Slot[], shard: string): PendingBatch {
     const ok = slots.filter((s): s is Extract<Slot, { pixels: Buffer }> => 'pixels' in s);
-    let top: Awaited<ReturnType<Teacher['predictTopK']>> | undefined;
+    let top: Promise<TopK | undefined> = Promise.resolve(undefined);
     if (ok.length > 0) {
       ok.forEach((s, i) => normaliseInto(s.pixels, job.preprocessing, batchPixels, i * pixelsPer));
-      const f0 = performance.now();
-      top = await teacher.predictTopK(batchPixels.subarray(0, ok.length * pixelsPer), ok.length, job.topK);
-      forwardSeconds += (performance.now() - f0) / 1000;
+      // Teachers copy their input before predictTopK returns, so the buffer is free for the next batch.
+      const started = performance.now();
+      top = teacher.predictTopK(batchPixels.subarray(0, ok.length * pixelsPer), ok.length, job.topK).then((t) => {
+        // Batches run one after another on the engine: a batch's busy time starts when it was
+        // handed over or when the one before it finished, whichever is later.
+        const finished = performance.now();
+        forwardSeconds += (finished - Math.max(started, lastFinished)) / 1000;
+        lastFinished = finished;
+        return t;
+      });
+      top.catch(() => undefined); // observed when collected, in order
     }
+    return { slots, shard, top };
+  }
+
+  /** Waits for a batch's predictions and appends its records, in batch order. */
+  async function collect(batch: PendingBatch, shardSamples: number): Promise<void> {
+    const top = await batch.top;
     let i = 0;
-    for (const s of slots) {
+    for (const s of batch.slots) {
       if ('error' in s) {
-        records.push({ key: s.key, shard, teacher: teacher.id, backend: teacher.backend, error: s.error });
+        records.push({ key: s.key, shard: batch.shard, teacher: teacher.id, backend: teacher.backend, error: s.error });
         continue;
       }
       const k = top!.k;
       const classes = Array.from(top!.classes.subarray(i * k, (i + 1) * k));
       const probs = Array.from(top!.probs.subarray(i * k, (i + 1) * k), round6);
-      records.push({ key: s.key, shard, teacher: teacher.id, backend: teacher.backend, classes, probs, maxProb: probs[0]! });
+      records.push({ key: s.key, shard: batch.shard, teacher: teacher.id, backend: teacher.backend, classes, probs, maxProb: probs[0]! });
       i++;
     }
+    emit({ event: 'batch', shard: batch.shard, done: records.length, samples: shardSamples });
   }
 }
