@@ -82,6 +82,34 @@ describe('reader', () => {
     }
   });
 
+  test('random access: a batch of concurrent reads loads each shard index once, and a 30-shard set stays cached', async () => {
+    const many = `${dir}/many`;
+    await makeDataset(many, 30, 4, 50);
+    /** The real store, counting the shard index reads that go through it. */
+    class CountingStore extends FileStore {
+      indexReads = 0;
+      override get(key: string, opts?: Parameters<FileStore['get']>[1]): Promise<Buffer> {
+        if (key.endsWith('.idx.json')) this.indexReads++;
+        return super.get(key, opts);
+      }
+    }
+    const store = new CountingStore(many);
+    const f = await SampleFetcher.open(store);
+    try {
+      const wanted = Array.from({ length: 120 }, (_, i) => ({ shard: i % 30, key: `s${i % 30}-${Math.floor(i / 30)}` }));
+      const got = await Promise.all(wanted.map((w) => f.get(w.shard, w.key)));
+      assert.deepEqual(got.map((s) => s.key), wanted.map((w) => w.key));
+      assert.equal(store.indexReads, 30, 'one index read per shard, however many samples of it were asked for at once');
+      await Promise.all(wanted.map((w) => f.get(w.shard, w.key)));
+      assert.equal(store.indexReads, 30, 'a second pass over every shard reads no index again');
+      // A failed load is not cached: an out-of-range shard fails each time with its message.
+      await assert.rejects(f.get(30, 'x'), /shard 30 out of range \(30 shards\)/);
+      await assert.rejects(f.get(30, 'x'), /shard 30 out of range/);
+    } finally {
+      await f.close();
+    }
+  });
+
   test('a modified shard fails its sha256 check, naming the shard', async () => {
     const bad = `${dir}/bad`;
     await makeDataset(bad, 2, 5, 100);
