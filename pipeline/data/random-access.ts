@@ -6,8 +6,8 @@
  *   const f = await SampleFetcher.open('s3://b/ds/unlabeled');
  *   const s = await f.get(3, 'train-012345');   // Sample with the image bytes
  *
- * Shard indexes are cached (a small LRU), so fetching many samples of the same shard costs one
- * index read plus one range read each.
+ * Shard indexes are cached (an LRU holding every shard of a set of up to 64 by default), so fetching
+ * many samples of the same shard costs one index read plus one range read each.
  */
 import type { StoreSettings } from '../store/settings.js';
 import type { ObjectStore } from '../store/types.js';
