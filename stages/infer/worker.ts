@@ -129,6 +129,8 @@ const BATCHES_IN_FLIGHT = 2;
 interface PendingBatch {
   slots: Slot[];
   shard: string;
+  /** Samples in the batch's shard (for progress). */
+  shardSamples: number;
   top: Promise<TopK | undefined>;
 }
 
@@ -182,14 +184,14 @@ async function processShards(
         // finished decodes are collected and new ones handed to sharp's thread pool: they then
         // run during the forward pass instead of after it.
         await new Promise((resolve) => setImmediate(resolve));
-        inFlight.push(dispatch(item.slots, name));
+        inFlight.push(dispatch(item.slots, name, ds.index.shards[item.shard]!.samples));
         // An engine on its own thread (ONNX Runtime) runs this batch while the one before it is
         // collected and the next one prepared: without a second batch queued, it idles between batches.
-        while (inFlight.length >= BATCHES_IN_FLIGHT) await collect(inFlight.shift()!, ds.index.shards[item.shard]!.samples);
+        await collectUntil(BATCHES_IN_FLIGHT - 1);
         continue;
       }
       // A shard's records are complete only once its last batches are collected.
-      while (inFlight.length > 0) await collect(inFlight.shift()!, ds.index.shards[item.shard]!.samples);
+      await collectUntil(0);
       if (item.kind === 'error') {
         records = [];
         errors.push({ shard: name, error: item.error, damaged: item.damaged });
@@ -224,7 +226,7 @@ async function processShards(
   }
 
   /** Normalises a batch into the input buffer and starts its forward pass. */
-  function dispatch(slots: Slot[], shard: string): PendingBatch {
+  function dispatch(slots: Slot[], shard: string, shardSamples: number): PendingBatch {
     const ok = slots.filter((s): s is Extract<Slot, { pixels: Buffer }> => 'pixels' in s);
     let top: Promise<TopK | undefined> = Promise.resolve(undefined);
     if (ok.length > 0) {
@@ -241,11 +243,16 @@ async function processShards(
       });
       top.catch(() => undefined); // observed when collected, in order
     }
-    return { slots, shard, top };
+    return { slots, shard, shardSamples, top };
+  }
+
+  /** Collects the oldest batches in flight until at most `left` remain. */
+  async function collectUntil(left: number): Promise<void> {
+    while (inFlight.length > left) await collect(inFlight.shift()!);
   }
 
   /** Waits for a batch's predictions and appends its records, in batch order. */
-  async function collect(batch: PendingBatch, shardSamples: number): Promise<void> {
+  async function collect(batch: PendingBatch): Promise<void> {
     const top = await batch.top;
     let i = 0;
     for (const s of batch.slots) {
@@ -264,7 +271,7 @@ async function processShards(
     const now = performance.now();
     if (records.length === batch.slots.length || now - lastProgress >= PROGRESS_EVERY_MS) {
       lastProgress = now;
-      emit({ event: 'batch', shard: batch.shard, done: records.length, samples: shardSamples });
+      emit({ event: 'batch', shard: batch.shard, done: records.length, samples: batch.shardSamples });
     }
   }
 }
