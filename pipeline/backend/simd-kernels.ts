@@ -54,6 +54,8 @@ interface SimdExports {
     dy: number, dx: number, n: number, h: number, w: number, c: number,
     ho: number, wo: number, sh: number, sw: number, top: number, left: number, m: number,
   ): void;
+  momentum_sgd(w: number, wout: number, acc: number, g: number, n: number, lr: number, m: number, nesterov: 0 | 1): void;
+  ema_toward(s: number, sout: number, w: number, n: number, c: number): void;
 }
 
 const instances = new WeakMap<object, SimdExports>();

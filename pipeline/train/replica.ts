@@ -29,6 +29,7 @@ import type { NamedArray } from './checkpoint.js';
 import { augmentImage, randAugmentOptions } from './augment.js';
 import { normalizeInto, type ImageSet } from './data.js';
 import { WeightEma } from './ema.js';
+import { applyFusedUpdate, heapBackend, type FusedUpdate } from './fused-update.js';
 import { smoothLabels, softCrossEntropy, studentLoss } from './loss.js';
 import { MomentumSgd } from './optimizer.js';
 import type { PseudoSource } from './pseudo.js';
@@ -156,7 +157,13 @@ export class Replica {
     const per = o.train.size * o.train.size * o.train.channels;
     this.x = new Float32Array((nl + np) * per);
     this.labels = new Int32Array(nl);
+    this.heap = heapBackend(tf);
+    this.fused = { vars: this.vars, opt: this.opt, moving: this.moving.map((w) => w.read() as tfTypes.Variable), weights: this.weights.map((w) => w.read() as tfTypes.Variable), ema: this.ema };
   }
+
+  /** The wasm heap, where the update after the gradients runs in place (fused-update.ts); else tf ops. */
+  private readonly heap: ReturnType<typeof heapBackend>;
+  private readonly fused: FusedUpdate;
 
   /** One optimizer step on this replica's slice of step `step`'s global batch. */
   async step(step: number, lr: number): Promise<StepReport> {
@@ -225,18 +232,27 @@ export class Replica {
       return g;
     });
     let reduceMs = 0;
+    // The replicas' average: [gradients | BN moving statistics | loss].
+    let mean: Float32Array | undefined;
     if (o.allReduce && o.size > 1) {
       const local = this.pack(gradList, loss);
       tf.dispose(gradList);
+      gradList = [];
       const r0 = performance.now();
-      const mean = await o.allReduce(local);
+      mean = await o.allReduce(local);
       reduceMs = performance.now() - r0;
       loss = mean[mean.length - 1]!;
-      gradList = Number.isFinite(loss) ? this.unpack(mean) : [];
     }
     if (Number.isFinite(loss)) {
-      this.opt.apply(gradList, lr);
-      this.ema?.update(step + 1);
+      if (this.heap) {
+        // One replica's own gradients go through the same flat vector (its moving statistics are
+        // already in the model: the forward pass wrote them).
+        applyFusedUpdate(tf, this.heap, this.fused, mean ?? this.pack(gradList, loss), lr, step + 1, mean !== undefined);
+      } else {
+        if (mean) gradList = this.unpack(mean);
+        this.opt.apply(gradList, lr);
+        this.ema?.update(step + 1);
+      }
     }
     tf.dispose(gradList);
     const c1 = threadCpuMs();

@@ -193,6 +193,75 @@
         (local.set $src (i32.add (local.get $src) (i32.const 4)))
         (br $t))))
 
+;; Momentum SGD on one variable, TF1's MomentumOptimizer (see pipeline/train/optimizer.ts):
+  ;;   acc = acc·m + g (in place);  wout = w − (g + acc·m)·lr (Nesterov) or w − acc·lr.
+  ;; Each operation rounded to float32 in this order, as the tfjs ops (Mul, Add, Sub) the trainer
+  ;; used before: the same bits.
+  (func (export "momentum_sgd") (param $w i32) (param $wout i32) (param $acc i32) (param $g i32) (param $n i32) (param $lr f32) (param $m f32) (param $nesterov i32)
+    (local $end i32) (local $next v128) (local $gv v128) (local $mv v128) (local $lrv v128) (local $s f32) (local $gs f32)
+    (local.set $mv (f32x4.splat (local.get $m)))
+    (local.set $lrv (f32x4.splat (local.get $lr)))
+    (local.set $end (i32.add (local.get $g) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $vdone
+      (loop $v
+        (br_if $vdone (i32.ge_u (local.get $g) (local.get $end)))
+        (local.set $gv (v128.load (local.get $g)))
+        (local.set $next (f32x4.add (f32x4.mul (v128.load (local.get $acc)) (local.get $mv)) (local.get $gv)))
+        (v128.store (local.get $acc) (local.get $next))
+        (v128.store (local.get $wout)
+          (f32x4.sub (v128.load (local.get $w))
+            (f32x4.mul
+              (select (result v128) (f32x4.add (local.get $gv) (f32x4.mul (local.get $next) (local.get $mv))) (local.get $next) (local.get $nesterov))
+              (local.get $lrv))))
+        (local.set $w (i32.add (local.get $w) (i32.const 16)))
+        (local.set $wout (i32.add (local.get $wout) (i32.const 16)))
+        (local.set $acc (i32.add (local.get $acc) (i32.const 16)))
+        (local.set $g (i32.add (local.get $g) (i32.const 16)))
+        (br $v)))
+    (local.set $end (i32.add (local.get $end) (i32.shl (i32.and (local.get $n) (i32.const 3)) (i32.const 2))))
+    (block $done
+      (loop $t
+        (br_if $done (i32.ge_u (local.get $g) (local.get $end)))
+        (local.set $gs (f32.load (local.get $g)))
+        (local.set $s (f32.add (f32.mul (f32.load (local.get $acc)) (local.get $m)) (local.get $gs)))
+        (f32.store (local.get $acc) (local.get $s))
+        (f32.store (local.get $wout)
+          (f32.sub (f32.load (local.get $w))
+            (f32.mul
+              (select (f32.add (local.get $gs) (f32.mul (local.get $s) (local.get $m))) (local.get $s) (local.get $nesterov))
+              (local.get $lr))))
+        (local.set $w (i32.add (local.get $w) (i32.const 4)))
+        (local.set $wout (i32.add (local.get $wout) (i32.const 4)))
+        (local.set $acc (i32.add (local.get $acc) (i32.const 4)))
+        (local.set $g (i32.add (local.get $g) (i32.const 4)))
+        (br $t))))
+
+  ;; One EMA update of one weight, TF's assign_moving_average form (see pipeline/train/ema.ts):
+  ;; sout = s − (s − w)·c with c = 1 − decay, each operation rounded to float32 in this order.
+  (func (export "ema_toward") (param $s i32) (param $sout i32) (param $w i32) (param $n i32) (param $c f32)
+    (local $end i32) (local $sv v128) (local $cv v128) (local $x f32)
+    (local.set $cv (f32x4.splat (local.get $c)))
+    (local.set $end (i32.add (local.get $s) (i32.shl (i32.and (local.get $n) (i32.const -4)) (i32.const 2))))
+    (block $vdone
+      (loop $v
+        (br_if $vdone (i32.ge_u (local.get $s) (local.get $end)))
+        (local.set $sv (v128.load (local.get $s)))
+        (v128.store (local.get $sout) (f32x4.sub (local.get $sv) (f32x4.mul (f32x4.sub (local.get $sv) (v128.load (local.get $w))) (local.get $cv))))
+        (local.set $s (i32.add (local.get $s) (i32.const 16)))
+        (local.set $sout (i32.add (local.get $sout) (i32.const 16)))
+        (local.set $w (i32.add (local.get $w) (i32.const 16)))
+        (br $v)))
+    (local.set $end (i32.add (local.get $end) (i32.shl (i32.and (local.get $n) (i32.const 3)) (i32.const 2))))
+    (block $done
+      (loop $t
+        (br_if $done (i32.ge_u (local.get $s) (local.get $end)))
+        (local.set $x (f32.load (local.get $s)))
+        (f32.store (local.get $sout) (f32.sub (local.get $x) (f32.mul (f32.sub (local.get $x) (f32.load (local.get $w))) (local.get $c))))
+        (local.set $s (i32.add (local.get $s) (i32.const 4)))
+        (local.set $sout (i32.add (local.get $sout) (i32.const 4)))
+        (local.set $w (i32.add (local.get $w) (i32.const 4)))
+        (br $t))))
+
   ;; Average-pool gradient for windows that do not overlap (filter = stride = s, no dilation):
   ;; every input pixel lies in exactly one window, oy = (iy + top) / s, so
   ;; dx[b,iy,ix,:] = dy[b,oy,ox,:] · m, or 0 where that window is past the output (valid padding).
