@@ -47,8 +47,8 @@ export interface FusedUpdate {
 /**
  * Applies `flat` = [gradients in `vars` order | BN moving statistics | …] with learning rate `lr`,
  * writes the moving statistics when `writeMoving` (the replicas' average), then updates the EMA
- * for optimizer step `emaStep` — what `opt.apply`, the moving-statistics writes and
- * `ema.update(emaStep)` do, in place.
+ * for optimizer step `emaStep`: what `opt.apply`, the moving-statistics writes and
+ * `ema.update(emaStep)` do, with the same bits.
  */
 export function applyFusedUpdate(tf: Tf, backend: RefCountingHeapBackend, u: FusedUpdate, flat: Float32Array, lr: number, emaStep: number, writeMoving: boolean): void {
   const { opt, ema } = u;

@@ -161,7 +161,7 @@ export class Replica {
     this.fused = { vars: this.vars, opt: this.opt, moving: this.moving.map((w) => w.read() as tfTypes.Variable), weights: this.weights.map((w) => w.read() as tfTypes.Variable), ema: this.ema };
   }
 
-  /** The wasm heap, where the update after the gradients runs in place (fused-update.ts); else tf ops. */
+  /** The wasm backend's heap, where the update after the gradients runs as SIMD kernels (fused-update.ts); else tf ops. */
   private readonly heap: ReturnType<typeof heapBackend>;
   private readonly fused: FusedUpdate;
 
