@@ -9,17 +9,16 @@
  * offset); other backends fall back to `dataSync()`.
  */
 import type * as TfNamespace from '@tensorflow/tfjs';
-import { ptr, type WasmHeapBackend } from './simd-kernels.js';
+import { ptr, wasmHeapBackend } from './simd-kernels.js';
 
 type Tf = typeof TfNamespace;
 
 export function readInto(tf: Tf, t: TfNamespace.Tensor, out: Float32Array, offset: number): void {
   if (t.dtype !== 'float32') throw new Error(`readInto: ${t.dtype} tensor, expected float32`);
-  const backend = tf.backend() as unknown as Partial<WasmHeapBackend>;
-  const memory = backend.wasm?.asm?.memory;
-  if (memory instanceof WebAssembly.Memory && backend.dataIdMap) {
+  const backend = wasmHeapBackend(tf);
+  if (backend) {
     // A view over the current heap buffer (the heap may have grown since the last call).
-    out.set(new Float32Array(memory.buffer, ptr(backend as WasmHeapBackend, t), t.size), offset);
+    out.set(new Float32Array(backend.wasm.asm.memory.buffer, ptr(backend, t), t.size), offset);
     return;
   }
   out.set(t.dataSync() as Float32Array, offset);

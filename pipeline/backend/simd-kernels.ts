@@ -74,6 +74,12 @@ export function simdKernels(backend: WasmHeapBackend): SimdExports {
   return k;
 }
 
+/** `tf`'s backend when it is wasm with its heap reachable (tensors by heap offset), else undefined. */
+export function wasmHeapBackend(tf: Tf): WasmHeapBackend | undefined {
+  const b = tf.backend() as unknown as Partial<WasmHeapBackend>;
+  return b.wasm?.asm?.memory instanceof WebAssembly.Memory && b.dataIdMap ? (b as WasmHeapBackend) : undefined;
+}
+
 /** Heap byte offset of a tensor's data. */
 export const ptr = (backend: WasmHeapBackend, t: TensorInfo): number => backend.dataIdMap.get(t.dataId).memoryOffset;
 

@@ -17,7 +17,7 @@
  * only while nothing else holds its memory, else it first gets a copy of its own.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import { ptr, simdKernels, withScratch, type WasmHeapBackend } from '../backend/simd-kernels.js';
+import { ptr, simdKernels, wasmHeapBackend, withScratch, type WasmHeapBackend } from '../backend/simd-kernels.js';
 import { emaDecay, type WeightEma } from './ema.js';
 import type { MomentumSgd } from './optimizer.js';
 
@@ -29,8 +29,8 @@ interface RefCountingHeapBackend extends WasmHeapBackend {
 
 /** The wasm backend, whose tensors live on a heap JS can write (undefined elsewhere: use tf ops). */
 export function heapBackend(tf: Tf): RefCountingHeapBackend | undefined {
-  const b = tf.backend() as unknown as Partial<RefCountingHeapBackend>;
-  return b.wasm?.asm?.memory instanceof WebAssembly.Memory && b.dataIdMap && typeof b.refCount === 'function' ? (b as RefCountingHeapBackend) : undefined;
+  const b = wasmHeapBackend(tf) as Partial<RefCountingHeapBackend> | undefined;
+  return typeof b?.refCount === 'function' ? (b as RefCountingHeapBackend) : undefined;
 }
 
 export interface FusedUpdate {
