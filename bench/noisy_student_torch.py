@@ -355,6 +355,28 @@ def train(model, cfg, lab_x, lab_y, held_x, held_y, rng, pseudo=None, log=None, 
             parts.append(paug.batch(px[take], rng))
             ptarget = torch.from_numpy(pt[take]).float()
         x = normalise(np.concatenate(parts))
+        if cfg.get('mix') and cfg['mix'][1] > 0:
+            # Mixup (Zhang et al. 2018) or CutMix (Yun et al. 2019) as extra input noise, within the
+            # labeled part and within the pseudo-labeled part, one lambda per part and step.
+            kind, alpha = cfg['mix']
+            spans = [(0, B)] + ([(B, x.shape[0])] if pseudo is not None else [])
+            tgs = [target] + ([ptarget] if pseudo is not None else [])
+            for j, (lo, hi) in enumerate(spans):
+                lam = float(rng.beta(alpha, alpha))
+                order = torch.from_numpy(lo + rng.permutation(hi - lo))
+                if kind == 'mixup':
+                    x[lo:hi] = lam * x[lo:hi] + (1 - lam) * x[order]
+                else:
+                    H, W = x.shape[2], x.shape[3]
+                    ch, cw = int(H * math.sqrt(1 - lam)), int(W * math.sqrt(1 - lam))
+                    cy, cx = rng.randint(H), rng.randint(W)
+                    y0, y1, x0, x1 = max(cy - ch // 2, 0), min(cy + ch // 2, H), max(cx - cw // 2, 0), min(cx + cw // 2, W)
+                    x[lo:hi, :, y0:y1, x0:x1] = x[order][:, :, y0:y1, x0:x1]
+                    lam = 1 - (y1 - y0) * (x1 - x0) / (H * W)
+                tgs[j] = lam * tgs[j] + (1 - lam) * tgs[j][order - lo]
+            target = tgs[0]
+            if pseudo is not None:
+                ptarget = tgs[1]
         lr = lr_at(step, cfg['steps'], cfg['warm'], cfg['lr'])
         for g in opt.param_groups:
             g['lr'] = lr
@@ -514,6 +536,8 @@ def main():
     ap.add_argument('--student-ra-magnitude', type=float, default=5)
     ap.add_argument('--student-ra-ops', choices=['all', 'mild'], default='all')
     ap.add_argument('--student-erasing', type=float, default=0.0)
+    ap.add_argument('--student-mix', choices=['mixup', 'cutmix'], default='mixup')
+    ap.add_argument('--student-mix-alpha', type=float, default=0.0, help='Beta(alpha, alpha) for mixup/cutmix (0 = off)')
     ap.add_argument('--init', choices=['scratch', 'teacher'], default='scratch')
     ap.add_argument('--finetune-steps', type=int, default=0)
     ap.add_argument('--finetune-lr', type=float, default=0.01)
@@ -580,7 +604,7 @@ def main():
     student_aug = Aug(a.student_crop, a.student_min_area, 2, flip, a.student_ra, a.student_ra_magnitude, a.student_ra_ops, a.student_erasing)
     B = max(1, round(a.student_batch / (1 + a.ratio)))
     student_cfg = dict(steps=a.student_steps, batch=B, lr=a.student_lr, wd=a.student_wd, nesterov=a.nesterov, smoothing=a.smoothing,
-                       warm=max(1, round(a.warmup_frac * a.student_steps)), aug=student_aug)
+                       warm=max(1, round(a.warmup_frac * a.student_steps)), aug=student_aug, mix=(a.student_mix, a.student_mix_alpha))
     current, current_ok = teacher, t_ok
     rounds = []
     for rnd in range(a.rounds):
