@@ -14,12 +14,17 @@ import { ptr, wasmHeapBackend } from './simd-kernels.js';
 type Tf = typeof TfNamespace;
 
 export function readInto(tf: Tf, t: TfNamespace.Tensor, out: Float32Array, offset: number): void {
-  if (t.dtype !== 'float32') throw new Error(`readInto: ${t.dtype} tensor, expected float32`);
+  out.set(valuesOf(tf, t), offset);
+}
+
+/**
+ * A float32 tensor's values to read at once: on the wasm backend a view of the heap (no copy; valid
+ * until the next allocation may grow the heap), elsewhere `dataSync()`.
+ */
+export function valuesOf(tf: Tf, t: TfNamespace.Tensor): Float32Array {
+  if (t.dtype !== 'float32') throw new Error(`valuesOf: ${t.dtype} tensor, expected float32`);
   const backend = wasmHeapBackend(tf);
-  if (backend) {
-    // A view over the current heap buffer (the heap may have grown since the last call).
-    out.set(new Float32Array(backend.wasm.asm.memory.buffer, ptr(backend, t), t.size), offset);
-    return;
-  }
-  out.set(t.dataSync() as Float32Array, offset);
+  // A view over the current heap buffer (the heap may have grown since the last call).
+  if (backend) return new Float32Array(backend.wasm.asm.memory.buffer, ptr(backend, t), t.size);
+  return t.dataSync() as Float32Array;
 }

@@ -21,7 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import type * as tfTypes from '@tensorflow/tfjs';
-import { readInto } from '../backend/read-into.js';
+import { readInto, valuesOf } from '../backend/read-into.js';
 import { at } from '../checked.js';
 import type { TrainConfig } from '../manifest/sections/train.js';
 import { seedModelNoise, setModelNoiseRows } from '../model/noise.js';
@@ -36,7 +36,7 @@ import type { PseudoSource } from './pseudo.js';
 import type { RandAugmentOptions } from './randaugment.js';
 import { Sfc32, mix, permutation } from './rng.js';
 import { sliceOf, type Slice } from './slices.js';
-import { selectDecayedWeights, l2Penalty } from './weight-decay.js';
+import { addL2Gradient, selectDecayedWeights, l2Penalty } from './weight-decay.js';
 
 type Tf = typeof tfTypes;
 
@@ -114,6 +114,14 @@ export class Replica {
   /** Non-trainable weights (BN moving mean / variance): averaged over replicas every step. */
   private readonly moving: tfTypes.LayerVariable[];
   private readonly decayed: tfTypes.LayerVariable[];
+  /** Per trainable variable: in the L2 penalty? (its gradient is added in `pack`, see addL2Gradient) */
+  private readonly decayedMask: boolean[];
+  /**
+   * The L2 penalty's gradient is added to the flat gradient vector (pack) rather than taken by
+   * autodiff, wherever the step goes through that vector: the fused update on the wasm heap, or
+   * the reduction of several replicas. Elsewhere (one replica on tfjs-node or cpu) it stays on the tape.
+   */
+  private readonly l2InPack: boolean;
   private readonly opt: MomentumSgd;
   private readonly ema?: WeightEma;
   private readonly ra: RandAugmentOptions;
@@ -137,6 +145,8 @@ export class Replica {
     this.vars = this.trainable.map((w) => w.read() as tfTypes.Variable);
     this.moving = model.nonTrainableWeights;
     this.decayed = selectDecayedWeights(model).decayed;
+    const decayedVars = new Set<tfTypes.Tensor>(this.decayed.map((w) => w.read()));
+    this.decayedMask = this.vars.map((v) => decayedVars.has(v));
     this.opt = new MomentumSgd(tf, this.vars, plan.cfg.momentum, plan.cfg.nesterov);
     this.ema = plan.cfg.ema.enabled ? new WeightEma(tf, this.weights, plan.cfg.ema.decay, plan.cfg.ema.warmup) : undefined;
     this.ra = randAugmentOptions(plan.cfg, plan.defaultMagnitude, o.train.size);
@@ -158,6 +168,7 @@ export class Replica {
     this.x = new Float32Array((nl + np) * per);
     this.labels = new Int32Array(nl);
     this.heap = heapBackend(tf);
+    this.l2InPack = this.heap !== undefined || size > 1;
     this.fused = { vars: this.vars, opt: this.opt, moving: this.moving.map((w) => w.read() as tfTypes.Variable), weights: this.weights.map((w) => w.read() as tfTypes.Variable), ema: this.ema };
   }
 
@@ -215,13 +226,16 @@ export class Replica {
       const r = tf.variableGrads(() => {
         const logits = o.model.apply(xs, { training: true }) as tfTypes.Tensor2D;
         logitsLabeled = tf.keep(pt ? logits.slice([0, 0], [nl, K]) : logits);
-        return studentLoss(tf, logits, ys, pt, plan.ratio, this.lossWeights).add(l2Penalty(tf, this.decayed, cfg.weightDecay)) as tfTypes.Scalar;
+        const data = studentLoss(tf, logits, ys, pt, plan.ratio, this.lossWeights);
+        return (this.l2InPack ? data : data.add(l2Penalty(tf, this.decayed, cfg.weightDecay))) as tfTypes.Scalar;
       }, this.vars);
       if (!logitsLabeled) throw new Error('training step: the model was not applied to the batch');
       const pred = logitsLabeled.argMax(-1).dataSync();
       logitsLabeled.dispose();
       for (let i = 0; i < nl; i++) if (pred[i] === this.labels[i]) correct++;
-      return r;
+      if (!this.l2InPack) return r;
+      // The loss reported and reduced includes the penalty, as it does when autodiff takes it.
+      return { value: r.value.add(l2Penalty(tf, this.decayed, cfg.weightDecay)) as tfTypes.Scalar, grads: r.grads };
     });
     setModelNoiseRows(undefined);
     let loss = (await value.data())[0]!;
@@ -272,17 +286,19 @@ export class Replica {
   private pack(grads: tfTypes.Tensor[], loss: number): Float32Array {
     this.packed ??= new Float32Array(Replica.reduceLength(this.o.model));
     const out = this.packed;
-    let at = 0;
-    for (const g of grads) {
-      readInto(this.tf, g, out, at);
-      at += g.size;
-    }
+    const wd = this.o.plan.cfg.weightDecay;
+    let offset = 0;
+    grads.forEach((g, i) => {
+      readInto(this.tf, g, out, offset);
+      if (this.l2InPack && wd !== 0 && this.decayedMask[i]) addL2Gradient(valuesOf(this.tf, at(this.vars, i, 'trainable variables')), wd, out, offset);
+      offset += g.size;
+    });
     for (const w of this.moving) {
       const t = w.read();
-      readInto(this.tf, t, out, at);
-      at += t.size;
+      readInto(this.tf, t, out, offset);
+      offset += t.size;
     }
-    out[at] = loss;
+    out[offset] = loss;
     return out;
   }
 

@@ -4,7 +4,8 @@
  * many steps with changing learning rates, through the EMA warm-up, with and without Nesterov,
  * starting where tfjs shares memory between tensors (each EMA shadow starts as the weight's memory),
  * and with a convolution using the weights between steps (the wasm backend caches XNNPACK operators
- * with packed filters: an update must reach the next forward pass).
+ * with packed filters: an update must reach the next forward pass). And the L2 penalty's gradient
+ * added to the flat gradient vector against the same gradient taken by autodiff.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { WeightEma } from '../../pipeline/train/ema.js';
 import { applyFusedUpdate, heapBackend } from '../../pipeline/train/fused-update.js';
 import { MomentumSgd } from '../../pipeline/train/optimizer.js';
 import { Sfc32 } from '../../pipeline/train/rng.js';
+import { addL2Gradient, l2Penalty } from '../../pipeline/train/weight-decay.js';
 
 const { tf } = await initBackend('wasm');
 
@@ -100,3 +102,34 @@ test('without averaged moving statistics (one replica), the moving statistics ar
 function asLayerVariable(v: tfTypes.Variable): tfTypes.LayerVariable {
   return { read: () => v, name: v.name } as unknown as tfTypes.LayerVariable;
 }
+
+test('the L2 penalty gradient added to the flat gradients (addL2Gradient) = autodiff of data loss + l2Penalty, bit for bit', () => {
+  const r = new Sfc32(11);
+  // Weights over many magnitudes, and data gradients both far smaller and far larger than the
+  // decay term, so the float32 rounding of the product and of the sum both show.
+  const values = shapes.map((s) => {
+    const n = s.reduce((a, b) => a * b);
+    return Float32Array.from({ length: n }, () => (r.next() * 2 - 1) * 10 ** Math.floor(r.next() * 8 - 4));
+  });
+  const dataGrads = shapes.map((s) => {
+    const n = s.reduce((a, b) => a * b);
+    return Float32Array.from({ length: n }, () => (r.next() * 2 - 1) * 10 ** Math.floor(r.next() * 10 - 8));
+  });
+  const vars = shapes.map((s, i) => tf.variable(tf.tensor(values[i]!, s)));
+  const layerVars = vars.map((v) => ({ read: () => v }) as unknown as tfTypes.LayerVariable);
+  for (const wd of [5e-4, 4e-5, 0.1]) {
+    // Autodiff: a data term whose gradient is exactly dataGrads (d/dv sum(g·v) = g), plus the penalty.
+    const { grads } = tf.variableGrads(
+      () => tf.addN(vars.map((v, i) => tf.sum(tf.mul(v, tf.tensor(dataGrads[i]!, v.shape))))).add(l2Penalty(tf, layerVars, wd)) as tfTypes.Scalar,
+      vars,
+    );
+    vars.forEach((v, i) => {
+      const flat = Float32Array.from(dataGrads[i]!);
+      addL2Gradient(values[i]!, wd, flat, 0);
+      const viaTape = grads[v.name]!.dataSync() as Float32Array;
+      assert.equal(Buffer.from(flat.buffer).toString('base64'), Buffer.from(viaTape.buffer).toString('base64'), `variable ${i}, wd ${wd}`);
+    });
+    tf.dispose(Object.values(grads));
+  }
+  tf.dispose(vars);
+});
