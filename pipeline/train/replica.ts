@@ -290,7 +290,8 @@ export class Replica {
     let offset = 0;
     grads.forEach((g, i) => {
       readInto(this.tf, g, out, offset);
-      if (this.l2InPack && wd !== 0 && this.decayedMask[i]) addL2Gradient(valuesOf(this.tf, at(this.vars, i, 'trainable variables')), wd, out, offset);
+      // Steps reach `pack` exactly where l2InPack holds (the heap's fused update, several replicas).
+      if (wd !== 0 && this.decayedMask[i]) addL2Gradient(valuesOf(this.tf, at(this.vars, i, 'trainable variables')), wd, out, offset);
       offset += g.size;
     });
     for (const w of this.moving) {
