@@ -15,6 +15,12 @@
  *   Square, Mean) and FusedBatchNorm, and autodiff of that costs about fifteen full-size passes;
  *   these take three passes forward and two backward.
  *
+ * The convolutions' inner loops multiply-add with relaxed SIMD's `f32x4.relaxed_madd` (WebAssembly
+ * relaxed-SIMD proposal, in V8 since 11.4, so in Node 22 and 24): one fused multiply-add with a
+ * single rounding where the CPU has one (x86-64 with FMA3, every ARM64), measured 12-35 % faster
+ * per conv gradient than a multiply and an add. The spec lets a CPU without FMA round twice, so
+ * weights are bit-identical between machines that fuse (or between machines that do not).
+ *
  * Each replaced kernel falls back to the one it replaced for the cases it does not handle.
  * The module imports the tfjs wasm module's own memory, so kernels work on tensors in place by
  * heap offset (BackendWasm keeps each tensor's `memoryOffset`); nothing is copied through JS.
@@ -61,11 +67,19 @@ interface SimdExports {
 const instances = new WeakMap<object, SimdExports>();
 let compiled: WebAssembly.Module | undefined;
 
+function compileKernels(): WebAssembly.Module {
+  try {
+    return new WebAssembly.Module(Buffer.from(kernelsWasmBase64, 'base64'));
+  } catch (err) {
+    throw new Error(`cannot compile the project's SIMD kernels (they need WebAssembly SIMD and relaxed SIMD: Node 22 or later): ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /** The kernels bound to `backend`'s heap. */
 export function simdKernels(backend: WasmHeapBackend): SimdExports {
   let k = instances.get(backend);
   if (!k) {
-    compiled ??= new WebAssembly.Module(Buffer.from(kernelsWasmBase64, 'base64'));
+    compiled ??= compileKernels();
     const memory = backend.wasm.asm?.memory;
     if (!(memory instanceof WebAssembly.Memory)) throw new Error('tfjs wasm backend does not expose its memory (Module.asm.memory); cannot run the SIMD kernels');
     k = new WebAssembly.Instance(compiled, { env: { memory } }).exports as unknown as SimdExports;
@@ -255,13 +269,26 @@ function avgPoolGrad(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
 
 /**
  * Channels summed per tap (the matmul depth) below which XNNPACK's convolution beats the per-tap
- * matmuls of conv_taps: measured with bench/simd-ops.ts at the ResNet-RS shapes (16: slower, 32:
- * faster, on a Xeon with AVX-512 under V8 13).
+ * matmuls of conv_taps: measured with bench/simd-ops.ts at the ResNet-RS shapes on a Xeon with
+ * AVX-512 under V8 13 (with mul + add, 16 was slower and 32 faster; with the fused multiply-add,
+ * 16 is faster too).
  */
-const MIN_TAP_DEPTH = 32;
+const MIN_TAP_DEPTH = 16;
 
-/** Output maps up to this many pixels (8x8) take the direct forward conv. */
-const MAX_DIRECT_FORWARD_PIXELS = 64;
+/**
+ * The same for a 1x1 conv, which is one matmul over all positions (XNNPACK's GEMM kernel there,
+ * with its packed weights, still wins at 16 input channels).
+ */
+const MIN_GEMM_DEPTH = 32;
+
+/** Output maps up to this many pixels (16x16) take the direct forward conv. */
+const MAX_DIRECT_FORWARD_PIXELS = 256;
+
+/** A 1x1, stride-1, unpadded conv: one matmul over all positions (rows of x and of y in step). */
+function isPointwise(info: ReturnType<typeof convInfoFor>): boolean {
+  const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw, padInfo, inHeight: h, inWidth: w, outHeight: ho, outWidth: wo } = info;
+  return fh === 1 && fw === 1 && sh === 1 && sw === 1 && padInfo.top === 0 && padInfo.left === 0 && ho === h && wo === w;
+}
 
 /** Bytes of x and dy one filter-gradient pass works on at a time: fits in L2 with room to spare. */
 const CHUNK_BYTES = 256 * 1024;
@@ -292,7 +319,7 @@ function convBackpropFilter(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs)
   const [px, pdy] = [ptr(b, x), ptr(b, dy)];
   const [xRow, dyRow] = [ci * 4, co * 4];
 
-  if (fh === 1 && fw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && ho === h && wo === w) {
+  if (isPointwise(info)) {
     // 1x1: dW = xᵀ·dy over all N·H·W positions, one contiguous run; chunks of it.
     const rows = n * h * w;
     const chunk = Math.max(1, Math.floor(CHUNK_BYTES / (xRow + dyRow)));
@@ -336,8 +363,8 @@ function convBackpropFilter(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs)
  * gemm_nn adds the run's products into dx (conv_taps walks images, rows and taps in wasm). Every multiply is a real one: no zero-dilated dy for
  * strides, no padding taps, no flipped copy for XNNPACK to pack. A 1x1, stride-1, unpadded conv
  * is one matmul over all positions. Taps are summed in a fixed order (deterministic).
- * Needs float32, in channels % 8 == 0 and no dilation, and out channels >= MIN_TAP_DEPTH unless
- * strided; undefined (the composite) otherwise.
+ * Needs float32, in channels % 8 == 0 and no dilation, and out channels >= MIN_TAP_DEPTH
+ * (MIN_GEMM_DEPTH for 1x1) unless strided; undefined (the composite) otherwise.
  */
 function convBackpropInput(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
   const { dy, filter } = inputs as { dy: TensorInfo; filter: TensorInfo };
@@ -351,13 +378,13 @@ function convBackpropInput(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs):
   // The composite's XNNPACK convolution sums all taps in registers; these matmuls add each tap's
   // product into dx, which only pays off once each tap's sum is long enough, or where the
   // composite wastes work (strides: polyphase with 16/9 the multiplies plus an interleave).
-  if (co < MIN_TAP_DEPTH && sh === 1 && sw === 1) return undefined;
+  const contiguous = isPointwise(info);
+  if (co < (contiguous ? MIN_GEMM_DEPTH : MIN_TAP_DEPTH) && sh === 1 && sw === 1) return undefined;
   const b = backend as WasmHeapBackend;
   const out = b.makeOutput(inputShape, 'float32');
   const rows = n * h * w;
   if (rows === 0 || ci === 0) return out;
   const pdx = ptr(b, out);
-  const contiguous = fh === 1 && fw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && ho === h && wo === w;
   if (!contiguous || co === 0) heapF32(b).fill(0, pdx >> 2, (pdx >> 2) + rows * ci);
   if (co === 0 || n * ho * wo === 0) return out;
   const k = simdKernels(b);
@@ -383,7 +410,7 @@ function convBackpropInput(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs):
  * Forward conv (FusedConv2D without bias or activation: what tf.layers runs for the model's convs)
  * as matmuls over the filter taps, like convBackpropInput in the other direction: every multiply
  * reads a real input pixel, where XNNPACK multiplies the padding taps too (5 of 9 at 2x2 maps).
- * Needs float32, out channels % 8 == 0, in channels >= MIN_TAP_DEPTH, an output map of at most
+ * Needs float32, out channels % 8 == 0, in channels >= MIN_TAP_DEPTH (MIN_GEMM_DEPTH for 1x1), an output map of at most
  * MAX_DIRECT_FORWARD_PIXELS, no dilation; undefined (wasm's own kernel) otherwise.
  */
 function convForward(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
@@ -400,14 +427,14 @@ function convForward(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): Tenso
   // Short per-tap sums (few input channels) are XNNPACK's (all taps summed in registers) to win,
   // and so are large maps, where few taps fall on padding; inference of the big models (weights
   // packed once and cached by XNNPACK) keeps XNNPACK there.
-  if (co % 8 !== 0 || ci < MIN_TAP_DEPTH || ho * wo > MAX_DIRECT_FORWARD_PIXELS) return undefined;
+  const contiguous = isPointwise(info);
+  if (co % 8 !== 0 || ci < (contiguous ? MIN_GEMM_DEPTH : MIN_TAP_DEPTH) || ho * wo > MAX_DIRECT_FORWARD_PIXELS) return undefined;
   const b = backend as WasmHeapBackend;
   const out = b.makeOutput([n, ho, wo, co], 'float32');
   const rows = n * ho * wo;
   if (rows === 0 || co === 0) return out;
   const pout = ptr(b, out);
   const k = simdKernels(b);
-  const contiguous = fh === 1 && fw === 1 && sh === 1 && sw === 1 && top === 0 && left === 0 && ho === h && wo === w;
   if (contiguous && ci > 0) {
     k.gemm_nn(ptr(b, x), ci * 4, ptr(b, filter), co * 4, pout, co * 4, rows, co, ci, 0);
     return out;

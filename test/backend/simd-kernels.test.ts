@@ -4,7 +4,7 @@
  */
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type * as TfNamespace from '@tensorflow/tfjs';
 import type { Tensor } from '@tensorflow/tfjs';
 import { initBackend, type Tf } from '../../pipeline/backend/select.js';
@@ -103,6 +103,8 @@ const filterGradCases: [string, Shape4, Shape4, number | [number, number], Pad][
   ['7x7/2 same', [2, 11, 10, 8], [7, 7, 8, 8], 2, 'same'],
   ['explicit padding', [1, 6, 6, 8], [3, 3, 8, 8], 1, [[0, 0], [1, 2], [0, 1], [0, 0]]],
   ['explicit padding wider than the filter', [1, 5, 5, 8], [3, 3, 8, 8], 2, [[0, 0], [3, 0], [0, 3], [0, 0]]],
+  // 16 channels at 14x14: the stage-1 3x3 conv, the shallowest that takes the direct forward.
+  ['3x3/1 same, 16 channels at 14x14', [2, 14, 14, 16], [3, 3, 16, 16], 1, 'same'],
   // 32 channels: deep enough per tap for the direct forward and stride-1 input gradient.
   ['explicit padding, 32 channels', [1, 6, 6, 32], [3, 3, 32, 32], 1, [[0, 0], [1, 2], [0, 1], [0, 0]]],
   ['3x3/2 same, odd input, 32 channels', [2, 9, 7, 32], [3, 3, 32, 32], 2, 'same'],
@@ -126,7 +128,7 @@ for (const [name, xShape, fShape, strides, pad] of filterGradCases) {
   });
 }
 
-// The direct forward conv (out channels % 8 == 0, in channels >= 32, maps up to 8x8, no bias/activation:
+// The direct forward conv (out channels % 8 == 0, in channels >= 16 (32 for 1x1), maps up to 16x16, no bias/activation:
 // FusedConv2D as tf.layers runs the model's convs; XNNPACK's otherwise), at the same shapes plus
 // the grey-input stem conv (1 input channel).
 for (const [name, xShape, fShape, strides, pad] of [...filterGradCases, ['grey stem 3x3/1 same', [2, 28, 28, 1], [3, 3, 1, 8], 1, 'same'] as const]) {
@@ -140,3 +142,19 @@ for (const [name, xShape, fShape, strides, pad] of [...filterGradCases, ['grey s
     assert.ok(relativeError(w, c) <= 1e-5, `relative error ${relativeError(w, c)}`);
   });
 }
+
+// The matmuls multiply-add with relaxed SIMD's f32x4.relaxed_madd: one rounding on a CPU with a
+// fused multiply-add (x86-64 with FMA3, every ARM64), two without. A 1x1 conv summing
+// -1·1 + (1+2⁻²³)(1-2⁻²³) over its 32 input channels (the rest zero) gives -2⁻⁴⁶ fused, 0 not.
+test('the conv matmuls round once per multiply-add where the CPU fuses (relaxed SIMD)', async (t) => {
+  if (process.arch === 'x64' && !existsSync('/proc/cpuinfo')) return t.skip('no /proc/cpuinfo to tell whether this CPU has FMA3');
+  const ci = 32;
+  const x = new Float32Array(ci);
+  const f = new Float32Array(ci * 8);
+  [x[0], f[0]] = [-1, 1];
+  [x[1], f[8]] = [1 + 2 ** -23, 1 - 2 ** -23];
+  const y = await valuesOn('wasm', () => tf.fused.conv2d({ x: tf.tensor4d(x, [1, 1, 1, ci]), filter: tf.tensor4d(f, [1, 1, ci, 8]), strides: 1, pad: 'valid' }));
+  const fuses = process.arch === 'arm64' || (process.arch === 'x64' && /^flags\s*:.*\bfma\b/m.test(readFileSync('/proc/cpuinfo', 'utf8')));
+  assert.equal(y[0], fuses ? -(2 ** -46) : 0);
+  assert.deepEqual([...y.subarray(1)], new Array(7).fill(0));
+});

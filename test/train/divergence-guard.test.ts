@@ -65,10 +65,15 @@ test('an absurd learning rate: detected, two retries from the last good checkpoi
   assert.equal(retries.length, 2, warnings.join('\n'));
   const back = Number(/Going back to the checkpoint of step (\d+) and retrying with the learning rate x0\.5 \(retry 1 of 2; teacher\.train\.baseLr is 2000\)/.exec(retries[0]!)?.[1]);
   assert.ok(back > 0 && back % 5 === 0, retries[0]);
-  assert.match(retries[1]!, new RegExp(`Going back to the checkpoint of step ${back} and retrying with the learning rate x0\\.25 \\(retry 2 of 2`));
-  // Nothing after the good checkpoint survives (a later run would not resume from a diverged state).
+  // The second retry restarts from the last good checkpoint too: the same one, or a later one the
+  // first retry wrote before it diverged again (which, depends on the float roundings).
+  const back2 = Number(/Going back to the checkpoint of step (\d+) and retrying with the learning rate x0\.25 \(retry 2 of 2/.exec(retries[1]!)?.[1]);
+  assert.ok(back2 >= back && back2 % 5 === 0, retries[1]);
+  // Nothing from the diverged steps survives (a later run would not resume from a diverged state):
+  // the checkpoints left are the retry's restart point and good ones written before the last divergence.
+  const diverged = Number(/^training diverged at step (\d+)/.exec(err.message)?.[1]);
   const left = await completeCheckpoints(run.sub('absurd/'));
-  assert.ok(left.includes(back) && left.every((s) => s <= back), `checkpoints left: ${left}`);
+  assert.ok(left.length > 0 && Math.max(...left) >= back2 && left.every((s) => s < diverged), `checkpoints left: ${left}, last divergence at step ${diverged}`);
 });
 
 test('with the guard off, the same learning rate stops at the first non-finite loss (the guard is what retried)', { skip: NEEDS, timeout: 300_000 }, async () => {

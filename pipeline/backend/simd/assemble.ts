@@ -14,7 +14,7 @@ export const generatedPath = `${sourceDir}kernels-wasm.ts`;
 
 export async function assembleKernels(): Promise<Uint8Array> {
   const wabt = await (await import('wabt')).default();
-  const module = wabt.parseWat('kernels.wat', readFileSync(watPath, 'utf8'), { simd: true });
+  const module = wabt.parseWat('kernels.wat', readFileSync(watPath, 'utf8'), { simd: true, relaxed_simd: true });
   try {
     module.validate();
     return module.toBinary({ log: false, write_debug_names: false }).buffer;
