@@ -17,9 +17,10 @@
  *
  * The convolutions' inner loops multiply-add with relaxed SIMD's `f32x4.relaxed_madd` (WebAssembly
  * relaxed-SIMD proposal, in V8 since 11.4, so in Node 22 and 24): one fused multiply-add with a
- * single rounding where the CPU has one (x86-64 with FMA3, every ARM64), measured 12-35 % faster
- * per conv gradient than a multiply and an add. The spec lets a CPU without FMA round twice, so
- * weights are bit-identical between machines that fuse (or between machines that do not).
+ * single rounding where the CPU has one (x86-64 with FMA3, every ARM64): against a multiply and an
+ * add, 10-21 % less time per training step in each of the three conv kernels (bench/step-profile.ts
+ * at batch 64). The spec lets a CPU without FMA round twice, so weights are bit-identical between
+ * machines that fuse, not between one that fuses and one that does not.
  *
  * Each replaced kernel falls back to the one it replaced for the cases it does not handle.
  * The module imports the tfjs wasm module's own memory, so kernels work on tensors in place by
@@ -410,8 +411,9 @@ function convBackpropInput(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs):
  * Forward conv (FusedConv2D without bias or activation: what tf.layers runs for the model's convs)
  * as matmuls over the filter taps, like convBackpropInput in the other direction: every multiply
  * reads a real input pixel, where XNNPACK multiplies the padding taps too (5 of 9 at 2x2 maps).
- * Needs float32, out channels % 8 == 0, in channels >= MIN_TAP_DEPTH (MIN_GEMM_DEPTH for 1x1), an output map of at most
- * MAX_DIRECT_FORWARD_PIXELS, no dilation; undefined (wasm's own kernel) otherwise.
+ * Needs float32, out channels % 8 == 0, in channels >= MIN_TAP_DEPTH (MIN_GEMM_DEPTH for 1x1), an
+ * output map of at most MAX_DIRECT_FORWARD_PIXELS, no dilation; undefined (wasm's own kernel)
+ * otherwise.
  */
 function convForward(tf: Tf, { inputs, attrs = {}, backend }: KernelArgs): TensorInfo | undefined {
   const { x, filter, bias, preluActivationWeights } = inputs as Record<string, TensorInfo | undefined>;
