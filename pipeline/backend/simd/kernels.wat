@@ -294,7 +294,8 @@
   ;; over a cn × cy × cx grid of positions; each level has its own byte strides into x and dy, so
   ;; one call covers a tap of a strided, padded conv over several images. The block is summed
   ;; from zero in registers (eight f32x4: rows i, columns o..o+3 and o+4..o+7), position after
-  ;; position, then added to dw (rows `dwrow` bytes apart).
+  ;; position (f32x4.relaxed_madd: one rounding per multiply-add where the CPU fuses), then added
+  ;; to dw (rows `dwrow` bytes apart).
   (func $bpf_block (param $x i32) (param $dy i32) (param $cn i32) (param $cy i32) (param $cx i32)
         (param $xn i32) (param $xy i32) (param $xx i32) (param $dyn i32) (param $dyy i32) (param $dyx i32)
         (param $dw i32) (param $dwrow i32)
@@ -380,6 +381,8 @@
   ;; n % 8 == 0, k >= 1): blocks of 4 rows × 8 columns summed from zero in registers over k in
   ;; order, then stored (or added to C), rows past the last multiple of 4 one at a time. The conv
   ;; input gradient: A = dy rows, B = a filter tap transposed, C = dx rows (ldc = stride · ci).
+  ;; Each step is f32x4.relaxed_madd (a·b + acc): one rounding where the CPU has a fused
+  ;; multiply-add (x86-64 with FMA3, ARM64), as in $bpf_block.
   (func $gemm_nn (export "gemm_nn") (param $a i32) (param $lda i32) (param $b i32) (param $ldb i32) (param $c i32) (param $ldc i32)
         (param $m i32) (param $n i32) (param $k i32) (param $acc i32)
     (local $r i32) (local $j i32) (local $t i32) (local $pa i32) (local $pb i32) (local $pc i32)
