@@ -107,16 +107,11 @@ test('the L2 penalty gradient added to the flat gradients (addL2Gradient) = auto
   const r = new Sfc32(11);
   // Weights over many magnitudes, and data gradients both far smaller and far larger than the
   // decay term, so the float32 rounding of the product and of the sum both show.
-  const values = shapes.map((s) => {
-    const n = s.reduce((a, b) => a * b);
-    return Float32Array.from({ length: n }, () => (r.next() * 2 - 1) * 10 ** Math.floor(r.next() * 8 - 4));
-  });
-  const dataGrads = shapes.map((s) => {
-    const n = s.reduce((a, b) => a * b);
-    return Float32Array.from({ length: n }, () => (r.next() * 2 - 1) * 10 ** Math.floor(r.next() * 10 - 8));
-  });
+  const sizes = shapes.map((s) => s.reduce((a, b) => a * b));
+  const values = sizes.map((n) => Float32Array.from({ length: n }, () => (r.next() * 2 - 1) * 10 ** Math.floor(r.next() * 8 - 4)));
+  const dataGrads = sizes.map((n) => Float32Array.from({ length: n }, () => (r.next() * 2 - 1) * 10 ** Math.floor(r.next() * 10 - 8)));
   const vars = shapes.map((s, i) => tf.variable(tf.tensor(values[i]!, s)));
-  const layerVars = vars.map((v) => ({ read: () => v }) as unknown as tfTypes.LayerVariable);
+  const layerVars = vars.map(asLayerVariable);
   for (const wd of [5e-4, 4e-5, 0.1]) {
     // Autodiff: a data term whose gradient is exactly dataGrads (d/dv sum(g·v) = g), plus the penalty.
     const { grads } = tf.variableGrads(
