@@ -49,7 +49,7 @@ export const trainStageConfig = z.object({
     data: z.string().optional(),
     /** The select stage whose pseudo-labels a student trains on. */
     pseudo: z.string().optional(),
-    /** The train stage whose model a student starts from (student.init 'teacher'). */
+    /** The train stage whose pseudo-labels a student learns from, and whose model it may start from (student.init). */
     teacher: z.string().optional(),
     /** Dataset refs given directly instead of through the import list (scripts, tests). */
     labeled: z.string().optional(),
@@ -58,6 +58,17 @@ export const trainStageConfig = z.object({
 });
 export type TrainStageConfig = z.output<typeof trainStageConfig>;
 export type TrainStageConfigInput = z.input<typeof trainStageConfig>;
+
+/**
+ * Whether a train stage starts from its teacher's weights instead of from scratch: a student with
+ * student.init 'teacher' in every round, with 'previous-student' from round 2 on (round 1's teacher
+ * is the labeled-only teacher; later teachers are the previous round's students).
+ */
+export function startsFromTeacher(cfg: Pick<TrainStageConfig, 'role' | 'iteration' | 'train'>): boolean {
+  if (cfg.role !== 'student') return false;
+  const init = cfg.train.student.init;
+  return init === 'teacher' || (init === 'previous-student' && (cfg.iteration ?? 1) > 1);
+}
 
 /** The exported model's directory inside the stage prefix. */
 export const MODEL_DIR = 'model';

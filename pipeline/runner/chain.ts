@@ -125,6 +125,30 @@ function engine(m: Manifest): { inferBackend?: Manifest['inferBackend'] } {
   return m.inferBackend === 'auto' ? {} : { inferBackend: m.inferBackend };
 }
 
+/**
+ * The last student's recipe, lengthened to the training images its weights carry: its own, plus
+ * those of the weights it started from (student.init). From scratch that is its own recipe; with
+ * 'previous-student' every round's student continues the one before, so the last carries all
+ * `iterations` rounds; with 'teacher' also the first teacher's images (counted in the student's
+ * steps or epochs when both recipes use the same unit; otherwise left out, and the report's check of
+ * the recorded budgets says the control falls short). The labeled-only control and the all-labels
+ * bound train on that many images, so "more training" stays separated from "pseudo-labels".
+ */
+function carriedStudentRecipe(m: Manifest): Manifest['student']['train'] {
+  const s = m.student.train, t = m.teacher.train;
+  const init = s.student.init;
+  if (init === 'scratch') return s;
+  const rounds = m.iterations;
+  const perStep = imagesPerStep(s, true);
+  if (s.steps !== undefined) {
+    const fromTeacher = init === 'teacher' && t.steps !== undefined ? Math.ceil((t.steps * imagesPerStep(t, false)) / perStep) : 0;
+    return { ...s, steps: rounds * s.steps + fromTeacher };
+  }
+  // Epochs over the same labeled set: the teacher's images in student epochs (images per epoch scale with images per step / batch).
+  const fromTeacher = init === 'teacher' && t.steps === undefined ? t.epochs * (s.batchSize / perStep) : 0;
+  return { ...s, epochs: rounds * s.epochs + fromTeacher };
+}
+
 /** Training images per step of a recipe: its batch, plus the pseudo-labeled batch for a student. */
 function imagesPerStep(t: Manifest['student']['train'], student: boolean): number {
   return t.batchSize + (student ? pseudoBatchOf(t.student.ratio, t.batchSize) : 0);
@@ -147,7 +171,7 @@ function shapeOf(model: Manifest['student']['model']): string {
  * report checks the recorded budgets again and says when the teacher falls short.
  */
 export function teacherIsControl(m: Manifest): boolean {
-  const t = m.teacher.train, s = m.student.train;
+  const t = m.teacher.train, s = carriedStudentRecipe(m);
   if (shapeOf(m.teacher.model) !== shapeOf(m.student.model)) return false;
   const perStep = imagesPerStep(s, true);
   if (t.steps !== undefined && s.steps !== undefined) return t.steps * imagesPerStep(t, false) >= s.steps * perStep;
@@ -199,7 +223,7 @@ export function buildChain(m: Manifest, versions: StageCodeVersions = STAGE_CODE
   // pseudo-labels / with every label?": the student's model, the supervised (teacher's) recipe and
   // at least the student's training images (budget 'student-steps'), not the same epochs (an epoch
   // over a 60x larger set would be a 60x larger budget).
-  const studentBudget = { model: m.student.model, train: m.teacher.train, budget: 'student-steps', budgetOf: m.student.train, seed, inputs: { data: 'import' } } as const;
+  const studentBudget = { model: m.student.model, train: m.teacher.train, budget: 'student-steps', budgetOf: carriedStudentRecipe(m), seed, inputs: { data: 'import' } } as const;
   if (m.evaluate.control === 'on' || (m.evaluate.control === 'auto' && !teacherIsControl(m))) {
     stages.push(define('train', 'train-control', ['import'], { role: 'control', ...studentBudget }, true));
     trained.push('train-control');

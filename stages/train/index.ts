@@ -13,7 +13,7 @@
 import { initBackend, currentBackend } from '../../pipeline/backend/select.js';
 import { readDatasetsList } from '../../pipeline/contracts/import.js';
 import { parseStageConfig } from '../../pipeline/contracts/json.js';
-import { METRICS_JSON, MODEL_DIR, modelDir, trainStageConfig, type TrainStageConfig, type TrainStageConfigInput } from '../../pipeline/contracts/train.js';
+import { METRICS_JSON, MODEL_DIR, modelDir, startsFromTeacher, trainStageConfig, type TrainStageConfig, type TrainStageConfigInput } from '../../pipeline/contracts/train.js';
 import { openObjectRef, openRef as openDatasetRef } from '../../pipeline/data/dataset-ref.js';
 import { resolveModel } from '../../pipeline/model/family.js';
 import { buildResNetRS, ARCH_METADATA_KEY } from '../../pipeline/model/resnet-rs.js';
@@ -133,8 +133,8 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
   // Initial weights from the training seed: same seed, same starting point (and same run).
   const model = withSeededMathRandom(mix(seed, 0x1a17), () => buildResNetRS(arch));
   try {
-    if (cfg.role === 'student' && cfg.train.student.init === 'teacher') {
-      if (!cfg.inputs.teacher) throw new Error('train: student.init "teacher" needs inputs.teacher');
+    if (startsFromTeacher(cfg)) {
+      if (!cfg.inputs.teacher) throw new Error(`train: student.init "${cfg.train.student.init}" needs inputs.teacher`);
       await initFromTeacher(model, ctx.run.sub(modelDir(cfg.inputs.teacher)));
     }
     const result = await train({

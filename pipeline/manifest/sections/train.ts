@@ -122,7 +122,12 @@ const studentSection = z
   .strictObject({
     ratio: z.number().positive().max(64).default(3).describe('Pseudo-labeled images per labeled image in each step (Noisy Student unlabel_ratio; B1-B7 scripts: 3)'),
     targets: z.enum(['as-selected', 'hard']).default('as-selected').describe('as-selected: the targets select wrote (soft or hard); hard: argmax of them'),
-    init: z.enum(['scratch', 'teacher']).default('scratch').describe('Student initialisation (Noisy Student default: from scratch)'),
+    init: z
+      .enum(['scratch', 'teacher', 'previous-student'])
+      .default('scratch')
+      .describe(
+        "Student initialisation: scratch (the Noisy Student default), teacher (every round starts from its teacher's weights), previous-student (round 1 from scratch, each later round from its teacher, the previous round's student). A student that starts from trained weights carries their training images: the labeled-only control and the all-labels bound get that budget too",
+      ),
   })
   .prefault({})
   .describe('Student mode (labeled + pseudo-labeled batches); ignored for the teacher');
