@@ -64,10 +64,10 @@ export type TrainStageConfigInput = z.input<typeof trainStageConfig>;
  * student.init 'teacher' in every round, with 'previous-student' from round 2 on (round 1's teacher
  * is the labeled-only teacher; later teachers are the previous round's students).
  */
-export function startsFromTeacher(cfg: Pick<TrainStageConfig, 'role' | 'iteration' | 'train'>): boolean {
+export function startsFromTeacher(cfg: { role?: unknown; iteration?: unknown; train?: { student?: { init?: unknown } } }): boolean {
   if (cfg.role !== 'student') return false;
-  const init = cfg.train.student.init;
-  return init === 'teacher' || (init === 'previous-student' && (cfg.iteration ?? 1) > 1);
+  const init = cfg.train?.student?.init;
+  return init === 'teacher' || (init === 'previous-student' && typeof cfg.iteration === 'number' && cfg.iteration > 1);
 }
 
 /** The exported model's directory inside the stage prefix. */

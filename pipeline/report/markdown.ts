@@ -35,7 +35,10 @@ export function renderMarkdown(r: Report): string {
   out.push('## Summary', '');
   out.push(row(['model', 'stage', 'top-1', '95 % interval', 'training budget', 'held-out (labeled)']), row(['---', '---', '---:', '---', '---', '---:']));
   for (const m of r.table) {
-    const budget = m.budget ? `${m.budget.steps.toLocaleString('en-US')} steps × ${m.budget.imagesPerStep} = ${m.budget.images.toLocaleString('en-US')} images` : '–';
+    const budget = m.budget
+      ? `${m.budget.steps.toLocaleString('en-US')} steps × ${m.budget.imagesPerStep} = ${m.budget.images.toLocaleString('en-US')} images` +
+        (m.budget.carriedImages ? `, started from weights trained on ${m.budget.carriedImages.toLocaleString('en-US')}` : '')
+      : '–';
     out.push(row([m.label, `\`${m.stage}\``, pct(m.top1), `${pct(m.interval95.low)} – ${pct(m.interval95.high)}`, budget, pct(m.heldoutAcc)]));
   }
   const control = r.control.kind === 'stage' ? `\`${r.control.stage}\`` : r.control.kind === 'teacher' ? `the teacher (\`${r.control.stage}\`)` : 'none';

@@ -79,7 +79,13 @@ export interface ChartRef {
 export interface TrainingBudget {
   steps: number;
   imagesPerStep: number;
+  /** This stage's own training images (steps × images per step). */
   images: number;
+  /**
+   * Training images of the weights it started from (a student with student.init, counted down its
+   * chain of starting points); absent or 0 from scratch. The control must match images + this.
+   */
+  carriedImages?: number;
 }
 
 /** One trained model in the report's summary table. */

@@ -24,11 +24,13 @@ export const STAGE_CODE_VERSIONS = {
   // and the bound. evaluate 4: with several rounds, the first teacher's top-1 in the summary and the
   // first teacher → all-labels gap closed in report.md. train 3, infer 3, evaluate 5: the wasm
   // backend's conv kernels multiply-add with one rounding (relaxed SIMD), and more convs take them.
+  // evaluate 6: a student that started from trained weights (student.init) carries their images in
+  // the report's budgets and in the control check.
   import: 2,
   train: 3,
   infer: 3,
   select: 1,
-  evaluate: 5,
+  evaluate: 6,
 } as const;
 
 export type StageCodeVersions = Readonly<Record<keyof typeof STAGE_CODE_VERSIONS, number>>;

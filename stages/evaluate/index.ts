@@ -34,7 +34,7 @@ import { resolveWorkers } from '../../pipeline/parallel/workers.js';
 import { evaluateModel } from './evaluate-model.js';
 import { evaluatePseudo } from './evaluate-pseudo.js';
 import { startPredictor, type ShardPredictor } from './predictor.js';
-import { readTrainingInfo } from './training-info.js';
+import { addCarriedImages, readTrainingInfo, type TrainingInfo } from './training-info.js';
 
 /**
  * A unit this stage committed before (a model's or a round's evaluation), for reuse: undefined when
@@ -181,8 +181,11 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
   // How each model was trained (budget, hold-out, learning curve, its teacher), for the summary.
   const evaluated: EvaluatedModel[] = [];
   const curves: LearningCurve[] = [];
+  const infos = new Map<string, TrainingInfo>();
+  for (const m of models) infos.set(m.stage, await readTrainingInfo(ctx.run, m.stage));
+  await addCarriedImages(ctx.run, infos);
   for (const m of models) {
-    const info = await readTrainingInfo(ctx.run, m.stage);
+    const info = infos.get(m.stage)!;
     evaluated.push({ evaluation: m, budget: info.budget, heldoutAcc: info.heldoutAcc, heldoutImages: info.heldoutImages, teacher: info.teacher, architecture: info.architecture });
     curves.push({ stage: m.stage, label: modelLabel(m), points: info.curve });
   }

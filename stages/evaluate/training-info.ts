@@ -5,7 +5,7 @@
  * taught it (a student's `inputs.teacher`) and its architecture (model.json metadata).
  * Anything missing gives null, never an error: the report then says what it could not check.
  */
-import { METRICS_JSON, MODEL_DIR } from '../../pipeline/contracts/train.js';
+import { METRICS_JSON, MODEL_DIR, startsFromTeacher } from '../../pipeline/contracts/train.js';
 import { MODEL_JSON_KEY } from '../../pipeline/model/layout.js';
 import { ARCH_METADATA_KEY } from '../../pipeline/model/resnet-rs.js';
 import type { TrainingBudget } from '../../pipeline/report/types.js';
@@ -18,6 +18,8 @@ export interface TrainingInfo {
   heldoutImages: number | null;
   /** The train stage whose pseudo-labels this student learned from (null for other roles). */
   teacher: string | null;
+  /** The train stage whose weights it started from (student.init), null from scratch. */
+  startedFrom: string | null;
   /** Shape-defining architecture fields as one comparable string (regularisation left out). */
   architecture: string | null;
   curve: { step: number; heldoutAcc: number }[];
@@ -52,7 +54,7 @@ export async function readTrainingInfo(run: ObjectStore, stage: string): Promise
   const out = run.sub(stage);
   const metrics = await json(out, METRICS_JSON);
   const { record } = await readRecord(run, stage).catch(() => ({ record: undefined }));
-  const config = (record?.config ?? {}) as { train?: { batchSize?: unknown }; inputs?: { teacher?: unknown } };
+  const config = (record?.config ?? {}) as { role?: unknown; iteration?: unknown; train?: { batchSize?: unknown; student?: { init?: unknown } }; inputs?: { teacher?: unknown } };
 
   let budget: TrainingBudget | null = null;
   const steps = num(metrics?.['steps']);
@@ -78,14 +80,57 @@ export async function readTrainingInfo(run: ObjectStore, stage: string): Promise
     }
   }
 
+  const teacher = typeof config.inputs?.teacher === 'string' ? config.inputs.teacher : null;
   const model = await json(out.sub(`${MODEL_DIR}/`), MODEL_JSON_KEY);
   const arch = (model?.['userDefinedMetadata'] as Record<string, unknown> | undefined)?.[ARCH_METADATA_KEY] as Record<string, unknown> | undefined;
   return {
     budget,
     heldoutAcc: num(metrics?.['heldoutAcc']),
     heldoutImages: num(metrics?.['heldoutImages']),
-    teacher: typeof config.inputs?.teacher === 'string' ? config.inputs.teacher : null,
+    teacher,
+    startedFrom: teacher !== null && startsFromTeacher(config) ? teacher : null,
     architecture: arch ? JSON.stringify(SHAPE_FIELDS.map((f) => arch[f] ?? null)) : null,
     curve,
   };
+}
+
+/**
+ * The training images each model's starting weights carry (TrainingBudget.carriedImages): a student
+ * that started from its teacher carries the teacher's own and carried images, down the chain.
+ * Starting points outside `infos` (not evaluated) are read from the run first.
+ */
+export async function addCarriedImages(run: ObjectStore, infos: Map<string, TrainingInfo>): Promise<void> {
+  for (let missing = startingPointsMissing(infos); missing.length > 0; missing = startingPointsMissing(infos)) {
+    for (const stage of missing) infos.set(stage, await readTrainingInfo(run, stage));
+  }
+  carryImages(infos);
+}
+
+function startingPointsMissing(infos: Map<string, Pick<TrainingInfo, 'startedFrom'>>): string[] {
+  return [...new Set([...infos.values()].map((i) => i.startedFrom).filter((s): s is string => s !== null && !infos.has(s)))];
+}
+
+/**
+ * Sets each budget's carriedImages from its starting point's own + carried images. A budget that
+ * cannot be read anywhere down the chain makes the model's budget null: the report then says it could
+ * not check the control rather than compare a part of the budget.
+ */
+export function carryImages(infos: Map<string, Pick<TrainingInfo, 'budget' | 'startedFrom'>>): void {
+  const total = new Map<string, number | null>();
+  const totalOf = (stage: string, path: string[]): number | null => {
+    if (total.has(stage)) return total.get(stage)!;
+    if (path.includes(stage)) throw new Error(`evaluate: the train stages ${[...path, stage].join(' → ')} start from each other's weights (a cycle in inputs.teacher)`);
+    const info = infos.get(stage);
+    if (!info) return null;
+    const carried = info.startedFrom === null ? 0 : totalOf(info.startedFrom, [...path, stage]);
+    if (info.budget && carried !== null) {
+      if (carried > 0) info.budget = { ...info.budget, carriedImages: carried };
+      total.set(stage, info.budget.images + carried);
+    } else {
+      info.budget = null;
+      total.set(stage, null);
+    }
+    return total.get(stage)!;
+  };
+  for (const stage of infos.keys()) totalOf(stage, []);
 }

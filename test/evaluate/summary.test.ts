@@ -247,3 +247,14 @@ test('models scored on different images are not paired: the comparison says why 
   assert.equal(r.comparisons[0]!.note, 'not scored on the same eval images');
   assert.match(renderMarkdown(r), /not significantly better than its teacher: \+6\.00 points .*no paired test/);
 });
+
+test('a student that started from trained weights carries their images: an equal-budget teacher is then no control', () => {
+  const teacher = model(evaluation('train-teacher-1', 'teacher', 1, pattern(800, 0)), 256_000);
+  const s2 = model(evaluation('train-student-2', 'student', 2, pattern(870, 0)), 256_000, { teacher: 'train-student-1' });
+  s2.budget = { ...s2.budget!, carriedImages: 256_000 };
+  const r = report([teacher, s2]);
+  assert.equal(r.control.kind, 'none');
+  assert.match(r.control.reason, /256,000 images, fewer than the student's 512,000 images \(256,000 its own, the rest carried/);
+  assert.equal(r.summary.controlTop1, null);
+  assert.match(renderMarkdown(r), /256,000 images, started from weights trained on 256,000/);
+});
