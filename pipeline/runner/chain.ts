@@ -165,7 +165,8 @@ function shapeOf(model: Manifest['student']['model']): string {
 
 /**
  * Whether the teacher can serve as the labeled-only control (evaluate.control 'auto'): the student's
- * model (up to its noise), and at least the student's training images. Decided from the manifest alone (the chain is
+ * model (up to its noise), and at least the training images behind the last student's weights (its
+ * own and, with student.init, those it carried over). Decided from the manifest alone (the chain is
  * built before any data is counted): exactly when both recipes give `steps`; from epochs when both
  * give epochs (an epoch is a pass over the same labeled set, whose size then cancels out). The
  * report checks the recorded budgets again and says when the teacher falls short.
