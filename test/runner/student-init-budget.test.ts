@@ -37,13 +37,13 @@ test('student init: from scratch, the control and the bound get one student budg
   assert.equal(teacherIsControl(m), true);
   assert.equal(stages['train-control'], undefined, 'no control stage: the teacher is the control');
   assert.equal(stages['train-baseline']!.budgetOf!.steps, 4000);
-  for (const k of [1, 2, 3]) assert.equal(startsFromTeacher(stages[`train-student-${k}`] as never), false);
+  for (const k of [1, 2, 3]) assert.equal(startsFromTeacher(stages[`train-student-${k}`]!), false);
 });
 
 test('student init previous-student: rounds 2+ start from their teacher; control and bound carry every round', () => {
   const m = demoWith('previous-student', 3);
   const stages = trainStages(m);
-  assert.deepEqual([1, 2, 3].map((k) => startsFromTeacher(stages[`train-student-${k}`] as never)), [false, true, true]);
+  assert.deepEqual([1, 2, 3].map((k) => startsFromTeacher(stages[`train-student-${k}`]!)), [false, true, true]);
   // 3 rounds of 4,000 steps x 64 images = 768,000 images; the teacher's 256,000 do not qualify.
   assert.equal(teacherIsControl(m), false);
   assert.equal(stages['train-control']!.budgetOf!.steps, 12_000);
@@ -53,7 +53,7 @@ test('student init previous-student: rounds 2+ start from their teacher; control
 test('student init teacher: every round starts from its teacher, and the first teacher\'s images count too', () => {
   const m = demoWith('teacher', 1);
   const stages = trainStages(m);
-  assert.equal(startsFromTeacher(stages['train-student-1'] as never), true);
+  assert.equal(startsFromTeacher(stages['train-student-1']!), true);
   assert.equal(teacherIsControl(m), false, 'a student that continues its teacher has more training than the teacher');
   // 4,000 own steps + the teacher's 2,000 x 128 images in steps of 64.
   assert.equal(stages['train-control']!.budgetOf!.steps, 4000 + 4000);
@@ -65,5 +65,5 @@ test('fashion-mnist-full: three rounds continuing the previous student, the boun
   assert.equal(m.iterations, 3);
   assert.equal(stages['train-control'], undefined);
   assert.equal(stages['train-baseline']!.budgetOf!.steps, 12_000);
-  assert.deepEqual([1, 2, 3].map((k) => startsFromTeacher(stages[`train-student-${k}`] as never)), [false, true, true]);
+  assert.deepEqual([1, 2, 3].map((k) => startsFromTeacher(stages[`train-student-${k}`]!)), [false, true, true]);
 });
