@@ -23,7 +23,7 @@ import type { Manifest } from '../manifest/schema.js';
 import { resolveModel } from '../model/family.js';
 import { pseudoBatchOf } from '../train/step-plan.js';
 import { datasetsListKey, type ImportStageConfig } from '../contracts/import.js';
-import { modelJsonKey, type TrainStageConfigInput } from '../contracts/train.js';
+import { modelJsonKey, startsFromTeacher, type TrainStageConfigInput } from '../contracts/train.js';
 import { inferSummaryKey, type InferStageConfigInput } from '../contracts/infer.js';
 import { selectSummaryKey, type SelectStageConfigInput } from '../contracts/select.js';
 import { reportKey, type EvaluateStageConfigInput } from '../contracts/evaluate.js';
@@ -135,7 +135,9 @@ function engine(m: Manifest): { inferBackend?: Manifest['inferBackend'] } {
  * bound train on that many images, so "more training" stays separated from "pseudo-labels".
  */
 function carriedStudentRecipe(m: Manifest): Manifest['student']['train'] {
-  const s = m.student.train, t = m.teacher.train;
+  // The continued rounds' learning rate changes no image count: left out, so that tuning it does
+  // not re-run the control and the bound.
+  const s = withoutContinuedLr(m.student.train), t = m.teacher.train;
   const init = s.student.init;
   if (init === 'scratch') return s;
   const rounds = m.iterations;
@@ -147,6 +149,22 @@ function carriedStudentRecipe(m: Manifest): Manifest['student']['train'] {
   // Epochs over the same labeled set: the teacher's images in student epochs (images per epoch scale with images per step / batch).
   const fromTeacher = init === 'teacher' && t.steps === undefined ? t.epochs * (s.batchSize / perStep) : 0;
   return { ...s, epochs: rounds * s.epochs + fromTeacher };
+}
+
+/**
+ * Round k's student recipe: continuedLrScale only where the student starts from trained weights
+ * (startsFromTeacher), so that setting it does not re-run students it does not change.
+ */
+function studentRecipe(m: Manifest, k: number): Manifest['student']['train'] {
+  const s = m.student.train;
+  return startsFromTeacher({ role: 'student', iteration: k, train: s }) ? s : withoutContinuedLr(s);
+}
+
+/** A student recipe without student.continuedLrScale (absent stays absent: the same object). */
+function withoutContinuedLr(s: Manifest['student']['train']): Manifest['student']['train'] {
+  if (s.student.continuedLrScale === undefined) return s;
+  const { continuedLrScale: _lrOnly, ...studentMode } = s.student;
+  return { ...s, student: studentMode };
 }
 
 /** Training images per step of a recipe: its batch, plus the pseudo-labeled batch for a student. */
@@ -212,7 +230,7 @@ export function buildChain(m: Manifest, versions: StageCodeVersions = STAGE_CODE
         'train',
         student,
         ['import', select, teacher],
-        { role: 'student', iteration: k, model: m.student.model, train: m.student.train, seed, inputs: { data: 'import', pseudo: select, teacher } },
+        { role: 'student', iteration: k, model: m.student.model, train: studentRecipe(m, k), seed, inputs: { data: 'import', pseudo: select, teacher } },
         true,
       ),
     );

@@ -69,8 +69,8 @@ export interface TrainerOptions {
   role?: TrainRole;
   /** A fixed step budget (the control and the all-labels bound: the student's); default from epochs x the data. */
   budget?: StepBudget;
-  /** The manifest field of this recipe's learning rate, named by a divergence error (default `train.baseLr`). */
-  lrSetting?: string;
+  /** The manifest setting a divergence error asks to lower, and its value (default `train.baseLr` and cfg.baseLr). */
+  lrSetting?: { path: string; value: number };
   /** Data-parallel replicas (resolved count; default 1 = this thread only). */
   workers?: number;
   /** How replicas beyond one run: worker threads (wasm/cpu, default) or processes (one per GPU). */
@@ -242,17 +242,16 @@ export async function train(o: TrainerOptions): Promise<TrainResult> {
       await pruneCheckpoints(store, cfg.checkpoint.keep, goodCheckpoint);
       return key;
     };
-    const lrPath = o.lrSetting ?? 'train.baseLr';
+    const lrSetting = o.lrSetting ?? { path: 'train.baseLr', value: cfg.baseLr };
     /** After a divergence verdict: the step to continue from (a good checkpoint's), or a DivergenceError. */
     const rewind = async (verdict: Extract<Verdict, { kind: 'diverged' }>): Promise<number> => {
       const g = guard!;
       const scale = g.retry();
-      const setting = { path: lrPath, value: cfg.baseLr };
-      if (scale === null) throw new DivergenceError(verdict, setting, g.retries);
-      if (goodCheckpoint === undefined) throw new DivergenceError(verdict, setting, g.retries - 1, 'no checkpoint followed by a clean evaluation yet');
+      if (scale === null) throw new DivergenceError(verdict, lrSetting, g.retries);
+      if (goodCheckpoint === undefined) throw new DivergenceError(verdict, lrSetting, g.retries - 1, 'no checkpoint followed by a clean evaluation yet');
       log.warn(
         `training diverged at step ${verdict.step} (epoch ${verdict.epoch}): ${verdict.reason}. Going back to the checkpoint of step ${goodCheckpoint} ` +
-          `and retrying with the learning rate x${scale} (retry ${g.retries} of ${g.settings.maxRetries}; ${lrPath} is ${cfg.baseLr})`,
+          `and retrying with the learning rate x${scale} (retry ${g.retries} of ${g.settings.maxRetries}; ${lrSetting.path} is ${lrSetting.value})`,
         { step: verdict.step, trainLoss: verdict.trainLoss, runningMin: verdict.runningMin, heldoutAcc: verdict.heldoutAcc, lrScale: scale, backTo: goodCheckpoint },
       );
       const back = await loadCheckpoint(store, goodCheckpoint);

@@ -137,10 +137,12 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
       if (!cfg.inputs.teacher) throw new Error(`train: student.init "${cfg.train.student.init}" needs inputs.teacher`);
       await initFromTeacher(model, ctx.run.sub(modelDir(cfg.inputs.teacher)));
     }
+    const recipe = recipeOf(cfg);
+    if (recipe.train !== cfg.train) ctx.log.info(`student: continues its teacher's weights at ${recipe.lrSetting.value} x the recipe's peak learning rate (${recipe.lrSetting.path})`);
     const result = await train({
       tf,
       model,
-      cfg: cfg.train,
+      cfg: recipe.train,
       seed,
       defaultMagnitude: defaults.randAugmentMagnitude,
       numClasses: arch.classes,
@@ -157,8 +159,7 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
       transport: parallel.transport,
       workerEnv: parallel.env,
       storeSettings: ctx.storeSettings,
-      // The control and the bound train with the teacher's recipe (pipeline/runner/chain.ts).
-      lrSetting: cfg.role === 'student' ? 'student.train.baseLr' : 'teacher.train.baseLr',
+      lrSetting: recipe.lrSetting,
       onStep: hooks.onStep,
     });
     const summary = { ...metricsRecord(cfg, result, backend.name, data, pseudo, budget), ...(await versusTeacher(ctx, cfg, result)) };
@@ -181,6 +182,17 @@ async function trainWithData(ctx: StageContext, cfg: TrainStageConfig, refs: Dat
     model.dispose();
     await pseudo?.close();
   }
+}
+
+/**
+ * The recipe a stage trains with, and the setting a divergence error asks to lower. A student that
+ * starts from trained weights runs at its recipe's peak LR x student.continuedLrScale when that is
+ * set. The control and the bound train with the teacher's recipe (pipeline/runner/chain.ts).
+ */
+function recipeOf(cfg: TrainStageConfig): { train: TrainStageConfig['train']; lrSetting: { path: string; value: number } } {
+  const scale = startsFromTeacher(cfg) ? cfg.train.student.continuedLrScale : undefined;
+  if (scale === undefined) return { train: cfg.train, lrSetting: { path: `${cfg.role === 'student' ? 'student' : 'teacher'}.train.baseLr`, value: cfg.train.baseLr } };
+  return { train: { ...cfg.train, baseLr: cfg.train.baseLr * scale }, lrSetting: { path: 'student.train.student.continuedLrScale', value: scale } };
 }
 
 /**

@@ -67,3 +67,19 @@ test('fashion-mnist-full: three rounds continuing the previous student, the boun
   assert.equal(stages['train-baseline']!.budgetOf!.steps, 12_000);
   assert.deepEqual([1, 2, 3].map((k) => startsFromTeacher(stages[`train-student-${k}`]!)), [false, true, true]);
 });
+
+test('student.continuedLrScale: absent, the stage configs are as before; set, only the students it changes carry it', () => {
+  // Absent (the demo): no key anywhere, so the stages of runs made before the setting keep their fingerprints.
+  const before = trainStages(demoWith('previous-student', 2));
+  for (const cfg of Object.values(before)) assert.equal('continuedLrScale' in cfg.train.student, false);
+  const text = readFileSync(DEMO, 'utf8').replace(INIT_LINE, INIT_LINE.replace('init: scratch', 'init: previous-student, continuedLrScale: 0.3')).replace('baseline: false', 'baseline: true');
+  const stages = trainStages(parseManifest(text.replace('iterations: 1\n', 'iterations: 2\n'), DEMO));
+  const scaleOf = (id: string) => (stages[id]!.train.student as { continuedLrScale?: number }).continuedLrScale;
+  assert.equal(scaleOf('train-student-2'), 0.3);
+  // Round 1 starts from scratch: the setting does not change it, so it is not in its config either.
+  assert.equal(scaleOf('train-student-1'), undefined);
+  assert.deepEqual(stages['train-student-1'], before['train-student-1']);
+  // The bound's budget comes from the student's images alone: the same config as without the setting.
+  assert.deepEqual(stages['train-baseline'], before['train-baseline']);
+  assert.deepEqual(stages['train-control'], before['train-control']);
+});

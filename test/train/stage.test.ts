@@ -178,6 +178,26 @@ test('student init "teacher": starts from the teacher\'s exported weights', { sk
   s.dispose();
 });
 
+test('student.continuedLrScale: a student that starts from its teacher trains at that multiple of its peak LR', { skip: NEEDS, timeout: 300_000 }, async () => {
+  await runStage(context('lr-teacher/'), { role: 'teacher', model: MODEL, train: { ...TRAIN, maxSteps: 1 }, seed: 2, inputs: { labeled } });
+  const student = async (id: string, baseLr: number, continuedLrScale?: number, log: string[] = []) => {
+    const infos: string[] = [];
+    const ctx = { ...context(id), log: { info: (m: string) => void infos.push(m), warn: () => {}, error: () => {}, debug: () => {} } };
+    const mode = { ratio: 1, init: 'teacher' as const, ...(continuedLrScale !== undefined ? { continuedLrScale } : {}) };
+    await runStage(ctx, { role: 'student', model: MODEL, train: { ...TRAIN, maxSteps: 2, baseLr, ema: { enabled: false }, student: mode }, seed: 3, inputs: { labeled, unlabeled, pseudo: 'select-1', teacher: 'lr-teacher' } });
+    log.push(...infos);
+    const m = await loadModel(run.sub(`${id}model`));
+    const bytes = Buffer.concat(m.weights.map((w) => Buffer.from(w.read().dataSync().buffer)));
+    m.dispose();
+    return bytes;
+  };
+  const log: string[] = [];
+  const scaled = await student('lr-scaled/', 0.4, 0.5, log);
+  assert.ok(log.some((m) => /continues its teacher's weights at 0\.5 x the recipe's peak learning rate/.test(m)), log.join('\n'));
+  assert.ok(scaled.equals(await student('lr-half/', 0.2)), 'baseLr 0.4 x continuedLrScale 0.5 trains as baseLr 0.2');
+  assert.ok(!scaled.equals(await student('lr-full/', 0.4)), 'the scale changes the training');
+});
+
 test('abort (SIGINT/SIGTERM from the runner): checkpoint at the next step boundary, then stop', { skip: NEEDS, timeout: 300_000 }, async () => {
   const ac = new AbortController();
   const ctx = { ...context('abort/'), signal: ac.signal };

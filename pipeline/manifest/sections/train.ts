@@ -128,6 +128,15 @@ const studentSection = z
       .describe(
         "Student initialisation: scratch (the Noisy Student default), teacher (every round starts from its teacher's weights), previous-student (round 1 from scratch, each later round from its teacher, the previous round's student). A student that starts from trained weights carries their training images: the labeled-only control and the all-labels bound get that budget too",
       ),
+    // Optional with no default: manifests without it keep their stages' fingerprints.
+    continuedLrScale: z
+      .number()
+      .positive()
+      .max(1)
+      .optional()
+      .describe(
+        "Peak learning rate of a student that starts from trained weights (student.init), as a multiple of its recipe's (absent: 1, the same schedule as from scratch). A continued student restarted at the full peak LR is knocked out of its teacher's minimum before it re-converges",
+      ),
   })
   .prefault({})
   .describe('Student mode (labeled + pseudo-labeled batches); ignored for the teacher');
