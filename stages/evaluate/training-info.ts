@@ -11,6 +11,7 @@ import { ARCH_METADATA_KEY } from '../../pipeline/model/resnet-rs.js';
 import type { TrainingBudget } from '../../pipeline/report/types.js';
 import { readRecord } from '../../pipeline/runner/record.js';
 import type { ObjectStore } from '../../pipeline/store/types.js';
+import { pseudoBatchOf } from '../../pipeline/train/step-plan.js';
 
 export interface TrainingInfo {
   budget: TrainingBudget | null;
@@ -47,7 +48,7 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
  */
 export function imagesPerStep(batchSize: number, trainImages: number, pseudoRatio: number | null): number {
   const batch = Math.min(batchSize, trainImages);
-  return batch + (pseudoRatio ? Math.max(1, Math.round(pseudoRatio * batch)) : 0);
+  return batch + (pseudoRatio ? pseudoBatchOf(pseudoRatio, batch) : 0);
 }
 
 export async function readTrainingInfo(run: ObjectStore, stage: string): Promise<TrainingInfo> {
