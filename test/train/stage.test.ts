@@ -181,11 +181,9 @@ test('student init "teacher": starts from the teacher\'s exported weights', { sk
 test('student.continuedLrScale: a student that starts from its teacher trains at that multiple of its peak LR', { skip: NEEDS, timeout: 300_000 }, async () => {
   await runStage(context('lr-teacher/'), { role: 'teacher', model: MODEL, train: { ...TRAIN, maxSteps: 1 }, seed: 2, inputs: { labeled } });
   const student = async (id: string, baseLr: number, continuedLrScale?: number, log: string[] = []) => {
-    const infos: string[] = [];
-    const ctx = { ...context(id), log: { info: (m: string) => void infos.push(m), warn: () => {}, error: () => {}, debug: () => {} } };
+    const ctx = { ...context(id), log: { info: (m: string) => void log.push(m), warn: () => {}, error: () => {}, debug: () => {} } };
     const mode = { ratio: 1, init: 'teacher' as const, ...(continuedLrScale !== undefined ? { continuedLrScale } : {}) };
     await runStage(ctx, { role: 'student', model: MODEL, train: { ...TRAIN, maxSteps: 2, baseLr, ema: { enabled: false }, student: mode }, seed: 3, inputs: { labeled, unlabeled, pseudo: 'select-1', teacher: 'lr-teacher' } });
-    log.push(...infos);
     const m = await loadModel(run.sub(`${id}model`));
     const bytes = Buffer.concat(m.weights.map((w) => Buffer.from(w.read().dataSync().buffer)));
     m.dispose();
