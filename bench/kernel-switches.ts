@@ -14,8 +14,9 @@ import { useNativeWasmKernel } from '../pipeline/backend/wasm-kernels.js';
 import { useNativeWasmFastKernels } from '../pipeline/backend/wasm-fast-kernels.js';
 import { useFallbackKernel } from '../pipeline/backend/simd-kernels.js';
 import { setFastTrainingBatchNorm } from '../pipeline/backend/batch-norm-training.js';
+import { useEngineTapeSaves } from '../pipeline/backend/tape-saves.js';
 
-export const improvements = ['bn-train', 'bn-grad', 'relu-grad', 'filter-grad', 'input-grad-simd', 'conv-forward', 'input-grad', 'maxpool-grad', 'avgpool-grad', 'fast-kernels'] as const;
+export const improvements = ['bn-train', 'bn-grad', 'relu-grad', 'filter-grad', 'input-grad-simd', 'conv-forward', 'input-grad', 'maxpool-grad', 'avgpool-grad', 'fast-kernels', 'lean-saves'] as const;
 export const simdImprovements = ['bn-train', 'relu-grad', 'avgpool-grad', 'filter-grad', 'input-grad-simd', 'conv-forward'] as const;
 
 /** The improvements named by a preset ('baseline', 'before-simd', 'none') or a comma-separated list. */
@@ -33,6 +34,7 @@ export function disableImprovements(sel: BackendSelection, disabled: Set<string>
   if (disabled.has('bn-grad')) restoreDefaultGradients(tf, ['FusedBatchNorm', 'Mean', 'Sum']);
   if (disabled.has('relu-grad')) restoreDefaultGradients(tf, ['Relu']);
   if (disabled.has('bn-train')) setFastTrainingBatchNorm(false);
+  if (disabled.has('lean-saves')) useEngineTapeSaves(tf);
   if (sel.name !== 'wasm') return;
   if (disabled.has('avgpool-grad')) useFallbackKernel(tf, 'AvgPoolGrad');
   if (disabled.has('filter-grad')) useFallbackKernel(tf, 'Conv2DBackpropFilter');

@@ -20,7 +20,8 @@
  * On wasm the project's own gradient kernels (./wasm-kernels.ts), faster forward kernels
  * (./wasm-fast-kernels.ts), SIMD kernels (./simd-kernels.ts) and, on every backend, faster
  * gradients (./gradients.ts) are registered
- * before the backend is used: wasm 4.22 cannot train convs without them.
+ * before the backend is used: wasm 4.22 cannot train convs without them. On wasm and cpu the tape
+ * saves tensors for backprop without a kernel call each (./tape-saves.ts).
  */
 import type * as TfNamespace from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
@@ -29,6 +30,7 @@ import { registerWasmTrainingKernels } from './wasm-kernels.js';
 import { registerWasmFastKernels } from './wasm-fast-kernels.js';
 import { registerWasmSimdKernels } from './simd-kernels.js';
 import { registerFastGradients } from './gradients.js';
+import { installLeanTapeSaves } from './tape-saves.js';
 
 export type Tf = typeof TfNamespace;
 export const backendNames = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -124,6 +126,7 @@ async function tryBackend(name: BackendName): Promise<{ tf: Tf; detail: string }
       registerWasmSimdKernels(tf);
       registerFastGradients(tf);
       await useBackend(tf, 'wasm');
+      installLeanTapeSaves(tf);
       const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
       return { tf, detail: `${simd ? 'SIMD' : 'no SIMD'}, ${wasm.getThreadsCount()} thread(s)` };
     }
@@ -131,6 +134,7 @@ async function tryBackend(name: BackendName): Promise<{ tf: Tf; detail: string }
       const tf = await loadPlainTf();
       registerFastGradients(tf);
       await useBackend(tf, 'cpu');
+      installLeanTapeSaves(tf);
       return { tf, detail: 'pure JavaScript' };
     }
   }
