@@ -36,7 +36,7 @@ import type { PseudoSource } from './pseudo.js';
 import type { RandAugmentOptions } from './randaugment.js';
 import { Sfc32, mix, permutation } from './rng.js';
 import { sliceOf, type Slice } from './slices.js';
-import { addL2Gradient, selectDecayedWeights, l2Penalty } from './weight-decay.js';
+import { addL2Gradient, selectDecayedWeights, l2Penalty, l2PenaltyOf } from './weight-decay.js';
 
 type Tf = typeof tfTypes;
 
@@ -233,9 +233,7 @@ export class Replica {
       const pred = logitsLabeled.argMax(-1).dataSync();
       logitsLabeled.dispose();
       for (let i = 0; i < nl; i++) if (pred[i] === this.labels[i]) correct++;
-      if (!this.l2InPack) return r;
-      // The loss reported and reduced includes the penalty, as it does when autodiff takes it.
-      return { value: r.value.add(l2Penalty(tf, this.decayed, cfg.weightDecay)) as tfTypes.Scalar, grads: r.grads };
+      return r;
     });
     setModelNoiseRows(undefined);
     let loss = (await value.data())[0]!;
@@ -246,10 +244,13 @@ export class Replica {
       return g;
     });
     let reduceMs = 0;
-    // The replicas' average: [gradients | BN moving statistics | loss].
+    // This replica's [gradients | BN moving statistics | loss], where the L2 penalty goes through
+    // it (its loss then includes the penalty, as it does when autodiff takes it).
+    const local = this.l2InPack ? this.pack(gradList, loss) : undefined;
+    if (local) loss = local[local.length - 1]!;
+    // The replicas' average of that vector.
     let mean: Float32Array | undefined;
-    if (o.allReduce && o.size > 1) {
-      const local = this.pack(gradList, loss);
+    if (local && o.allReduce && o.size > 1) {
       tf.dispose(gradList);
       gradList = [];
       const r0 = performance.now();
@@ -258,10 +259,10 @@ export class Replica {
       loss = mean[mean.length - 1]!;
     }
     if (Number.isFinite(loss)) {
-      if (this.heap) {
+      if (this.heap && local) {
         // One replica's own gradients go through the same flat vector (its moving statistics are
         // already in the model: the forward pass wrote them).
-        applyFusedUpdate(tf, this.heap, this.fused, mean ?? this.pack(gradList, loss), lr, step + 1, mean !== undefined);
+        applyFusedUpdate(tf, this.heap, this.fused, mean ?? local, lr, step + 1, mean !== undefined);
       } else {
         if (mean) gradList = this.unpack(mean);
         this.opt.apply(gradList, lr);
@@ -280,18 +281,19 @@ export class Replica {
   }
 
   /**
-   * [gradients in variable order | BN moving statistics | loss], in a buffer reused every step (the
-   * reduction copies it before this replica's next step can write it).
+   * [gradients + L2 gradient in variable order | BN moving statistics | data loss + L2 penalty], in
+   * a buffer reused every step (the reduction copies it before this replica's next step can write it).
    */
-  private pack(grads: tfTypes.Tensor[], loss: number): Float32Array {
+  private pack(grads: tfTypes.Tensor[], dataLoss: number): Float32Array {
     this.packed ??= new Float32Array(Replica.reduceLength(this.o.model));
     const out = this.packed;
     const wd = this.o.plan.cfg.weightDecay;
     let offset = 0;
+    let squares = 0;
     grads.forEach((g, i) => {
       readInto(this.tf, g, out, offset);
       // Steps reach `pack` exactly where l2InPack holds (the heap's fused update, several replicas).
-      if (wd !== 0 && this.decayedMask[i]) addL2Gradient(valuesOf(this.tf, at(this.vars, i, 'trainable variables')), wd, out, offset);
+      if (wd !== 0 && this.decayedMask[i]) squares += addL2Gradient(valuesOf(this.tf, at(this.vars, i, 'trainable variables')), wd, out, offset);
       offset += g.size;
     });
     for (const w of this.moving) {
@@ -299,7 +301,7 @@ export class Replica {
       readInto(this.tf, t, out, offset);
       offset += t.size;
     }
-    out[offset] = loss;
+    out[offset] = dataLoss + l2PenaltyOf(squares, wd);
     return out;
   }
 

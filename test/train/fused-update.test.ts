@@ -15,7 +15,7 @@ import { WeightEma } from '../../pipeline/train/ema.js';
 import { applyFusedUpdate, heapBackend } from '../../pipeline/train/fused-update.js';
 import { MomentumSgd } from '../../pipeline/train/optimizer.js';
 import { Sfc32 } from '../../pipeline/train/rng.js';
-import { addL2Gradient, l2Penalty } from '../../pipeline/train/weight-decay.js';
+import { addL2Gradient, l2Penalty, l2PenaltyOf } from '../../pipeline/train/weight-decay.js';
 
 const { tf } = await initBackend('wasm');
 
@@ -103,7 +103,7 @@ function asLayerVariable(v: tfTypes.Variable): tfTypes.LayerVariable {
   return { read: () => v, name: v.name } as unknown as tfTypes.LayerVariable;
 }
 
-test('the L2 penalty gradient added to the flat gradients (addL2Gradient) = autodiff of data loss + l2Penalty, bit for bit', () => {
+test('the L2 penalty gradient added to the flat gradients (addL2Gradient) = autodiff of data loss + l2Penalty, bit for bit; its sums of squares give the penalty', () => {
   const r = new Sfc32(11);
   // Weights over many magnitudes, and data gradients both far smaller and far larger than the
   // decay term, so the float32 rounding of the product and of the sum both show.
@@ -118,13 +118,20 @@ test('the L2 penalty gradient added to the flat gradients (addL2Gradient) = auto
       () => tf.addN(vars.map((v, i) => tf.sum(tf.mul(v, tf.tensor(dataGrads[i]!, v.shape))))).add(l2Penalty(tf, layerVars, wd)) as tfTypes.Scalar,
       vars,
     );
+    let squares = 0;
     vars.forEach((v, i) => {
       const flat = Float32Array.from(dataGrads[i]!);
-      addL2Gradient(values[i]!, wd, flat, 0);
+      squares += addL2Gradient(values[i]!, wd, flat, 0);
       const viaTape = grads[v.name]!.dataSync() as Float32Array;
       assert.equal(Buffer.from(flat.buffer).toString('base64'), Buffer.from(viaTape.buffer).toString('base64'), `variable ${i}, wd ${wd}`);
     });
     tf.dispose(Object.values(grads));
+    // The penalty the loss reports, from the same loop's sums of squares: l2Penalty's value up to float32 summation.
+    const penalty = l2Penalty(tf, layerVars, wd);
+    const viaOps = penalty.dataSync()[0]!;
+    penalty.dispose();
+    assert.ok(viaOps > 0);
+    assert.ok(Math.abs(l2PenaltyOf(squares, wd) - viaOps) <= 1e-6 * viaOps, `wd ${wd}: penalty ${l2PenaltyOf(squares, wd)} from the gradient loop, ${viaOps} from l2Penalty`);
   }
   tf.dispose(vars);
 });
