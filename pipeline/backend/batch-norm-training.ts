@@ -18,6 +18,7 @@
  */
 import type * as TfNamespace from '@tensorflow/tfjs';
 import type { Tensor } from '@tensorflow/tfjs';
+import { ptr, replaceOnHeap, wasmHeapBackend } from './simd-kernels.js';
 
 type Tf = typeof TfNamespace;
 type Layer = TfNamespace.layers.Layer;
@@ -52,17 +53,36 @@ export function useFastTrainingBatchNorm<L extends Layer>(tf: Tf, layer: L): L {
     if (!x || kwargs['training'] !== true || !fastPathApplies(tf, bn, x)) return stockCall(inputs, kwargs);
     return tf.tidy(() => {
       const { y, mean, variance } = batchNormTraining(tf, x, bn.gamma!.read(), bn.beta!.read(), bn.epsilon); // fastPathApplies checked gamma and beta
-      // tf.layers' moving-average update, verbatim: moving -= (moving - batch) · (1 - momentum).
-      for (const [v, value] of [[bn.movingMean, mean], [bn.movingVariance, variance]] as const) {
-        tf.tidy(() => {
-          const orig = v.read();
-          v.write(tf.sub(orig, tf.mul(tf.sub(orig, value), 1 - bn.momentum)));
-        });
-      }
+      updateMovingStatistic(tf, bn.movingMean.read() as TfNamespace.Variable, mean, bn.momentum);
+      updateMovingStatistic(tf, bn.movingVariance.read() as TfNamespace.Variable, variance, bn.momentum);
       return y;
     });
   };
   return layer;
+}
+
+/**
+ * tf.layers' moving-average update, moving -= (moving - batch) · (1 - momentum), with the bits of its
+ * three float32 tf ops (sub, mul by the float32 scalar, sub) but as one loop on the wasm heap: as tf
+ * ops it is six kernel calls per layer, each recorded on the tape of the training step. (The
+ * subtraction and product of float32 values rounded once from double are the float32 results.)
+ */
+export function updateMovingStatistic(tf: Tf, moving: TfNamespace.Variable, batch: Tensor, momentum: number): void {
+  const backend = wasmHeapBackend(tf);
+  if (!backend || moving.dtype !== 'float32' || batch.dtype !== 'float32' || moving.size !== batch.size) {
+    tf.tidy(() => moving.assign(tf.sub(moving, tf.mul(tf.sub(moving, batch), 1 - momentum))));
+    return;
+  }
+  const c = Math.fround(1 - momentum);
+  const n = moving.size;
+  replaceOnHeap(tf, backend, moving, (out) => {
+    // Views after the allocation: growing the heap replaces its buffer.
+    const heap = backend.wasm.asm.memory.buffer;
+    const m = new Float32Array(heap, ptr(backend, moving), n);
+    const b = new Float32Array(heap, ptr(backend, batch), n);
+    const r = new Float32Array(heap, out, n);
+    for (let i = 0; i < n; i++) r[i] = m[i]! - Math.fround(Math.fround(m[i]! - b[i]!) * c);
+  });
 }
 
 function fastPathApplies(tf: Tf, bn: BatchNormInternals, x: Tensor): boolean {

@@ -98,6 +98,20 @@ export function wasmHeapBackend(tf: Tf): WasmHeapBackend | undefined {
 /** Heap byte offset of a tensor's data. */
 export const ptr = (backend: WasmHeapBackend, t: TensorInfo): number => backend.dataIdMap.get(t.dataId).memoryOffset;
 
+/**
+ * Gives variable `v` new heap memory, filled by `fill(heap byte offset)`, and releases the old: a
+ * write without tf ops (and their engine bookkeeping). Never in place: the wasm backend caches
+ * XNNPACK operators with their packed filters by the filter's memory, and drops them only when that
+ * memory is released (a weight changed in place would keep being convolved with its old values);
+ * and tfjs lets tensors share memory (clone, assign), which an in-place write would change too.
+ */
+export function replaceOnHeap(tf: Tf, backend: WasmHeapBackend, v: TfNamespace.Variable, fill: (out: number) => void): void {
+  const fresh = tf.engine().makeTensorFromTensorInfo(backend.makeOutput(v.shape, 'float32'), backend as never);
+  fill(ptr(backend, fresh));
+  v.assign(fresh);
+  fresh.dispose();
+}
+
 /** Scratch memory on the wasm heap for one kernel call. */
 export function withScratch<T>(backend: WasmHeapBackend, bytes: number, use: (at: number) => T): T {
   const at = backend.wasm._malloc(bytes) >>> 0;

@@ -12,12 +12,12 @@
  * float32 at the call, as tf makes them. test/train/fused-update.test.ts compares the two paths
  * bit for bit.
  *
- * Only the momentum slots are updated in place (see `replace` for why weights are not); tfjs lets
+ * Only the momentum slots are updated in place (see `replaceOnHeap` for why weights are not); tfjs lets
  * tensors share memory (clone, assign, a variable made from a tensor), so a slot is written in place
  * only while nothing else holds its memory, else it first gets a copy of its own.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
-import { ptr, simdKernels, wasmHeapBackend, withScratch, type WasmHeapBackend } from '../backend/simd-kernels.js';
+import { ptr, replaceOnHeap, simdKernels, wasmHeapBackend, withScratch, type WasmHeapBackend } from '../backend/simd-kernels.js';
 import { emaDecay, type WeightEma } from './ema.js';
 import type { MomentumSgd } from './optimizer.js';
 
@@ -58,7 +58,7 @@ export function applyFusedUpdate(tf: Tf, backend: RefCountingHeapBackend, u: Fus
   withScratch(backend, gradients * 4, (g) => {
     new Float32Array(backend.wasm.asm.memory.buffer, g, gradients).set(flat.subarray(0, gradients));
     u.vars.forEach((v, i) => {
-      replace(tf, backend, v, (out) => k.momentum_sgd(ptr(backend, v), out, ptr(backend, opt.slots[i]!), g, v.size, lr, opt.momentum, opt.nesterov ? 1 : 0));
+      replaceOnHeap(tf, backend, v, (out) => k.momentum_sgd(ptr(backend, v), out, ptr(backend, opt.slots[i]!), g, v.size, lr, opt.momentum, opt.nesterov ? 1 : 0));
       g += 4 * v.size;
     });
   });
@@ -67,7 +67,7 @@ export function applyFusedUpdate(tf: Tf, backend: RefCountingHeapBackend, u: Fus
     for (const v of u.moving) {
       const values = flat.subarray(offset, offset + v.size);
       // The view after the allocation: growing the heap replaces its buffer.
-      replace(tf, backend, v, (out) => new Float32Array(backend.wasm.asm.memory.buffer, out, v.size).set(values));
+      replaceOnHeap(tf, backend, v, (out) => new Float32Array(backend.wasm.asm.memory.buffer, out, v.size).set(values));
       offset += v.size;
     }
   }
@@ -75,22 +75,9 @@ export function applyFusedUpdate(tf: Tf, backend: RefCountingHeapBackend, u: Fus
     const c = 1 - emaDecay(ema.decay, emaStep, ema.warmup);
     u.weights.forEach((v, i) => {
       const s = ema.shadows[i]!;
-      replace(tf, backend, s, (out) => k.ema_toward(ptr(backend, s), out, ptr(backend, v), v.size, c));
+      replaceOnHeap(tf, backend, s, (out) => k.ema_toward(ptr(backend, s), out, ptr(backend, v), v.size, c));
     });
   }
-}
-
-/**
- * Gives `v` new memory, filled by `fill(heap byte offset)`, and releases the old. Weights and EMA
- * shadows are never written in place: the wasm backend caches XNNPACK operators with their packed
- * filters by the filter's memory, and drops them only when that memory is released (a weight
- * changed in place would keep being convolved with its old values).
- */
-function replace(tf: Tf, backend: RefCountingHeapBackend, v: tfTypes.Variable, fill: (out: number) => void): void {
-  const fresh = tf.engine().makeTensorFromTensorInfo(backend.makeOutput(v.shape, 'float32'), backend as never);
-  fill(ptr(backend, fresh));
-  v.assign(fresh);
-  fresh.dispose();
 }
 
 /** Gives `v` memory of its own when another tensor shares it (a write would change both). */

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type * as TfNamespace from '@tensorflow/tfjs';
 import type { Tensor } from '@tensorflow/tfjs';
 import { initBackend, type Tf } from '../../pipeline/backend/select.js';
-import { useFastTrainingBatchNorm } from '../../pipeline/backend/batch-norm-training.js';
+import { updateMovingStatistic, useFastTrainingBatchNorm } from '../../pipeline/backend/batch-norm-training.js';
 import { buildModel } from '../../pipeline/model/resnet-rs.js';
 import { FASHION_MNIST_MODEL } from '../../pipeline/model/family.js';
 import { withSeededMathRandom } from '../../pipeline/train/rng.js';
@@ -109,6 +109,29 @@ test('training-mode BN on wasm is deterministic (same inputs, same bytes)', asyn
   const b = await bnOn('wasm', [8, 14, 14, 64], 7);
   for (const [x, y] of [[a.y, b.y], ...a.grads.map((g, i) => [g, b.grads[i]!])] as [Float32Array, Float32Array][]) {
     assert.deepEqual(new Uint8Array(x.buffer, x.byteOffset, x.byteLength), new Uint8Array(y.buffer, y.byteOffset, y.byteLength));
+  }
+});
+
+test("the moving-average update on the heap gives tf.layers' three tf ops bit for bit, with no kernel call", async () => {
+  for (const momentum of [0, 0.9, 0.99, 0.1]) {
+    for (const [i, c] of [8, 64, 512, 12].entries()) {
+      // Statistics over several magnitudes, so the rounding of each op shows.
+      const moving = randomData([c], 40 + i).values.map((v, k) => v * 10 ** ((k % 7) - 3));
+      const batch = randomData([c], 50 + i).values.map((v, k) => v * 10 ** ((k % 5) - 2));
+      const viaOps = tf.tidy(() => {
+        const m = tf.tensor1d(moving);
+        return tf.sub(m, tf.mul(tf.sub(m, tf.tensor1d(batch)), 1 - momentum)).dataSync() as Float32Array;
+      });
+      const v = tf.variable(tf.tensor1d(moving));
+      const b = tf.tensor1d(batch);
+      const before = tf.memory().numTensors;
+      const profile = await tf.profile(() => updateMovingStatistic(tf, v, b, momentum));
+      assert.deepEqual(profile.kernelNames, [], `kernels run: ${profile.kernelNames}`);
+      assert.equal(tf.memory().numTensors, before);
+      const got = v.dataSync() as Float32Array;
+      assert.deepEqual(new Uint8Array(got.buffer, got.byteOffset, got.byteLength), new Uint8Array(viaOps.buffer, viaOps.byteOffset, viaOps.byteLength), `momentum ${momentum}, ${c} channels`);
+      tf.dispose([v, b]);
+    }
   }
 });
 
