@@ -39,13 +39,16 @@ function flagsFor(config: string): string[] {
 
 async function instructionsPerStep(config: string): Promise<number> {
   const args = [
-    '--tool=callgrind', '--collect-atstart=no', '--smc-check=all-non-file', '--callgrind-out-file=/dev/null',
+    '--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', '--callgrind-out-file=/dev/null',
     process.execPath, ...process.execArgv, profiler,
     '--callgrind', '--batch', String(batch), '--steps', String(steps), ...(opts.model ? ['--model', opts.model] : []), ...flagsFor(config),
   ];
   const { stderr } = await promisify(execFile)('valgrind', args, { maxBuffer: 64 << 20 });
   const m = /Collected\s*:\s*(\d+)/.exec(stderr);
   if (!m) throw new Error(`no callgrind total for '${config}':\n${stderr.slice(-2000)}`);
+  // Zero means collection never switched on (callgrind_control did not reach the process): say so
+  // instead of printing 0 instructions per step.
+  if (Number(m[1]) === 0) throw new Error(`callgrind collected no instructions for '${config}': callgrind_control did not switch collection on. Its output and valgrind's:\n${stderr.slice(-2000)}`);
   return Number(m[1]) / steps;
 }
 

@@ -55,7 +55,8 @@ console.log(`${sel.summary}`);
 console.log(`model ${opts.model} (${model.countParams()} params), batch ${batch}, ${disabled.size ? `without: ${[...disabled].join(', ')}` : 'all project kernels + gradients'}`);
 step(); // warm-up: XNNPACK operator creation, weight packing, JIT
 if (opts.callgrind) {
-  const control = (flag: string) => execFileSync('callgrind_control', [flag, String(process.pid)], { stdio: 'ignore' });
+  // Its answer goes to stderr, where bench/step-callgrind.ts shows it if nothing was collected.
+  const control = (flag: string) => console.error(`callgrind_control ${flag}: ${execFileSync('callgrind_control', [flag, String(process.pid)], { encoding: 'utf8' }).trim()}`);
   step(); // a second warm-up: the optimising JIT has seen every kernel once
   control('--instr=on');
   for (let i = 0; i < Number(opts.steps); i++) step();
