@@ -65,14 +65,12 @@ export function useFastTrainingBatchNorm<L extends Layer>(tf: Tf, layer: L): L {
  * tf.layers' moving-average update, moving -= (moving - batch) · (1 - momentum), with the bits of its
  * three float32 tf ops (sub, mul by the float32 scalar, sub) but as one loop on the wasm heap: as tf
  * ops it is six kernel calls per layer, each recorded on the tape of the training step. (The
- * subtraction and product of float32 values rounded once from double are the float32 results.)
+ * subtraction and product of float32 values rounded once from double are the float32 results.) wasm only.
  */
 export function updateMovingStatistic(tf: Tf, moving: TfNamespace.Variable, batch: Tensor, momentum: number): void {
+  // Called from the fast path only, which runs on wasm with float32 [C] statistics.
   const backend = wasmHeapBackend(tf);
-  if (!backend || moving.dtype !== 'float32' || batch.dtype !== 'float32' || moving.size !== batch.size) {
-    tf.tidy(() => moving.assign(tf.sub(moving, tf.mul(tf.sub(moving, batch), 1 - momentum))));
-    return;
-  }
+  if (!backend) throw new Error('updateMovingStatistic: the wasm backend with a reachable heap is required');
   const c = Math.fround(1 - momentum);
   const n = moving.size;
   replaceOnHeap(tf, backend, moving, (out) => {

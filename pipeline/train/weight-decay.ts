@@ -60,8 +60,9 @@ export function addL2Gradient(values: ArrayLike<number>, wd: number, out: Float3
 
 /**
  * The penalty `l2Penalty` reports, from the sums of squares `addL2Gradient` returned for every
- * decayed variable: wd/2 · Σ v², summed in double. It can differ from `l2Penalty`'s float32 sums in
- * the last bits; it only goes into the reported loss (the update takes the gradient above).
+ * decayed variable: wd/2 · Σ v², summed in double. It can differ from `l2Penalty`'s float32 sums by
+ * ~1e-6 relative (the double sum is the closer one); it only goes into the reported loss (the update
+ * takes the gradient above).
  */
 export function l2PenaltyOf(squares: number, wd: number): number {
   return (wd / 2) * squares;
