@@ -18,8 +18,7 @@
  */
 import { parseArgs } from 'node:util';
 import { availableParallelism, cpus, loadavg } from 'node:os';
-import { getTf, initBackend } from '../pipeline/backend/select.js';
-import { THREAD_BACKENDS } from '../pipeline/inference/tfjs-thread.js';
+import { initBackend } from '../pipeline/backend/select.js';
 import { ensureOnnx } from '../pipeline/model/onnx-file.js';
 import { loadTeacher } from '../pipeline/pseudo/load-teacher.js';
 import { loadOnnxTeacher } from '../pipeline/pseudo/onnx-teacher.js';
@@ -99,7 +98,7 @@ try {
         backend: 'wasm',
         inferBackend: engine,
       });
-    // One in-process worker uses all cores with ONNX Runtime (tfjs-wasm: one model thread regardless);
+    // One in-process worker uses all cores with ONNX Runtime (tfjs-wasm: one thread regardless);
     // with ONNX Runtime also the threads of one worker of the executor's plan (below), where the
     // other cores are free for decoding while the model runs.
     const plan = planWorkers(engine, cores);
@@ -107,10 +106,7 @@ try {
     let e2eRate = 0;
     for (const threads of threadCounts) {
       const open = (): Promise<Teacher> =>
-        engine === 'onnx'
-          ? loadOnnxTeacher(store.sub('teacher'), teacherArch(), PREPROCESSING, { threads })
-          : // As the infer worker loads it: on a thread of its own on wasm/cpu.
-            loadTeacher(store.sub('teacher'), teacherArch(), PREPROCESSING, { thread: THREAD_BACKENDS.includes(getTf().getBackend()) });
+        engine === 'onnx' ? loadOnnxTeacher(store.sub('teacher'), teacherArch(), PREPROCESSING, { threads }) : loadTeacher(store.sub('teacher'), teacherArch(), PREPROCESSING);
       /** Model-only forward throughput on real, already normalised images: median of 5 one-second runs. */
       const modelOnly = async (): Promise<number> => {
         const teacher = await open();

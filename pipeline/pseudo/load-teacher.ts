@@ -4,9 +4,7 @@
  * the wrong network, or fail deep inside tfjs with a shape error).
  */
 import { ARCH_METADATA_KEY, archOf } from '../model/resnet-rs.js';
-import { getTf } from '../backend/select.js';
-import { startTfjsThreadTeacher } from '../inference/tfjs-thread.js';
-import { loadModel, modelIdOf, MODEL_JSON_KEY, storeModelIO } from '../model/store-io.js';
+import { loadModel, modelIdOf, MODEL_JSON_KEY } from '../model/store-io.js';
 import type { ResNetRSArch } from '../model/family.js';
 import type { ObjectStore } from '../store/types.js';
 import { teacherFromModel, type Teacher, type TeacherPreprocessing } from './teacher.js';
@@ -78,46 +76,24 @@ export async function recordedArch(store: ObjectStore): Promise<ExpectedArch> {
   return arch;
 }
 
-export interface LoadTeacherOptions {
-  /**
-   * Run the forward passes on a thread of their own with its own tf engine (wasm and cpu only:
-   * they compute synchronously on the calling thread), so the caller's thread keeps reading and
-   * decoding while a batch runs.
-   */
-  thread?: boolean;
-}
-
-export async function loadTeacher(store: ObjectStore, expected: ExpectedArch, preprocessing: TeacherPreprocessing, o: LoadTeacherOptions = {}): Promise<Teacher> {
+export async function loadTeacher(store: ObjectStore, expected: ExpectedArch, preprocessing: TeacherPreprocessing): Promise<Teacher> {
   const uri = trimUri(store.uri);
   const json = await store.get(MODEL_JSON_KEY).catch((err: Error) => {
     throw new Error(`teacher checkpoint ${uri}: ${err.message}`, { cause: err });
   });
-  const id = teacherIdOf(json);
-  const cannotLoad = (err: Error) => {
+  const model = await loadModel(store).catch((err: Error) => {
     throw new Error(`teacher checkpoint ${uri} cannot be loaded: ${err.message}`, { cause: err });
-  };
-  if (o.thread) {
-    // The weights are read here, from whatever store this is, and handed to the thread.
-    const artifacts = await storeModelIO(store).load!().catch(cannotLoad);
-    const arch = (artifacts.userDefinedMetadata as Record<string, unknown> | undefined)?.[ARCH_METADATA_KEY] as ResNetRSArch | undefined;
-    checkFits(uri, arch, expected, preprocessing);
-    return startTfjsThreadTeacher({ artifacts, id, arch: arch!, preprocessing }, getTf().getBackend(), `teacher checkpoint ${uri}`);
-  }
-  const model = await loadModel(store).catch(cannotLoad);
-  try {
-    checkFits(uri, archOf(model), expected, preprocessing);
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
-  return teacherFromModel(model, id, archOf(model)!, preprocessing);
-}
-
-/** A checkpoint that is not the manifest's model, or that the preprocessing does not fit, is refused. */
-function checkFits(uri: string, arch: ResNetRSArch | undefined, expected: ExpectedArch, preprocessing: TeacherPreprocessing): void {
+  });
+  const arch = archOf(model);
   const problems = arch ? archMismatches(arch, expected) : ['the checkpoint records no ResNet-RS architecture (not saved by selftrain?)'];
-  if (!arch || problems.length > 0) throw new Error(`teacher checkpoint ${uri} does not match the manifest's teacher model: ${problems.join('; ')}`);
+  if (!arch || problems.length > 0) {
+    model.dispose();
+    throw new Error(`teacher checkpoint ${uri} does not match the manifest's teacher model: ${problems.join('; ')}`);
+  }
   if (preprocessing.imageSize !== arch.imageSize || preprocessing.channels !== arch.inputChannels) {
+    model.dispose();
     throw new Error(`teacher checkpoint ${uri}: preprocessing ${preprocessing.imageSize}px x${preprocessing.channels} does not fit the model input ${arch.imageSize}px x${arch.inputChannels}`);
   }
+  const id = teacherIdOf(json);
+  return teacherFromModel(model, id, arch, preprocessing);
 }

@@ -13,7 +13,6 @@ import type { ObjectStore } from '../../pipeline/store/types.js';
 import { encodeJsonlGz } from '../../pipeline/pseudo/jsonl.js';
 import { loadTeacher } from '../../pipeline/pseudo/load-teacher.js';
 import { loadOnnxTeacher } from '../../pipeline/pseudo/onnx-teacher.js';
-import { THREAD_BACKENDS } from '../../pipeline/inference/tfjs-thread.js';
 import type { PredictionRecord } from '../../pipeline/pseudo/records.js';
 import type { Teacher, TopK } from '../../pipeline/pseudo/teacher.js';
 import { prefetch } from '../../pipeline/data/prefetch.js';
@@ -95,11 +94,8 @@ export async function runInferWorker(o: WorkerOptions): Promise<WorkerResult> {
         const threads = o.threads ?? availableParallelism();
         teacher = await setup(loadOnnxTeacher(teacherStore, job.expectedArch, job.preprocessing, { threads, sha256: job.onnx.sha256 }));
       } else {
-        const backend = await initBackend(job.backend);
-        // wasm and cpu compute on the calling thread: on a thread of their own, the forward passes
-        // overlap this thread's reading and decoding (libtensorflow has threads of its own).
-        const thread = THREAD_BACKENDS.includes(backend.tfBackend);
-        teacher = await setup(loadTeacher(teacherStore, job.expectedArch, job.preprocessing, { thread }));
+        await initBackend(job.backend);
+        teacher = await setup(loadTeacher(teacherStore, job.expectedArch, job.preprocessing));
       }
     } finally {
       await teacherStore.close();
@@ -184,12 +180,12 @@ async function processShards(
       signal?.throwIfAborted();
       const name = shardBase(ds.index.shards[item.shard]!.name);
       if (item.kind === 'batch') {
-        // A forward pass on this thread (tfjs-node) blocks it. Yield once first, so finished
-        // decodes are collected and new ones handed to sharp's thread pool: they then run during
-        // the forward pass instead of after it.
+        // The forward pass blocks this thread (wasm/cpu run synchronously). Yield once first, so
+        // finished decodes are collected and new ones handed to sharp's thread pool: they then
+        // run during the forward pass instead of after it.
         await new Promise((resolve) => setImmediate(resolve));
         inFlight.push(dispatch(item.slots, name, ds.index.shards[item.shard]!.samples));
-        // An engine on its own thread (ONNX Runtime, tfjs wasm/cpu) runs this batch while the one before it is
+        // An engine on its own thread (ONNX Runtime) runs this batch while the one before it is
         // collected and the next one prepared: without a second batch queued, it idles between batches.
         await collectUntil(BATCHES_IN_FLIGHT - 1);
         continue;

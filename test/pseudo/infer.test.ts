@@ -146,8 +146,7 @@ test('without onnxruntime-node: auto falls back to tfjs and logs why; onnx is re
   const auto = await go('runs/no-ort', 'auto');
   assert.equal(auto.error, undefined);
   assert.ok(auto.lines.some((l) => /^info: infer: ONNX Runtime unavailable \(onnxruntime-node is not installed\); using tfjs \(wasm\)$/.test(l)), auto.lines.join('\n'));
-  // wasm computes on the calling thread: the model gets a thread of its own, the worker's thread decodes.
-  assert.ok(auto.lines.some((l) => /infer worker 0: .* on tfjs wasm, on a thread of its own$/.test(l)), auto.lines.join('\n'));
+  assert.ok(auto.lines.some((l) => /infer worker 0: .* on tfjs wasm$/.test(l)), auto.lines.join('\n'));
   const recs = await records((await predictionsOf(root.sub('runs/no-ort'))).get(`${NAMES[0]}.jsonl.gz`)!);
   assert.equal(recs[0]!.backend, 'tfjs wasm');
   const forced = await go('runs/no-ort-forced', 'onnx');
