@@ -37,11 +37,12 @@ export const trainStageConfig = z.object({
    * 'teacher-steps' (the all-labels baseline): the steps and batch size the same `train` recipe gives
    * on the labeled set alone, i.e. the teacher's budget, whatever the size of the baseline's data.
    */
-  budget: z.enum(['epochs', 'teacher-steps', 'student-steps']).default('epochs'),
+  budget: z.enum(['epochs', 'teacher-steps', 'student-budget']).default('epochs'),
   /**
-   * For budget 'student-steps' (the labeled-only control and the all-labels bound): the student's
-   * recipe. The stage trains on at least as many images as that student (its steps x labeled +
-   * pseudo-labeled images per step), in steps of its own batch (pipeline/train/step-plan.ts).
+   * For budget 'student-budget' (the labeled-only control and the all-labels bound): the student's
+   * recipe. The stage trains for at least as many steps as that student and on at least as many
+   * images (its steps x labeled + pseudo-labeled images per step), in steps of its own batch
+   * (pipeline/train/step-plan.ts).
    */
   budgetOf: trainSection.unwrap().optional(), // unwrap: the section's prefault would fill an absent budgetOf in
   inputs: z.object({

@@ -39,13 +39,13 @@ export const evaluateSection = z
       .boolean()
       .default(false)
       .describe(
-        "Also train the all-labels bound: the student's model, with the teacher's (supervised) recipe and at least the student's training images, on the labeled set plus the unlabeled set's held-back labels: the upper bound of what pseudo-labels can recover",
+        "Also train the all-labels bound: the student's model, with the teacher's (supervised) recipe and at least the student's steps and training images, on the labeled set plus the unlabeled set's held-back labels: the upper bound of what pseudo-labels can recover",
       ),
     control: z
       .enum(['auto', 'on', 'off'])
       .default('auto')
       .describe(
-        "Labeled-only control: the student's model, the teacher's recipe and at least the student's training images, on the labeled set alone. It separates the gain from pseudo-labels from the gain of more training. auto: the teacher is the control when it has the student's model and at least the student's images (from `steps`, or epochs x (1 + student.ratio)), else a train-control stage runs; on: always a train-control stage; off: none (the report says so)",
+        "Labeled-only control: the student's model, the teacher's recipe and at least the student's steps and training images, on the labeled set alone. It separates the gain from pseudo-labels from the gain of more training (the same images in fewer, larger steps train a weaker model). auto: the teacher is the control when it has the student's model and at least the student's steps and images (from `steps`, or epochs x (1 + student.ratio)), else a train-control stage runs; on: always a train-control stage; off: none (the report says so)",
       ),
     topK: z.array(z.number().int().positive()).min(1).default([1, 5]).describe('Top-k accuracies to report'),
     batchSize: z.number().int().positive().default(256).describe('Eval images per forward pass'),

@@ -27,10 +27,11 @@ export const ALPHA = 0.01;
 export const points = (d: number) => `${d >= 0 ? '+' : '−'}${Math.abs(d * 100).toFixed(2)} points`;
 export const formatP = (p: number) => (p === 0 ? '< 1e-300' : p < 1e-4 ? p.toExponential(1) : p < 0.01 ? p.toPrecision(2) : p.toFixed(3));
 const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
-/** Every training image behind a model's weights: its own and those its starting weights carried. */
+/** Every training image (step) behind a model's weights: its own and those its starting weights carried. */
 const totalImages = (b: TrainingBudget) => b.images + (b.carriedImages ?? 0);
+const totalSteps = (b: TrainingBudget) => b.steps + (b.carriedSteps ?? 0);
 const images = (b: TrainingBudget) =>
-  `${totalImages(b).toLocaleString('en-US')} images${b.carriedImages ? ` (${b.images.toLocaleString('en-US')} its own, the rest carried by the weights it started from)` : ''}`;
+  `${totalSteps(b).toLocaleString('en-US')} steps and ${totalImages(b).toLocaleString('en-US')} images${b.carriedImages ? ` (${b.images.toLocaleString('en-US')} its own, the rest carried by the weights it started from)` : ''}`;
 
 function paired(a: EvaluatedModel, b: EvaluatedModel): { test: PairedTest | null; note?: string } {
   const pa = a.evaluation.perImage, pb = b.evaluation.perImage;
@@ -48,12 +49,14 @@ function chooseControl(models: EvaluatedModel[], firstTeacher: EvaluatedModel | 
     return { info: { kind: 'none', stage: null, reason: t.architecture && s.architecture ? 'the teacher is not the student\'s architecture' : 'the architectures could not be read' } };
   }
   if (!t.budget || !s.budget) return { info: { kind: 'none', stage: null, reason: 'the training budgets could not be read' } };
-  if (totalImages(t.budget) < totalImages(s.budget)) {
+  // Steps as well as images: the same images in fewer, larger steps train a weaker model
+  // (pipeline/train/step-plan.ts, studentBudget).
+  if (totalImages(t.budget) < totalImages(s.budget) || totalSteps(t.budget) < totalSteps(s.budget)) {
     return {
       info: {
         kind: 'none',
         stage: null,
-        reason: `the teacher trained on ${images(t.budget)}, fewer than the student's ${images(s.budget)}: a labeled-only control needs at least the student's budget`,
+        reason: `the teacher trained for ${images(t.budget)}, less than the student's ${images(s.budget)}: a labeled-only control needs at least the student's steps and images`,
       },
     };
   }

@@ -86,6 +86,8 @@ export interface TrainingBudget {
    * chain of starting points); absent or 0 from scratch. The control must match images + this.
    */
   carriedImages?: number;
+  /** The steps that trained those starting weights, likewise. */
+  carriedSteps?: number;
 }
 
 /** One trained model in the report's summary table. */

@@ -132,7 +132,9 @@ function engine(m: Manifest): { inferBackend?: Manifest['inferBackend'] } {
  * `iterations` rounds; with 'teacher' also the first teacher's images (counted in the student's
  * steps or epochs when both recipes use the same unit; otherwise left out, and the report's check of
  * the recorded budgets says the control falls short). The labeled-only control and the all-labels
- * bound train on that many images, so "more training" stays separated from "pseudo-labels".
+ * bound train on that many images, so "more training" stays separated from "pseudo-labels". Its
+ * steps then count the teacher's images in student steps, more than the teacher's own steps when
+ * the teacher's batch is larger: erring toward a longer control, never a shorter one.
  */
 function carriedStudentRecipe(m: Manifest): Manifest['student']['train'] {
   // The continued rounds' learning rate changes no image count: left out, so that tuning it does
@@ -183,18 +185,20 @@ function shapeOf(model: Manifest['student']['model']): string {
 
 /**
  * Whether the teacher can serve as the labeled-only control (evaluate.control 'auto'): the student's
- * model (up to its noise), and at least the training images behind the last student's weights (its
- * own and, with student.init, those it carried over). Decided from the manifest alone (the chain is
- * built before any data is counted): exactly when both recipes give `steps`; from epochs when both
- * give epochs (an epoch is a pass over the same labeled set, whose size then cancels out). The
- * report checks the recorded budgets again and says when the teacher falls short.
+ * model (up to its noise), and at least the steps and the training images behind the last student's
+ * weights (its own and, with student.init, those it carried over; step-plan.ts's studentBudget says
+ * why steps count too). Decided from the manifest alone (the chain is built before any data is
+ * counted): exactly when both recipes give `steps`; from epochs when both give epochs (an epoch is
+ * a pass over the same labeled set, whose size then cancels out). The report checks the recorded
+ * budgets again and says when the teacher falls short.
  */
 export function teacherIsControl(m: Manifest): boolean {
   const t = m.teacher.train, s = carriedStudentRecipe(m);
   if (shapeOf(m.teacher.model) !== shapeOf(m.student.model)) return false;
   const perStep = imagesPerStep(s, true);
-  if (t.steps !== undefined && s.steps !== undefined) return t.steps * imagesPerStep(t, false) >= s.steps * perStep;
-  if (t.steps === undefined && s.steps === undefined) return t.epochs >= s.epochs * (perStep / s.batchSize);
+  if (t.steps !== undefined && s.steps !== undefined) return t.steps >= s.steps && t.steps * imagesPerStep(t, false) >= s.steps * perStep;
+  // Per epoch: steps N / batch, images N (teacher) or N x perStep / batch (student).
+  if (t.steps === undefined && s.steps === undefined) return t.epochs / t.batchSize >= s.epochs / s.batchSize && t.epochs >= s.epochs * (perStep / s.batchSize);
   return false;
 }
 
@@ -240,9 +244,9 @@ export function buildChain(m: Manifest, versions: StageCodeVersions = STAGE_CODE
   }
   // The control and the bound answer "what would the student's model have reached without
   // pseudo-labels / with every label?": the student's model, the supervised (teacher's) recipe and
-  // at least the student's training images (budget 'student-steps'), not the same epochs (an epoch
-  // over a 60x larger set would be a 60x larger budget).
-  const studentBudget = { model: m.student.model, train: m.teacher.train, budget: 'student-steps', budgetOf: carriedStudentRecipe(m), seed, inputs: { data: 'import' } } as const;
+  // at least the student's steps and training images (budget 'student-budget'), not the same epochs
+  // (an epoch over a 60x larger set would be a 60x larger budget).
+  const studentBudget = { model: m.student.model, train: m.teacher.train, budget: 'student-budget', budgetOf: carriedStudentRecipe(m), seed, inputs: { data: 'import' } } as const;
   if (m.evaluate.control === 'on' || (m.evaluate.control === 'auto' && !teacherIsControl(m))) {
     stages.push(define('train', 'train-control', ['import'], { role: 'control', ...studentBudget }, true));
     trained.push('train-control');

@@ -112,21 +112,22 @@ function startingPointsMissing(infos: Map<string, Pick<TrainingInfo, 'startedFro
 }
 
 /**
- * Sets each budget's carriedImages from its starting point's own + carried images. A budget that
+ * Sets each budget's carriedImages and carriedSteps from its starting point's own + carried ones. A budget that
  * cannot be read anywhere down the chain makes the model's budget null: the report then says it could
  * not check the control rather than compare a part of the budget.
  */
 export function carryImages(infos: Map<string, Pick<TrainingInfo, 'budget' | 'startedFrom'>>): void {
-  const total = new Map<string, number | null>();
-  const totalOf = (stage: string, path: string[]): number | null => {
+  type Totals = { images: number; steps: number };
+  const total = new Map<string, Totals | null>();
+  const totalOf = (stage: string, path: string[]): Totals | null => {
     if (total.has(stage)) return total.get(stage)!;
     if (path.includes(stage)) throw new Error(`evaluate: the train stages ${[...path, stage].join(' → ')} start from each other's weights (a cycle in inputs.teacher)`);
     const info = infos.get(stage);
     if (!info) return null;
-    const carried = info.startedFrom === null ? 0 : totalOf(info.startedFrom, [...path, stage]);
+    const carried = info.startedFrom === null ? { images: 0, steps: 0 } : totalOf(info.startedFrom, [...path, stage]);
     if (info.budget && carried !== null) {
-      if (carried > 0) info.budget = { ...info.budget, carriedImages: carried };
-      total.set(stage, info.budget.images + carried);
+      if (carried.images > 0) info.budget = { ...info.budget, carriedImages: carried.images, carriedSteps: carried.steps };
+      total.set(stage, { images: info.budget.images + carried.images, steps: info.budget.steps + carried.steps });
     } else {
       info.budget = null;
       total.set(stage, null);

@@ -226,14 +226,14 @@ async function initFromTeacher(model: import('@tensorflow/tfjs').LayersModel, te
 
 /**
  * The stage's budget when it is not its own epochs: 'teacher-steps', the step plan of this recipe on
- * the labeled part alone (the first part); 'student-steps', at least the student's training images.
+ * the labeled part alone (the first part); 'student-budget', at least the student's steps and images.
  */
 function stageBudget(cfg: TrainStageConfig, data: LabeledData): StepBudget | undefined {
   if (cfg.budget === 'epochs') return undefined;
   const labeled = data.parts?.[0];
   if (!labeled) throw new Error(`train: budget "${cfg.budget}" needs the per-part counts of the loaded data`);
   if (cfg.budget === 'teacher-steps') return planTeacherBudget(cfg.train, labeled);
-  if (!cfg.budgetOf) throw new Error('train: budget "student-steps" needs budgetOf (the student\'s train recipe)');
+  if (!cfg.budgetOf) throw new Error('train: budget "student-budget" needs budgetOf (the student\'s train recipe)');
   return studentBudget(cfg.train, cfg.budgetOf, labeled);
 }
 

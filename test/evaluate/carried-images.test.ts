@@ -1,6 +1,7 @@
 /**
- * The training images behind a model's weights follow its chain of starting points (student.init):
- * a student that continued the previous student carries that student's own and carried images.
+ * The training images and steps behind a model's weights follow its chain of starting points
+ * (student.init): a student that continued the previous student carries that student's own and
+ * carried images and steps.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -21,6 +22,7 @@ test('carried images: three rounds that each continue the previous student', () 
   carryImages(infos);
   const carried = (s: string) => infos.get(s)!.budget?.carriedImages;
   assert.deepEqual(['train-teacher-1', 'train-student-1', 'train-student-2', 'train-student-3', 'train-baseline'].map(carried), [undefined, undefined, 256_000, 512_000, undefined]);
+  assert.deepEqual(['train-student-2', 'train-student-3'].map((s) => infos.get(s)!.budget?.carriedSteps), [4_000, 8_000]);
   assert.equal(infos.get('train-student-3')!.budget!.images, 256_000, 'its own images stay its own');
 });
 

@@ -198,15 +198,24 @@ test('over three rounds: each student against its own teacher, the last against 
   assert.doesNotMatch(renderMarkdown(one), /first teacher/);
 });
 
-test('the teacher is the control only with the student\'s architecture and at least its budget; a control stage wins', () => {
+test('the teacher is the control only with the student\'s architecture and at least its steps and images; a control stage wins', () => {
   const teacherSmall = model(evaluation('train-teacher-1', 'teacher', 1, pattern(800, 0)), 64_000);
   const student = model(evaluation('train-student-1', 'student', 1, pattern(860, 0)), 128_000);
   let r = report([teacherSmall, student]);
   assert.equal(r.control.kind, 'none');
-  assert.match(r.control.reason, /64,000 images, fewer than the student's 128,000 images/);
+  assert.match(r.control.reason, /trained for 500 steps and 64,000 images, less than the student's 1,000 steps and 128,000 images: a labeled-only control needs at least the student's steps and images/);
   assert.equal(r.summary.controlTop1, null);
   assert.equal(r.summary.pValueVsControl, null);
   assert.ok(r.findings.some((f) => f.startsWith('No labeled-only control')));
+
+  // The student's images in half its steps (batch 256): no control either.
+  const teacherBigSteps = model(evaluation('train-teacher-1', 'teacher', 1, pattern(800, 0)), 128_000, { budget: { steps: 500, imagesPerStep: 256, images: 128_000 } });
+  r = report([teacherBigSteps, student]);
+  assert.equal(r.control.kind, 'none');
+  assert.match(r.control.reason, /500 steps and 128,000 images, less than the student's 1,000 steps and 128,000 images/);
+  r = report([model(evaluation('train-teacher-1', 'teacher', 1, pattern(800, 0)), 128_000), student]);
+  assert.equal(r.control.kind, 'teacher');
+  assert.match(r.control.reason, /at least the student's budget \(1,000 steps and 128,000 images vs 1,000 steps and 128,000 images\)/);
 
   const wider = model(evaluation('train-teacher-1', 'teacher', 1, pattern(800, 0)), 256_000, { architecture: '[26,[2,2,2,2],0.5,28,1,10,true,0.25]' });
   r = report([wider, student]);
@@ -251,10 +260,10 @@ test('models scored on different images are not paired: the comparison says why 
 test('a student that started from trained weights carries their images: an equal-budget teacher is then no control', () => {
   const teacher = model(evaluation('train-teacher-1', 'teacher', 1, pattern(800, 0)), 256_000);
   const s2 = model(evaluation('train-student-2', 'student', 2, pattern(870, 0)), 256_000, { teacher: 'train-student-1' });
-  s2.budget = { ...s2.budget!, carriedImages: 256_000 };
+  s2.budget = { ...s2.budget!, carriedImages: 256_000, carriedSteps: 2_000 };
   const r = report([teacher, s2]);
   assert.equal(r.control.kind, 'none');
-  assert.match(r.control.reason, /256,000 images, fewer than the student's 512,000 images \(256,000 its own, the rest carried/);
+  assert.match(r.control.reason, /2,000 steps and 256,000 images, less than the student's 4,000 steps and 512,000 images \(256,000 its own, the rest carried/);
   assert.equal(r.summary.controlTop1, null);
   assert.match(renderMarkdown(r), /256,000 images, started from weights trained on 256,000/);
 });

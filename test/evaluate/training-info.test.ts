@@ -79,7 +79,7 @@ test('student.init previous-student: round 2 started from round 1, whose images 
     assert.equal(infos.get('train-student-2')!.startedFrom, 'train-student-1');
     assert.equal((await readTrainingInfo(run, 'train-student-1')).startedFrom, null, 'round 1 starts from scratch');
     await addCarriedImages(run, infos);
-    assert.deepEqual(infos.get('train-student-2')!.budget, { steps: 4000, imagesPerStep: 64, images: 256_000, carriedImages: 256_000 });
+    assert.deepEqual(infos.get('train-student-2')!.budget, { steps: 4000, imagesPerStep: 64, images: 256_000, carriedImages: 256_000, carriedSteps: 4000 });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,7 +1,8 @@
 /**
  * A student that starts from trained weights (student.init) carries their training images: the
  * chain gives the labeled-only control and the all-labels bound that budget, and the teacher is the
- * control only when it trained on at least as many images. Checked on the shipped manifests' chains.
+ * control only when it trained for at least as many steps and images. Checked on the shipped
+ * manifests' chains.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,7 +56,7 @@ test('student init teacher: every round starts from its teacher, and the first t
   const stages = trainStages(m);
   assert.equal(startsFromTeacher(stages['train-student-1']!), true);
   assert.equal(teacherIsControl(m), false, 'a student that continues its teacher has more training than the teacher');
-  // 4,000 own steps + the teacher's 2,000 x 128 images in steps of 64.
+  // 4,000 own steps + the teacher's 4,000 x 64 images in steps of 64.
   assert.equal(stages['train-control']!.budgetOf!.steps, 4000 + 4000);
 });
 

@@ -148,7 +148,7 @@ test('the chain gives the bound and the control the student\'s model, the teache
     const c = config(id);
     assert.ok(c, `${id} is in the chain`);
     assert.equal(c['role'], id === 'train-baseline' ? 'baseline' : 'control');
-    assert.equal(c['budget'], 'student-steps');
+    assert.equal(c['budget'], 'student-budget');
     assert.deepEqual(c['model'], m.student.model, `${id}: the student's model`);
     assert.deepEqual(c['train'], teacher['train'], `${id}: the supervised recipe`);
     assert.deepEqual(c['budgetOf'], m.student.train, `${id}: the student's budget`);
@@ -158,7 +158,7 @@ test('the chain gives the bound and the control the student\'s model, the teache
   assert.deepEqual(evaluate.models, ['train-teacher-1', 'train-student-1', 'train-control', 'train-baseline']);
 });
 
-test('evaluate.control: auto uses the teacher when it has the student\'s model and images, on/off override', () => {
+test('evaluate.control: auto uses the teacher when it has the student\'s model, steps and images, on/off override', () => {
   const same: Record<string, unknown> = { name: 'resnet-rs-26-w0.25-small' };
   const ids = (t: Record<string, unknown>, s: Record<string, unknown>, control: string, models = { t: same, s: same }) => {
     const m = parseManifest(JSON.stringify({
@@ -173,17 +173,21 @@ test('evaluate.control: auto uses the teacher when it has the student\'s model a
   const student = { steps: 1000, batchSize: 32, student: { ratio: 3 } }; // 1000 x 128 images
   assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'auto'), ['train-teacher-1', 'train-student-1'], '128k >= 128k: the teacher is the control');
   assert.deepEqual(ids({ steps: 999, batchSize: 128 }, student, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control'], 'one step short');
+  assert.deepEqual(ids({ steps: 500, batchSize: 256 }, student, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control'], 'the same images in half the steps');
+  assert.deepEqual(ids({ steps: 1000, batchSize: 64 }, student, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control'], 'the same steps on half the images');
   assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'auto', { t: same, s: { ...same, imageSize: 32 } }), ['train-teacher-1', 'train-student-1', 'train-control'], 'another model');
   assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'auto', { t: same, s: { ...same, dropoutRate: 0.3, stochasticDepthRate: 0.2 } }), ['train-teacher-1', 'train-student-1'], 'the student\'s noise is not another model');
-  // Epochs over the same labeled set: 8 >= 2 x (32 + 96) / 32.
-  assert.deepEqual(ids({ epochs: 8 }, { epochs: 2, batchSize: 32 }, 'auto'), ['train-teacher-1', 'train-student-1']);
-  assert.deepEqual(ids({ epochs: 7.9 }, { epochs: 2, batchSize: 32 }, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control']);
+  // Epochs over the same labeled set: images 8 >= 2 x (32 + 96) / 32, steps 8 / 128 >= 2 / 32.
+  assert.deepEqual(ids({ epochs: 8, batchSize: 128 }, { epochs: 2, batchSize: 32 }, 'auto'), ['train-teacher-1', 'train-student-1']);
+  assert.deepEqual(ids({ epochs: 7.9, batchSize: 128 }, { epochs: 2, batchSize: 32 }, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control']);
+  // 8 epochs in steps of 256 are fewer steps than 2 epochs in steps of 32.
+  assert.deepEqual(ids({ epochs: 8, batchSize: 256 }, { epochs: 2, batchSize: 32 }, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control']);
   assert.deepEqual(ids({ epochs: 100 }, { steps: 10 }, 'auto'), ['train-teacher-1', 'train-student-1', 'train-control'], 'epochs against steps: cannot tell, so a control runs');
   assert.deepEqual(ids({ steps: 1000, batchSize: 128 }, student, 'on'), ['train-teacher-1', 'train-student-1', 'train-control']);
   assert.deepEqual(ids({ steps: 1, batchSize: 128 }, student, 'off'), ['train-teacher-1', 'train-student-1']);
 });
 
-test('studentBudget: at least the student\'s images, in steps of the stage\'s own batch, the same warm-up share', () => {
+test('studentBudget: at least the student\'s steps and images, in steps of the stage\'s own batch, the same warm-up share', () => {
   const parse = (t: Record<string, unknown>) => trainSection.parse(t);
   // Student: 1000 labeled, 2% held out = 980, batch 32 → 30 steps/epoch; 2000 steps of 32 + 96.
   const student = parse({ steps: 2000, batchSize: 32, schedule: { warmupEpochs: 10 }, student: { ratio: 3 } });
@@ -192,6 +196,9 @@ test('studentBudget: at least the student\'s images, in steps of the stage\'s ow
   assert.equal(b.totalSteps, Math.ceil((2000 * 128) / 100));
   assert.equal(b.warmupSteps, Math.round((300 / 2000) * b.totalSteps));
   assert.ok(b.totalSteps * b.batch >= 2000 * 128);
+  // A batch larger than the student's 128 images per step: the student's 2,000 steps, not 1,000.
+  const big = studentBudget(parse({ batchSize: 256 }), student, { samples: 1000 });
+  assert.deepEqual(big, { batch: 256, totalSteps: 2000, warmupSteps: 300 });
 });
 
 test('teacher and student never read the ground truth', { skip: NEEDS, timeout: 300_000 }, async () => {
@@ -217,7 +224,7 @@ test('teacher and student never read the ground truth', { skip: NEEDS, timeout: 
 test('baseline: labeled + ground-truth-labeled unlabeled images, the teacher\'s steps and batch', { skip: NEEDS, timeout: 300_000 }, async () => {
   reads = [];
   // The student's own images (4 steps of 8 + 8 pseudo-labeled) in steps of 8.
-  const res = await runTrain(context('train-baseline/'), { role: 'baseline', model: MODEL, train: TRAIN, budget: 'student-steps', budgetOf: STUDENT_TRAIN, seed: 1, inputs: { data: 'import' } });
+  const res = await runTrain(context('train-baseline/'), { role: 'baseline', model: MODEL, train: TRAIN, budget: 'student-budget', budgetOf: STUDENT_TRAIN, seed: 1, inputs: { data: 'import' } });
   summaries.set('train-baseline', res.summary!);
   assert.ok(truthReads().length > 0, 'the baseline reads the held-back labels');
   const s = res.summary as {
@@ -238,7 +245,7 @@ test('baseline: labeled + ground-truth-labeled unlabeled images, the teacher\'s 
   assert.deepEqual(s.sources[1]!.classCounts, expected);
   assert.equal(s.trainImages + s.heldoutImages, N);
   // The student's 64 images (8 steps of 8, warm-up 4: the student's half), over a larger data set (more steps per epoch).
-  assert.deepEqual(s.budget, { kind: 'student-steps', batch: 8, totalSteps: 8, warmupSteps: 4 });
+  assert.deepEqual(s.budget, { kind: 'student-budget', batch: 8, totalSteps: 8, warmupSteps: 4 });
   assert.equal(s.steps, 8);
   assert.equal(s.totalSteps, 8);
   assert.equal(s.stepsPerEpoch, Math.floor(s.trainImages / 8));
@@ -304,14 +311,14 @@ test("plan's estimate follows the trainer's step plan exactly for teacher, stude
   assert.equal(baseline.steps * baseline.batch, student.steps * (student.batch + student.pseudoBatch));
 });
 
-test('control: the labeled set alone, at least the student\'s images in steps of its own batch', { skip: NEEDS, timeout: 300_000 }, async () => {
+test('control: the labeled set alone, at least the student\'s steps and images in steps of its own batch', { skip: NEEDS, timeout: 300_000 }, async () => {
   reads = [];
   const student = { ...TRAIN, student: { ratio: 1 } };
-  const res = await runTrain(context('train-control/'), { role: 'control', model: MODEL, train: TRAIN, budget: 'student-steps', budgetOf: student, seed: 1, inputs: { data: 'import' } });
+  const res = await runTrain(context('train-control/'), { role: 'control', model: MODEL, train: TRAIN, budget: 'student-budget', budgetOf: student, seed: 1, inputs: { data: 'import' } });
   assert.deepEqual(truthReads(), [], 'the control never reads the held-back labels');
   const s = res.summary as { trainImages: number; steps: number; budget: { kind: string; batch: number; totalSteps: number; warmupSteps: number } };
   assert.equal(s.trainImages, 20);
   // The student: 4 steps of 8 labeled + 8 pseudo-labeled = 64 images → 8 steps of 8, warm-up 2 of 4 → 4 of 8.
-  assert.deepEqual(s.budget, { kind: 'student-steps', batch: 8, totalSteps: 8, warmupSteps: 4 });
+  assert.deepEqual(s.budget, { kind: 'student-budget', batch: 8, totalSteps: 8, warmupSteps: 4 });
   assert.equal(s.steps, 8);
 });
