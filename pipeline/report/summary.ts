@@ -27,10 +27,10 @@ export const ALPHA = 0.01;
 export const points = (d: number) => `${d >= 0 ? '+' : '−'}${Math.abs(d * 100).toFixed(2)} points`;
 export const formatP = (p: number) => (p === 0 ? '< 1e-300' : p < 1e-4 ? p.toExponential(1) : p < 0.01 ? p.toPrecision(2) : p.toFixed(3));
 const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
-/** Every training image (step) behind a model's weights: its own and those its starting weights carried. */
+/** Every training image and step behind a model's weights: its own and those its starting weights carried. */
 const totalImages = (b: TrainingBudget) => b.images + (b.carriedImages ?? 0);
 const totalSteps = (b: TrainingBudget) => b.steps + (b.carriedSteps ?? 0);
-const images = (b: TrainingBudget) =>
+const budgetText = (b: TrainingBudget) =>
   `${totalSteps(b).toLocaleString('en-US')} steps and ${totalImages(b).toLocaleString('en-US')} images${b.carriedImages ? ` (${b.images.toLocaleString('en-US')} its own, the rest carried by the weights it started from)` : ''}`;
 
 function paired(a: EvaluatedModel, b: EvaluatedModel): { test: PairedTest | null; note?: string } {
@@ -56,12 +56,12 @@ function chooseControl(models: EvaluatedModel[], firstTeacher: EvaluatedModel | 
       info: {
         kind: 'none',
         stage: null,
-        reason: `the teacher trained for ${images(t.budget)}, less than the student's ${images(s.budget)}: a labeled-only control needs at least the student's steps and images`,
+        reason: `the teacher trained for ${budgetText(t.budget)}, less than the student's ${budgetText(s.budget)}: a labeled-only control needs at least the student's steps and images`,
       },
     };
   }
   return {
-    info: { kind: 'teacher', stage: t.evaluation.stage, reason: `same architecture and at least the student's budget (${images(t.budget)} vs ${images(s.budget)})` },
+    info: { kind: 'teacher', stage: t.evaluation.stage, reason: `same architecture and at least the student's budget (${budgetText(t.budget)} vs ${budgetText(s.budget)})` },
     model: t,
   };
 }

@@ -34,7 +34,7 @@ import { resolveWorkers } from '../../pipeline/parallel/workers.js';
 import { evaluateModel } from './evaluate-model.js';
 import { evaluatePseudo } from './evaluate-pseudo.js';
 import { startPredictor, type ShardPredictor } from './predictor.js';
-import { addCarriedImages, readTrainingInfo, type TrainingInfo } from './training-info.js';
+import { addCarriedBudgets, readTrainingInfo, type TrainingInfo } from './training-info.js';
 
 /**
  * A unit this stage committed before (a model's or a round's evaluation), for reuse: undefined when
@@ -183,7 +183,7 @@ export async function runStage(ctx: StageContext, raw: EvaluateStageConfigInput)
   const curves: LearningCurve[] = [];
   const infos = new Map<string, TrainingInfo>();
   for (const m of models) infos.set(m.stage, await readTrainingInfo(ctx.run, m.stage));
-  await addCarriedImages(ctx.run, infos);
+  await addCarriedBudgets(ctx.run, infos);
   for (const m of models) {
     const info = infos.get(m.stage)!;
     evaluated.push({ evaluation: m, budget: info.budget, heldoutAcc: info.heldoutAcc, heldoutImages: info.heldoutImages, teacher: info.teacher, architecture: info.architecture });

@@ -96,15 +96,16 @@ export async function readTrainingInfo(run: ObjectStore, stage: string): Promise
 }
 
 /**
- * The training images each model's starting weights carry (TrainingBudget.carriedImages): a student
- * that started from its teacher carries the teacher's own and carried images, down the chain.
+ * The training images and steps each model's starting weights carry (TrainingBudget.carriedImages,
+ * carriedSteps): a student that started from its teacher carries the teacher's own and carried
+ * ones, down the chain.
  * Starting points outside `infos` (not evaluated) are read from the run first.
  */
-export async function addCarriedImages(run: ObjectStore, infos: Map<string, TrainingInfo>): Promise<void> {
+export async function addCarriedBudgets(run: ObjectStore, infos: Map<string, TrainingInfo>): Promise<void> {
   for (let missing = startingPointsMissing(infos); missing.length > 0; missing = startingPointsMissing(infos)) {
     for (const stage of missing) infos.set(stage, await readTrainingInfo(run, stage));
   }
-  carryImages(infos);
+  carryBudgets(infos);
 }
 
 function startingPointsMissing(infos: Map<string, Pick<TrainingInfo, 'startedFrom'>>): string[] {
@@ -112,11 +113,11 @@ function startingPointsMissing(infos: Map<string, Pick<TrainingInfo, 'startedFro
 }
 
 /**
- * Sets each budget's carriedImages and carriedSteps from its starting point's own + carried ones. A budget that
- * cannot be read anywhere down the chain makes the model's budget null: the report then says it could
- * not check the control rather than compare a part of the budget.
+ * Sets each budget's carriedImages and carriedSteps from its starting point's own + carried ones. A
+ * budget that cannot be read anywhere down the chain makes the model's budget null: the report then
+ * says it could not check the control rather than compare a part of the budget.
  */
-export function carryImages(infos: Map<string, Pick<TrainingInfo, 'budget' | 'startedFrom'>>): void {
+export function carryBudgets(infos: Map<string, Pick<TrainingInfo, 'budget' | 'startedFrom'>>): void {
   type Totals = { images: number; steps: number };
   const total = new Map<string, Totals | null>();
   const totalOf = (stage: string, path: string[]): Totals | null => {

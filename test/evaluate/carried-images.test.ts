@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TrainingBudget } from '../../pipeline/report/types.js';
-import { carryImages } from '../../stages/evaluate/training-info.js';
+import { carryBudgets } from '../../stages/evaluate/training-info.js';
 
 type Info = { budget: TrainingBudget | null; startedFrom: string | null };
 const own = (images: number): TrainingBudget => ({ steps: images / 64, imagesPerStep: 64, images });
@@ -19,7 +19,7 @@ test('carried images: three rounds that each continue the previous student', () 
     ['train-student-2', { budget: own(256_000), startedFrom: 'train-student-1' }],
     ['train-baseline', { budget: own(768_000), startedFrom: null }],
   ]);
-  carryImages(infos);
+  carryBudgets(infos);
   const carried = (s: string) => infos.get(s)!.budget?.carriedImages;
   assert.deepEqual(['train-teacher-1', 'train-student-1', 'train-student-2', 'train-student-3', 'train-baseline'].map(carried), [undefined, undefined, 256_000, 512_000, undefined]);
   assert.deepEqual(['train-student-2', 'train-student-3'].map((s) => infos.get(s)!.budget?.carriedSteps), [4_000, 8_000]);
@@ -32,7 +32,7 @@ test('carried images: an unreadable budget down the chain leaves the budget unkn
     ['train-student-2', { budget: own(256_000), startedFrom: 'train-student-1' }],
     ['train-student-9', { budget: own(256_000), startedFrom: 'train-missing' }],
   ]);
-  carryImages(infos);
+  carryBudgets(infos);
   assert.equal(infos.get('train-student-2')!.budget, null);
   assert.equal(infos.get('train-student-9')!.budget, null);
 });
@@ -42,5 +42,5 @@ test('carried images: a cycle of starting points is an error naming the stages',
     ['a', { budget: own(64), startedFrom: 'b' }],
     ['b', { budget: own(64), startedFrom: 'a' }],
   ]);
-  assert.throws(() => carryImages(infos), /a → b → a/);
+  assert.throws(() => carryBudgets(infos), /a → b → a/);
 });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { learningCurveSpec, renderSvg } from '../../pipeline/report/charts.js';
 import { writeRecord } from '../../pipeline/runner/record.js';
 import { FileStore } from '../../pipeline/store/file-store.js';
-import { addCarriedImages, imagesPerStep, readTrainingInfo, type TrainingInfo } from '../../stages/evaluate/training-info.js';
+import { addCarriedBudgets, imagesPerStep, readTrainingInfo, type TrainingInfo } from '../../stages/evaluate/training-info.js';
 
 const arch = { depth: 26, blocks: [2, 2, 2, 2], widthMultiplier: 0.25, imageSize: 28, inputChannels: 1, classes: 10, smallInput: true, seRatio: 0.25, dropoutRate: 0.3 };
 
@@ -78,7 +78,7 @@ test('student.init previous-student: round 2 started from round 1, whose images 
     const infos = new Map<string, TrainingInfo>([['train-student-2', await readTrainingInfo(run, 'train-student-2')]]);
     assert.equal(infos.get('train-student-2')!.startedFrom, 'train-student-1');
     assert.equal((await readTrainingInfo(run, 'train-student-1')).startedFrom, null, 'round 1 starts from scratch');
-    await addCarriedImages(run, infos);
+    await addCarriedBudgets(run, infos);
     assert.deepEqual(infos.get('train-student-2')!.budget, { steps: 4000, imagesPerStep: 64, images: 256_000, carriedImages: 256_000, carriedSteps: 4000 });
   } finally {
     rmSync(dir, { recursive: true, force: true });
