@@ -4,6 +4,7 @@
  * student below its teacher is said first, never dressed up). A pure function of the evaluations
  * and what the train stages recorded, so it is tested without training anything.
  */
+import { coversBudget } from '../train/step-plan.js';
 import { modelLabel } from './charts.js';
 import { decodeCorrectness } from './per-image.js';
 import { mcnemarExact, wilsonInterval, type PairedTest } from './stats.js';
@@ -49,9 +50,8 @@ function chooseControl(models: EvaluatedModel[], firstTeacher: EvaluatedModel | 
     return { info: { kind: 'none', stage: null, reason: t.architecture && s.architecture ? 'the teacher is not the student\'s architecture' : 'the architectures could not be read' } };
   }
   if (!t.budget || !s.budget) return { info: { kind: 'none', stage: null, reason: 'the training budgets could not be read' } };
-  // Steps as well as images: the same images in fewer, larger steps train a weaker model
-  // (pipeline/train/step-plan.ts, studentBudget).
-  if (totalImages(t.budget) < totalImages(s.budget) || totalSteps(t.budget) < totalSteps(s.budget)) {
+  const total = (b: TrainingBudget) => ({ steps: totalSteps(b), images: totalImages(b) });
+  if (!coversBudget(total(t.budget), total(s.budget))) {
     return {
       info: {
         kind: 'none',

@@ -83,7 +83,8 @@ export interface TrainingBudget {
   images: number;
   /**
    * Training images of the weights it started from (a student with student.init, counted down its
-   * chain of starting points); absent or 0 from scratch. The control must match images + this.
+   * chain of starting points); absent or 0 from scratch. The control must match images + this (and
+   * steps + carriedSteps).
    */
   carriedImages?: number;
   /** The steps that trained those starting weights, likewise. */

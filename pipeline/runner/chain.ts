@@ -21,7 +21,7 @@
  */
 import type { Manifest } from '../manifest/schema.js';
 import { resolveModel } from '../model/family.js';
-import { pseudoBatchOf } from '../train/step-plan.js';
+import { coversBudget, pseudoBatchOf } from '../train/step-plan.js';
 import { datasetsListKey, type ImportStageConfig } from '../contracts/import.js';
 import { modelJsonKey, startsFromTeacher, type TrainStageConfigInput } from '../contracts/train.js';
 import { inferSummaryKey, type InferStageConfigInput } from '../contracts/infer.js';
@@ -196,9 +196,14 @@ export function teacherIsControl(m: Manifest): boolean {
   const t = m.teacher.train, s = carriedStudentRecipe(m);
   if (shapeOf(m.teacher.model) !== shapeOf(m.student.model)) return false;
   const perStep = imagesPerStep(s, true);
-  if (t.steps !== undefined && s.steps !== undefined) return t.steps >= s.steps && t.steps * imagesPerStep(t, false) >= s.steps * perStep;
-  // Per epoch: steps N / batch, images N (teacher) or N x perStep / batch (student).
-  if (t.steps === undefined && s.steps === undefined) return t.epochs / t.batchSize >= s.epochs / s.batchSize && t.epochs >= s.epochs * (perStep / s.batchSize);
+  if (t.steps !== undefined && s.steps !== undefined) {
+    return coversBudget({ steps: t.steps, images: t.steps * imagesPerStep(t, false) }, { steps: s.steps, images: s.steps * perStep });
+  }
+  // In units of one pass over the labeled set (N images): steps N / batch, images N (teacher) or
+  // N x perStep / batch (student); N cancels out.
+  if (t.steps === undefined && s.steps === undefined) {
+    return coversBudget({ steps: t.epochs / t.batchSize, images: t.epochs }, { steps: s.epochs / s.batchSize, images: s.epochs * (perStep / s.batchSize) });
+  }
   return false;
 }
 
