@@ -1,13 +1,13 @@
 /**
  * Training throughput of the demo's model with the demo's full teacher recipe
- * (manifests/fashion-mnist.yaml: crop + flip + RandAugment on raw pixels, label smoothing, L2 on
+ * (manifests/fashion-mnist.yaml: its crop, flip and RandAugment settings on raw pixels, label smoothing, L2 on
  * non-BN weights, momentum SGD with the LR schedule, EMA of all weights, seeded noise, per-step loss
  * read-back), through the train stage's own loop, with 1, 2, ... data-parallel workers; beside it
  * the bare step (forward + backward + SGD on a fixed batch, one thread, what bench/model measures),
  * the input path alone, and PyTorch on the same architecture and batch (bench/model_torch.py,
  * torch.set_num_threads(2)).
  *
- *   npx tsx bench/train.ts [--workers 1,2] [--steps 8] [--warmup 2] [--repeats 3] [--backend auto] [--no-torch]
+ *   npx tsx bench/train.ts [--workers 1,2] [--steps 8] [--warmup 2] [--repeats 3] [--backend auto] [--no-torch] [--batch 64]
  *                          [--student file://$PWD/runs/fashion-mnist]   (a finished demo run: the student recipe too)
  *
  * Every measurement runs in its own child process (peak RSS is per configuration: the worker
@@ -55,6 +55,8 @@ const { values: a } = parseArgs({
     repeats: { type: 'string', default: '3' },
     backend: { type: 'string', default: 'auto' },
     'no-torch': { type: 'boolean', default: false },
+    // The global batch of the teacher recipe (default: the manifest's); the learning rate is left as it is.
+    batch: { type: 'string' },
     // A finished demo run (e.g. file://$PWD/runs/fashion-mnist): also measure the student's recipe on its pseudo-labels.
     student: { type: 'string' },
     child: { type: 'string' },
@@ -66,8 +68,9 @@ const median = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.len
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
 
 const manifest = parseManifest(readFileSync(demoManifest, 'utf8'), demoManifest);
-const recipe = manifest.teacher.train;
+const recipe = a.batch ? { ...manifest.teacher.train, batchSize: Number(a.batch) } : manifest.teacher.train;
 const B = recipe.batchSize;
+if (!Number.isInteger(B) || B < 1) throw new Error(`--batch: "${a.batch}" is not a positive integer`);
 
 interface FullResult {
   ips: number;
@@ -133,8 +136,7 @@ async function childMain(kind: string): Promise<void> {
   // pseudo-labeled batches read from --student's select-1 and unlabeled set, as the stage reads them).
   const student = kind.startsWith('student:');
   const workers = Number(kind.replace(/^(full|student):/, ''));
-  const role = student ? manifest.student : manifest.teacher;
-  const cfg = { ...role.train, epochs: 1000, maxSteps: WARMUP + STEPS + 1, checkpoint: { everySteps: 1_000_000, keep: 1 }, workers };
+  const cfg = { ...(student ? manifest.student.train : recipe), epochs: 1000, maxSteps: WARMUP + STEPS + 1, checkpoint: { everySteps: 1_000_000, keep: 1 }, workers };
   const dir = mkdtempSync(path.join(tmpdir(), 'selftrain-bench-train-'));
   const store = openStore(`file://${dir}`);
   const pseudo = student ? await openStudentPseudo(a.student!, cfg, arch.classes, arch.imageSize) : undefined;
@@ -186,7 +188,7 @@ async function openStudentPseudo(runUri: string, cfg: TrainConfig, numClasses: n
 
 function runChild<T>(kind: string): Promise<T> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv, self, '--child', kind, '--steps', String(STEPS), '--warmup', String(WARMUP), '--backend', a.backend!, ...(a.student ? ['--student', a.student] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(process.execPath, [...process.execArgv, self, '--child', kind, '--steps', String(STEPS), '--warmup', String(WARMUP), '--backend', a.backend!, ...(a.batch ? ['--batch', a.batch] : []), ...(a.student ? ['--student', a.student] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.on('error', reject);
@@ -232,16 +234,22 @@ async function main(): Promise<void> {
   // physical core, memory bandwidth or a noisy neighbour lower it below N).
   const maxW = Math.max(...WORKERS);
   const ceilings: number[] = [];
+  // The same processes against one bare process at the whole global batch: data-parallel training
+  // at a fixed global batch also halves each worker's batch, and a smaller batch runs fewer images
+  // per second by itself (smaller matmuls, the same per-step fixed costs). This bounds `speedup`.
+  const batchCeilings: number[] = [];
+  let slice = B;
   for (let r = 0; r < REPEATS; r++) {
     const b = await runChild<BareResult>('bare');
     bares.push(b);
     const line = [`repeat ${r + 1}: bare ${b.bare.toFixed(1)} img/s`];
     if (maxW > 1) {
-      const slice = Math.ceil(B / maxW);
+      slice = Math.ceil(B / maxW);
       const alone = await runChild<BareResult>(`bare:${slice}`);
       const together = await Promise.all(Array.from({ length: maxW }, () => runChild<BareResult>(`bare:${slice}`)));
       const sum = together.reduce((t, x) => t + x.bare, 0);
       ceilings.push(sum / alone.bare);
+      batchCeilings.push(sum / b.bare);
       line.push(`bare b${slice} alone ${alone.bare.toFixed(1)}, ${maxW} at once ${sum.toFixed(1)} in total`);
     }
     for (const w of WORKERS) {
@@ -258,7 +266,7 @@ async function main(): Promise<void> {
   }
   const mb = median(bares.map((b) => b.bare));
   console.log(`bare step, 1 thread (fwd+bwd+SGD):   ${mb.toFixed(1)} img/s (median)`);
-  console.log(`input path alone, 1 thread:          ${median(bares.map((b) => b.augment)).toFixed(0)} img/s (crop+flip+RandAugment)`);
+  console.log(`input path alone, 1 thread:          ${median(bares.map((b) => b.augment)).toFixed(0)} img/s (${recipe.randAugment.enabled ? 'crop+flip+RandAugment' : 'crop+flip; RandAugment off in the recipe'})`);
   for (const w of WORKERS) {
     const rs = fulls.get(w)!;
     console.log(
@@ -275,10 +283,20 @@ async function main(): Promise<void> {
     }
   }
   const base = WORKERS[0]!;
-  if (ceilings.length) console.log(`machine ceiling: ${maxW} independent bare processes at once / 1 alone: ${median(ceilings).toFixed(2)}x (no data-parallel scheme can beat it here)`);
+  if (ceilings.length) {
+    console.log(`machine ceiling: ${maxW} independent bare processes at once / 1 alone: ${median(ceilings).toFixed(2)}x (no data-parallel scheme can beat it here)`);
+    console.log(
+      `machine ceiling at global batch ${B}: ${maxW} bare b${slice} processes at once / 1 bare b${B} alone: ${median(batchCeilings).toFixed(2)}x ` +
+        `(what ${maxW} workers of ${slice} images can reach against 1 worker of ${B}: it bounds the speedup below)`,
+    );
+  }
   for (const w of WORKERS.slice(1)) {
     const ratios = fulls.get(w)!.map((f, i) => f.ips / fulls.get(base)![i]!.ips);
-    console.log(`speedup ${w}/${base}: ${median(ratios).toFixed(2)}` + (w === maxW && ceilings.length ? ` (${((100 * median(ratios)) / median(ceilings)).toFixed(0)}% of the machine ceiling)` : ''));
+    const share = (c: number[]) => `${((100 * median(ratios)) / median(c)).toFixed(0)}%`;
+    console.log(
+      `speedup ${w}/${base}: ${median(ratios).toFixed(2)}` +
+        (w === maxW && ceilings.length ? ` (${share(ceilings)} of the machine ceiling, ${share(batchCeilings)} of the ceiling at this global batch)` : ''),
+    );
     // Load-robust view: per step, the CPU time of the slowest worker's thread is the step's critical
     // path on idle cores (waiting at the reduction aside); other load stretches wall time, not this.
     const cpu = (n: number) => median(fulls.get(n)!.map((f) => f.stepCpuMs ?? NaN));
