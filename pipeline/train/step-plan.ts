@@ -90,6 +90,15 @@ export function teacherBudget(cfg: TrainConfig, labeled: SetCounts): StepBudget 
  * they would not reach the student's images (its steps times labeled + pseudo-labeled images per
  * step); the warm-up covers the same share of training as the student's.
  */
+export function studentBudget(own: TrainConfig, student: TrainConfig, labeled: SetCounts): StepBudget {
+  const s = planSteps(student, labeled.samples - heldoutOf(labeled, student.holdout));
+  const imagesPerStep = s.batch + pseudoBatchOf(student.student.ratio, s.batch);
+  const batch = own.batchSize;
+  const totalSteps = Math.max(s.totalSteps, Math.ceil((s.totalSteps * imagesPerStep) / batch));
+  const warmupSteps = Math.min(totalSteps, Math.round((s.schedule.warmupSteps / s.totalSteps) * totalSteps));
+  return { batch, totalSteps, warmupSteps };
+}
+
 /** Steps and images of a training run, in any common unit (absolute, or per pass over one set). */
 export interface Amount {
   steps: number;
@@ -103,15 +112,6 @@ export interface Amount {
  */
 export function coversBudget(control: Amount, student: Amount): boolean {
   return control.steps >= student.steps && control.images >= student.images;
-}
-
-export function studentBudget(own: TrainConfig, student: TrainConfig, labeled: SetCounts): StepBudget {
-  const s = planSteps(student, labeled.samples - heldoutOf(labeled, student.holdout));
-  const imagesPerStep = s.batch + pseudoBatchOf(student.student.ratio, s.batch);
-  const batch = own.batchSize;
-  const totalSteps = Math.max(s.totalSteps, Math.ceil((s.totalSteps * imagesPerStep) / batch));
-  const warmupSteps = Math.min(totalSteps, Math.round((s.schedule.warmupSteps / s.totalSteps) * totalSteps));
-  return { batch, totalSteps, warmupSteps };
 }
 
 /** The union of two sets (the baseline's labeled + ground-truth-labeled unlabeled images). */
