@@ -6,6 +6,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { batches } from '../../pipeline/data/batches.js';
 import { cropResizeSmall, decodeSmallPng } from '../../pipeline/data/png-fast.js';
@@ -88,6 +89,34 @@ describe('preprocessing', () => {
     const broken = Buffer.from(await picture(10, 10, 'png'));
     broken[40] = broken[40]! ^ 0xff; // inside IHDR/IDAT: CRC must catch it
     assert.throws(() => decodeSmallPng(broken, 1e9), /CRC mismatch|corrupt/);
+  });
+
+  test('small-PNG fast path: image data truncated, longer than the header says or failing its Adler-32 is an error, under valid chunk CRCs', () => {
+    const w = 5;
+    const h = 4;
+    const rows = Buffer.alloc(h * (w + 1)); // grey rows, each with filter byte 0 ("none")
+    for (let i = 0; i < rows.length; i++) rows[i] = i % (w + 1) === 0 ? 0 : (i * 29) & 0xff;
+    const chunk = (type: string, body: Buffer) => {
+      const typed = Buffer.concat([Buffer.from(type, 'latin1'), body]);
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(body.length);
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(typed));
+      return Buffer.concat([len, typed, crc]);
+    };
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(w, 0);
+    ihdr.writeUInt32BE(h, 4);
+    ihdr[8] = 8; // bit depth; colour type 0 (grey), no interlace
+    const png = (idat: Buffer) => Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
+    const good = deflateSync(rows);
+    assert.deepEqual([...decodeSmallPng(png(good), 1e9)!.data], [...rows].filter((_, i) => i % (w + 1) !== 0));
+    const badAdler = Buffer.from(good);
+    badAdler[badAdler.length - 1]! ^= 1;
+    assert.throws(() => decodeSmallPng(png(badAdler), 1e9), /Adler-32 checksum mismatch/);
+    assert.throws(() => decodeSmallPng(png(good.subarray(0, good.length - 6)), 1e9), /image data is corrupt/);
+    assert.throws(() => decodeSmallPng(png(deflateSync(Buffer.concat([rows, Buffer.alloc(3)]))), 1e9), /more than 25 bytes, expected 24/);
+    assert.throws(() => decodeSmallPng(png(deflateSync(rows.subarray(0, rows.length - 1))), 1e9), /has 23 bytes, expected 24/);
   });
 
   test('small images: JS crop+bicubic is exact on ramps, flips, and sharp shrinks keep 1 channel', async () => {
