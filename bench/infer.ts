@@ -22,7 +22,6 @@
  *
  *   npx tsx bench/infer.ts [--engines onnx,tfjs] [--repeats 3] [--e2e-images 59000] [--shards 2] [--per-shard 2000] [--batch 32] [--concurrency 32]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -43,6 +42,7 @@ import { S3Store } from '../pipeline/store/s3-store.js';
 import { openStore } from '../pipeline/store/open.js';
 import { PREPROCESSING, teacherArch, writeTeacher, writeUnlabeled, fashionPngs } from '../test/pseudo/fixtures.js';
 import { trimUri } from '../pipeline/store/uri.js';
+import { runBenchChild } from './child.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -130,13 +130,8 @@ async function forwardChild(kind: string): Promise<void> {
 }
 
 function runForwardChild(teacherDir: string, engine: InferEngine, threads: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv, self, '--child', `forward:${engine}:${threads}`, '--teacher-dir', teacherDir, '--batch', String(batchSize)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve((JSON.parse(out.trim().split('\n').pop()!) as { ips: number }).ips) : reject(new Error(`bench child forward:${engine}:${threads} exited with code ${code}`))));
-  });
+  const kind = `forward:${engine}:${threads}`;
+  return runBenchChild<{ ips: number }>(self, ['--child', kind, '--teacher-dir', teacherDir, '--batch', String(batchSize)], kind).then((r) => r.ips);
 }
 
 /**

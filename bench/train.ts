@@ -19,7 +19,7 @@
  * its threads), and the CPU time of the slowest worker thread per step (the step's critical path
  * on idle cores; needs Node >= 22.19 / 23.9 for process.threadCpuUsage).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,7 @@ import { Sfc32 } from '../pipeline/train/rng.js';
 import { pseudoBatchOf } from '../pipeline/train/step-plan.js';
 import { train } from '../pipeline/train/trainer.js';
 import { readFashionMnist } from '../test/helpers/fashion-mnist.js';
+import { runBenchChild } from './child.js';
 
 const self = fileURLToPath(import.meta.url);
 const torchScript = fileURLToPath(new URL('./model_torch.py', import.meta.url));
@@ -187,13 +188,7 @@ async function openStudentPseudo(runUri: string, cfg: TrainConfig, numClasses: n
 }
 
 function runChild<T>(kind: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [...process.execArgv, self, '--child', kind, '--steps', String(STEPS), '--warmup', String(WARMUP), '--backend', a.backend!, ...(a.batch ? ['--batch', a.batch] : []), ...(a.student ? ['--student', a.student] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('error', reject);
-    p.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!) as T) : reject(new Error(`bench child ${kind} exited with code ${code}`))));
-  });
+  return runBenchChild<T>(self, ['--child', kind, '--steps', String(STEPS), '--warmup', String(WARMUP), '--backend', a.backend!, ...(a.batch ? ['--batch', a.batch] : []), ...(a.student ? ['--student', a.student] : [])], kind);
 }
 
 interface TorchResult {

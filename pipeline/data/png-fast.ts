@@ -105,7 +105,8 @@ export function decodeSmallPng(bytes: Buffer, maxPixels: number): RawImage | und
   } catch (err) {
     throw new Error(`PNG image data is corrupt: ${(err as Error).message}`);
   }
-  if (raw.length !== expected) throw new Error(`PNG image data has ${raw.length > expected ? 'more than ' : ''}${raw.length} bytes, expected ${expected}`);
+  if (raw.length > expected) throw new Error(`PNG image data is longer than the ${expected} bytes its header gives`);
+  if (raw.length < expected) throw new Error(`PNG image data has ${raw.length} bytes, expected ${expected}`);
   // fflate does not check the stream's Adler-32 (zlib, and so libpng, do).
   if (zlibData.length < 6 || adler32(raw) !== zlibData.readUInt32BE(zlibData.length - 4)) throw new Error('PNG image data is corrupt: Adler-32 checksum mismatch');
   const out = Buffer.alloc(height * stride);

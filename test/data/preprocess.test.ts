@@ -115,7 +115,7 @@ describe('preprocessing', () => {
     badAdler[badAdler.length - 1]! ^= 1;
     assert.throws(() => decodeSmallPng(png(badAdler), 1e9), /Adler-32 checksum mismatch/);
     assert.throws(() => decodeSmallPng(png(good.subarray(0, good.length - 6)), 1e9), /image data is corrupt/);
-    assert.throws(() => decodeSmallPng(png(deflateSync(Buffer.concat([rows, Buffer.alloc(3)]))), 1e9), /more than 25 bytes, expected 24/);
+    assert.throws(() => decodeSmallPng(png(deflateSync(Buffer.concat([rows, Buffer.alloc(3)]))), 1e9), /longer than the 24 bytes its header gives/);
     assert.throws(() => decodeSmallPng(png(deflateSync(rows.subarray(0, rows.length - 1))), 1e9), /has 23 bytes, expected 24/);
   });
 
