@@ -37,6 +37,7 @@ import { runLocalWorkers } from '../stages/infer/executor.js';
 import { writeJob, type InferJob } from '../stages/infer/job.js';
 import { buildInferJob, planWorkers } from '../stages/infer/stage.js';
 import { runInferWorker } from '../stages/infer/worker.js';
+import { normaliseInto } from '../stages/infer/shard-batches.js';
 import { createTestBucket, deleteTestBucket, s3TestEnv } from '../test/helpers/s3.js';
 import { S3Store } from '../pipeline/store/s3-store.js';
 import { openStore } from '../pipeline/store/open.js';
@@ -91,10 +92,7 @@ async function normalisedBatch(): Promise<Float32Array> {
   const pngs = await fashionPngs(batchSize);
   const pixels = new Float32Array(batchSize * 28 * 28);
   const { default: sharp } = await import('sharp');
-  for (const [i, p] of pngs.entries()) {
-    const raw = await sharp(p.png).greyscale().raw().toBuffer();
-    for (let j = 0; j < raw.length; j++) pixels[i * 784 + j] = (raw[j]! - PREPROCESSING.mean[0]!) / PREPROCESSING.std[0]!;
-  }
+  for (const [i, p] of pngs.entries()) normaliseInto(await sharp(p.png).greyscale().raw().toBuffer(), PREPROCESSING, pixels, i * 784);
   return pixels;
 }
 

@@ -233,13 +233,12 @@ async function main(): Promise<void> {
   // at a fixed global batch also halves each worker's batch, and a smaller batch runs fewer images
   // per second by itself (smaller matmuls, the same per-step fixed costs). This bounds `speedup`.
   const batchCeilings: number[] = [];
-  let slice = B;
+  const slice = Math.ceil(B / maxW);
   for (let r = 0; r < REPEATS; r++) {
     const b = await runChild<BareResult>('bare');
     bares.push(b);
     const line = [`repeat ${r + 1}: bare ${b.bare.toFixed(1)} img/s`];
     if (maxW > 1) {
-      slice = Math.ceil(B / maxW);
       const alone = await runChild<BareResult>(`bare:${slice}`);
       const together = await Promise.all(Array.from({ length: maxW }, () => runChild<BareResult>(`bare:${slice}`)));
       const sum = together.reduce((t, x) => t + x.bare, 0);
