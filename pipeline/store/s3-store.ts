@@ -246,7 +246,9 @@ export class S3Store implements ObjectStore {
       const res = attempt === 1 && first ? first : await this.call(op, key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key })));
       let bytes: Buffer;
       try {
-        bytes = Buffer.from(await res.Body!.transformToByteArray());
+        // A view of the SDK's byte array, not a copy: it is this call's own (the collected body).
+        const body = await res.Body!.transformToByteArray();
+        bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
       } catch (err) {
         problem = describeS3Error(err, this.ctx(op, key));
         continue;
