@@ -15,7 +15,8 @@
  *  2. peak RSS of a worker process over 1x and 4x the number of shards (target: flat);
  *  3. the local executor's plan (workers x threads; for ONNX Runtime one single-threaded worker per
  *     core on small machines) on the efficiency set against 1 worker using every core: wall time
- *     (worker start included), images/s;
+ *     (worker start included), images/s; --repeats pairs in alternating order, the speed-up the
+ *     median of the pairs' ratios;
  *  4. the machine's ceiling for that plan: as many bare forward loops as the plan has workers (each
  *     its own process with the plan's threads, no data path) at once, over one of them alone. No
  *     scheme of workers can scale past it on this host; the plan's speed-up is printed against it.
@@ -77,6 +78,7 @@ const repeats = Number(args.repeats);
 if (!(Number.isInteger(repeats) && repeats > 0)) throw new Error(`--repeats ${args.repeats}: expected a positive integer`);
 const cores = availableParallelism();
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const list = (xs: number[], d = 1) => xs.map((x) => x.toFixed(d)).join(' / ');
 const self = fileURLToPath(import.meta.url);
 /** Seconds of each bare forward loop of the ceiling measurement. */
 const CEILING_SECONDS = 6;
@@ -219,7 +221,6 @@ try {
       const ratios = e2es.map((e, r) => e.rate / ((refs[r]! + refs[r + 1]!) / 2));
       if (threads === threadCounts[0]) e2eRate = median(e2es.map((e) => e.rate));
       const t = engine === 'onnx' ? `, ${threads} thread(s)` : '';
-      const list = (xs: number[], d = 1) => xs.map((x) => x.toFixed(d)).join(' / ');
       line(`model-only forward${t}, img/s`, `${list(refs)} (before, between and after the end-to-end runs)`);
       line(`end-to-end infer, 1 worker${t}, S3, img/s`, `${list(e2es.map((e) => e.rate))} (${e2es[0]!.samples} images in ${list(e2es.map((e) => e.seconds), 2)} s)`);
       line(`efficiency end-to-end / model-only${t} (>= 0.9)`, `${median(ratios).toFixed(3)} median of ${repeats} (${list(ratios, 3)})`);
@@ -241,26 +242,40 @@ try {
     const one4x = await viaExecutor('rss-4x', 'data/4x', 1, cores);
     line(`peak RSS, 1 worker, ${shards} shards, MB`, one1x.done[0]!.maxRssMB.toFixed(0));
     line(`peak RSS, 1 worker, ${4 * shards} shards, MB`, one4x.done[0]!.maxRssMB.toFixed(0));
-    // The plan against 1 worker over the demo-sized set: the 4x set's 16,000 images take a few
-    // seconds on ONNX Runtime, where starting the worker processes would weigh as much as the work.
-    const oneE2e = await viaExecutor('one-e2e', 'data/e2e', 1, cores);
-    const planned = await viaExecutor('plan-e2e', 'data/e2e', plan.workers, plan.threads);
-    line(`${e2eImages} images, 1 worker${engine === 'onnx' ? ` x ${cores} threads` : ''}: wall s / img/s`, `${oneE2e.wall.toFixed(2)} / ${(e2eImages / oneE2e.wall).toFixed(1)}`);
-    line(`${e2eImages} images, plan ${plan.workers} worker(s) x ${plan.threads} thread(s): wall s / img/s`, `${planned.wall.toFixed(2)} / ${(e2eImages / planned.wall).toFixed(1)}`);
-    line('peak RSS per worker of the plan, MB', planned.done.map((d) => d.maxRssMB.toFixed(0)).join(' / '));
-    line('forward busy share: 1 worker / plan', [oneE2e, planned].map((r) => r.done.map((d) => (d.forwardSeconds / d.seconds).toFixed(3)).join(', ')).join(' / '));
+    // The plan against 1 worker over the demo-sized set (the 4x set's 16,000 images take a few
+    // seconds on ONNX Runtime, where starting the worker processes would weigh as much as the work),
+    // --repeats pairs, the order alternating between repeats so that a drift in the host's load
+    // favours neither; the speed-up is the median of the per-pair ratios.
+    const pairs: { one: Awaited<ReturnType<typeof viaExecutor>>; plan: Awaited<ReturnType<typeof viaExecutor>> }[] = [];
+    for (let r = 0; r < repeats; r++) {
+      const runOne = () => viaExecutor(`one-e2e-r${r}`, 'data/e2e', 1, cores);
+      const runPlan = () => viaExecutor(`plan-e2e-r${r}`, 'data/e2e', plan.workers, plan.threads);
+      if (r % 2 === 0) {
+        const one = await runOne();
+        pairs.push({ one, plan: await runPlan() });
+      } else {
+        const planned = await runPlan();
+        pairs.push({ one: await runOne(), plan: planned });
+      }
+    }
+    const rates = (k: 'one' | 'plan') => list(pairs.map((p) => e2eImages / p[k].wall), 1);
+    line(`${e2eImages} images, 1 worker${engine === 'onnx' ? ` x ${cores} threads` : ''}: img/s`, `${rates('one')} (wall s ${list(pairs.map((p) => p.one.wall), 2)})`);
+    line(`${e2eImages} images, plan ${plan.workers} worker(s) x ${plan.threads} thread(s): img/s`, `${rates('plan')} (wall s ${list(pairs.map((p) => p.plan.wall), 2)})`);
+    line('peak RSS per worker of the plan, MB', pairs[0]!.plan.done.map((d) => d.maxRssMB.toFixed(0)).join(' / '));
+    line('forward busy share: 1 worker / plan', [pairs[0]!.one, pairs[0]!.plan].map((r) => r.done.map((d) => (d.forwardSeconds / d.seconds).toFixed(3)).join(', ')).join(' / '));
     // 4. What this host gives that many processes at all: the plan's speed-up cannot exceed it.
     if (plan.workers > 1) {
       const c = await machineCeiling(teacherDir, engine, plan.workers, plan.threads);
       line(`machine ceiling: ${plan.workers} bare forward processes (${plan.threads} thread(s) each) at once / 1 alone`, `${c.ratio.toFixed(2)}x (${c.together.toFixed(1)} / ${c.alone.toFixed(1)} img/s, median of ${repeats})`);
       // Comparable only where the 1-worker run has the plan's threads (tfjs: one thread each).
       if (engine === 'tfjs') {
-        const speedup = oneE2e.wall / planned.wall;
-        line(`speedup plan / 1 worker, ${e2eImages} images`, `${speedup.toFixed(2)} (${((100 * speedup) / c.ratio).toFixed(0)} % of the machine ceiling)`);
+        const speedups = pairs.map((p) => p.one.wall / p.plan.wall);
+        const speedup = median(speedups);
+        line(`speedup plan / 1 worker, ${e2eImages} images`, `${speedup.toFixed(2)} median of ${repeats} (${list(speedups, 2)}; ${((100 * speedup) / c.ratio).toFixed(0)} % of the machine ceiling)`);
       }
     }
     results[`${engine} e2e`] = e2eRate;
-    results[`${engine} plan`] = e2eImages / planned.wall;
+    results[`${engine} plan`] = e2eImages / median(pairs.map((p) => p.plan.wall));
   }
   if (results['onnx e2e'] && results['tfjs e2e']) {
     console.log();
