@@ -1,8 +1,10 @@
 /**
  * The local executor: N worker processes (`selftrain worker infer ...`), the same command a
- * Kubernetes Indexed Job runs, so local and cluster runs share one code path. A worker that dies
- * (crash, OOM kill, SIGKILL) is restarted a bounded number of times; since finished shards are
- * committed objects, the restart only redoes the shard it was in. A worker that exits with
+ * Kubernetes Indexed Job runs, so local and cluster runs share one code path; here the workers take
+ * shards one at a time as they ask (--claim) rather than fixed shares, so a slowed worker takes
+ * fewer and they finish together. A worker that dies (crash, OOM kill, SIGKILL) is restarted a
+ * bounded number of times; since finished shards are committed objects, the restart only redoes
+ * the shards it had claimed and not finished. A worker that exits with
  * DATA_ERROR_EXIT has reported shards that cannot be processed: retrying would not help.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -26,6 +28,12 @@ export interface ExecutorOptions {
   /** ONNX Runtime intra-op threads per worker (`--threads`); absent for tfjs. */
   threads?: number;
   maxRestarts: number;
+  /**
+   * Hand shards out one at a time as workers ask (default), so that a worker slowed by the host
+   * takes fewer and the workers finish together; false: `shard % workers == index`, as a cluster's
+   * array tasks.
+   */
+  claims?: boolean;
   signal?: AbortSignal;
   env?: NodeJS.ProcessEnv;
   onEvent?: (worker: number, e: WorkerEvent) => void;
@@ -42,14 +50,19 @@ export interface ExecutorResult {
 export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResult> {
   let restarts = 0;
   const errors: ExecutorResult['errors'] = [];
+  const claims = o.claims !== false;
+  const handOut = new ShardClaims();
   const runOne = async (index: number): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
       o.signal?.throwIfAborted();
       const shardErrors: ExecutorResult['errors'] = [];
       const { code, signal, stderrTail } = await spawnWorker(index, attempt, (e) => {
         if (e.event === 'shard-error') shardErrors.push({ shard: e.shard, error: e.error, damaged: e.damaged });
+        if (e.event === 'shard' || e.event === 'shard-error') handOut.finished(index, e.number);
         o.onEvent?.(index, e);
       });
+      // A worker that stopped early leaves its unfinished claims to the next one to ask.
+      handOut.release(index, code !== 0 && code !== DATA_ERROR_EXIT);
       if (code === 0) return;
       if (code === DATA_ERROR_EXIT) {
         errors.push(...shardErrors);
@@ -71,8 +84,10 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
   const spawnWorker = (index: number, attempt: number, onEvent: (e: WorkerEvent) => void) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderrTail: string }>((resolve, reject) => {
       const [node, ...cli] = selftrainCommand();
-      const args = [...cli, ...workerArgs(o.runUri, o.stage, o.workers, { index, storeSettings: o.storeSettings, threads: o.threads })];
-      const child = spawn(node!, args, { stdio: ['ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
+      const args = [...cli, ...workerArgs(o.runUri, o.stage, o.workers, { index, storeSettings: o.storeSettings, threads: o.threads }), ...(claims ? ['--claim'] : [])];
+      const child = spawn(node!, args, { stdio: [claims ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
+      // A worker that died can no longer read its answer: its exit is handled below.
+      child.stdin?.on('error', () => undefined);
       const tail: string[] = [];
       const onAbort = () => child.kill('SIGTERM');
       o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -84,7 +99,10 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
         } catch {
           /* not an event line: treat as log */
         }
-        if (e && typeof e === 'object' && 'event' in e) onEvent(e);
+        if (e && typeof e === 'object' && 'event' in e) {
+          if (e.event === 'claim') child.stdin?.write(`${handOut.next(index)}\n`);
+          else onEvent(e);
+        }
         else o.onStderr?.(index, line);
       });
       createInterface({ input: child.stderr! }).on('line', (line) => {
@@ -107,4 +125,36 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
   if (failed) throw failed.reason;
   errors.sort((a, b) => a.shard.localeCompare(b.shard));
   return { restarts, errors };
+}
+
+/**
+ * Shard numbers handed out one at a time: the lowest released one first (a dead worker's unfinished
+ * claims), else the next never handed out. It does not know how many shards there are: a worker
+ * given a number past the last one stops asking.
+ */
+export class ShardClaims {
+  private fresh = 0;
+  private released: number[] = [];
+  private held = new Map<number, Set<number>>();
+
+  next(worker: number): number {
+    const n = this.released.length > 0 ? this.released.shift()! : this.fresh++;
+    const mine = this.held.get(worker) ?? new Set<number>();
+    mine.add(n);
+    this.held.set(worker, mine);
+    return n;
+  }
+
+  finished(worker: number, n: number): void {
+    this.held.get(worker)?.delete(n);
+  }
+
+  /** The worker exited: its unfinished claims go back (when it died) or are dropped (passed over as done, or past the end). */
+  release(worker: number, died: boolean): void {
+    if (died) {
+      this.released.push(...(this.held.get(worker) ?? []));
+      this.released.sort((a, b) => a - b);
+    }
+    this.held.delete(worker);
+  }
 }

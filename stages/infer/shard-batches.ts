@@ -27,9 +27,15 @@ export type ShardItem =
   /** `damaged`: the shard's bytes are not the ones dataset.json records (the runner can have it remade). */
   | { kind: 'error'; shard: number; error: string; damaged?: DamagedObject };
 
+/**
+ * The shards to read, in order: a list, or a function giving the next shard number (undefined when
+ * there are no more), called one at a time as the downloads run ahead (the local executor's claims).
+ */
+export type ShardSource = number[] | (() => Promise<number | undefined>);
+
 export interface ShardBatchOptions {
   ds: OpenDataset;
-  shards: number[];
+  shards: ShardSource;
   batchSize: number;
   concurrency: number;
   preprocessing: TeacherPreprocessing;
@@ -86,32 +92,53 @@ export function normaliseInto(pixels: Uint8Array, p: TeacherPreprocessing, out: 
   for (let i = 0; i < pixels.length; i++) out[offset + i] = table[(i % C) * 256 + pixels[i]!]!;
 }
 
+function fromList(shards: number[]): () => Promise<number | undefined> {
+  let i = 0;
+  return async () => shards[i++];
+}
+
 const decode = (image: Buffer, p: TeacherPreprocessing): Promise<Buffer> => transformImage(image, { channels: p.channels, imageSize: p.imageSize, mode: 'eval', cropFraction: p.cropFraction });
 
 export async function* shardBatches(o: ShardBatchOptions): AsyncGenerator<ShardItem> {
   const lookahead = Math.max(1, o.lookahead ?? 2);
-  // Downloads run `lookahead` shards ahead; each is awaited only when its turn comes.
-  const pending: Promise<Buffer>[] = [];
-  let next = 0;
+  // Downloads run `lookahead` shards ahead; each is awaited only when its turn comes. Shards are
+  // taken from the source one at a time, in order; after the source's first `undefined` it is not
+  // asked again.
+  const nextShard = typeof o.shards === 'function' ? o.shards : fromList(o.shards);
+  type Fetched = { n: number; data: Buffer } | { n: number; error: unknown };
+  const pending: Promise<Fetched | undefined>[] = [];
+  let taken: Promise<number | undefined> = Promise.resolve(-1);
+  let exhausted = false;
   const fill = () => {
-    while (next < o.shards.length && pending.length < lookahead) {
-      const p = fetchShard(o.ds, o.shards[next++]!);
-      p.catch(() => undefined); // reported when its turn comes
+    while (!exhausted && pending.length < lookahead) {
+      taken = taken.then((last) => (last === undefined ? undefined : nextShard()));
+      const p = taken.then((n) => {
+        if (n === undefined) {
+          exhausted = true;
+          return undefined;
+        }
+        return fetchShard(o.ds, n).then(
+          (data) => ({ n, data }),
+          (error: unknown) => ({ n, error }),
+        );
+      });
+      p.catch(() => undefined); // a failing source is reported when its turn comes
       pending.push(p);
     }
   };
-  for (const n of o.shards) {
+  for (;;) {
     o.signal?.throwIfAborted();
     fill();
+    const head = await pending.shift()!;
+    if (!head) break;
+    const n = head.n;
     const entry = o.ds.index.shards[n]!;
     const where = `${o.ds.uri}/${entry.name}`;
-    let data: Buffer;
-    try {
-      data = await pending.shift()!;
-    } catch (err) {
-      yield { kind: 'error', shard: n, error: (err as Error).message, damaged: damagedIn(err) };
+    if ('error' in head) {
+      yield { kind: 'error', shard: n, error: (head.error as Error).message, damaged: damagedIn(head.error) };
       continue;
     }
+    const data = head.data;
     fill();
     // Decodes run ahead of batching by a window of one batch plus `concurrency`, all of them handed
     // to sharp at once: libuv's threadpool (UV_THREADPOOL_SIZE, 4 by default) runs them without

@@ -1,6 +1,6 @@
 /**
  * One infer worker: the shards with `shard % count == index` that have no prediction object
- * yet. Producer (download, parse, sharp decode) and consumer (forward pass, encode, write) run
+ * yet, or, when the local executor hands shards out one at a time (`claim`), the ones it is given. Producer (download, parse, sharp decode) and consumer (forward pass, encode, write) run
  * concurrently through bounded buffers; each shard's prediction object is written with one
  * atomic put when the shard is complete, so a killed worker leaves finished shards whole and
  * the shard it was in the middle of absent — a restart redoes exactly that one.
@@ -20,15 +20,19 @@ import { readJob, type InferJob } from './job.js';
 import { errorKey, histogramBin, HISTOGRAM_BINS, ownedShards, predictionKey, shardBase, statsKey, type ShardStats } from './layout.js';
 
 export { ownedShards };
-import { normaliseInto, shardBatches, type DamagedObject, type Slot } from './shard-batches.js';
+import { normaliseInto, shardBatches, type DamagedObject, type ShardSource, type Slot } from './shard-batches.js';
 import type { StoreSettings } from '../../pipeline/store/settings.js';
 
 export type WorkerEvent =
-  | { event: 'start'; index: number; count: number; shards: number; todo: number; backend: string; teacher: string }
+  /** `claims`: shards come one at a time from the launching process; `shards`/`todo` then count the whole set. */
+  | { event: 'start'; index: number; count: number; shards: number; todo: number; backend: string; teacher: string; claims?: boolean }
+  /** Asks the launching process for the next shard (claim mode; the answer comes on stdin). */
+  | { event: 'claim' }
   /** Progress within a shard: its first batch, then at most every PROGRESS_EVERY_MS. */
   | { event: 'batch'; shard: string; done: number; samples: number }
-  | { event: 'shard'; shard: string; samples: number; failed: number; seconds: number }
-  | { event: 'shard-error'; shard: string; error: string; damaged?: DamagedObject }
+  /** `number`: the shard's position in dataset.json (what a claim hands out). */
+  | { event: 'shard'; shard: string; number: number; samples: number; failed: number; seconds: number }
+  | { event: 'shard-error'; shard: string; number: number; error: string; damaged?: DamagedObject }
   | {
       event: 'done';
       samples: number;
@@ -49,6 +53,11 @@ export interface WorkerOptions {
   count: number;
   /** ONNX Runtime intra-op threads (default: this machine's cores). */
   threads?: number;
+  /**
+   * Takes shards one at a time from here instead of `shard % count == index`: the next shard
+   * number, or undefined (or a number past the last shard) when there are no more.
+   */
+  claim?: () => Promise<number | undefined>;
   signal?: AbortSignal;
   emit?: (e: WorkerEvent) => void;
 }
@@ -83,9 +92,22 @@ export async function runInferWorker(o: WorkerOptions): Promise<WorkerResult> {
   const out = o.run.sub(job.stage);
   const ds = await setup(openDataset(job.dataset, o.storeSettings));
   try {
-    const owned = ownedShards(ds.index.shards.length, o.index, o.count);
+    const total = ds.index.shards.length;
+    const owned = o.claim ? Array.from({ length: total }, (_, n) => n) : ownedShards(total, o.index, o.count);
     const done = new Set((await out.list('predictions/')).map((x) => x.key));
-    const todo = owned.filter((n) => !done.has(predictionKey(shardBase(ds.index.shards[n]!.name))));
+    const isDone = (n: number) => done.has(predictionKey(shardBase(ds.index.shards[n]!.name)));
+    const todo = owned.filter((n) => !isDone(n));
+    const claim = o.claim;
+    // Claimed shards that were finished before this worker started are passed over.
+    const source = claim
+      ? async () => {
+          for (;;) {
+            const n = await claim();
+            if (n === undefined || n >= total) return undefined;
+            if (!isDone(n)) return n;
+          }
+        }
+      : todo;
     const teacherStore = openStore(job.teacher, o.storeSettings);
     let teacher: Teacher;
     try {
@@ -105,9 +127,9 @@ export async function runInferWorker(o: WorkerOptions): Promise<WorkerResult> {
       // Mixing two teachers' predictions in one stage output would be silent corruption.
       throw new WorkerSetupError(`teacher checkpoint ${job.teacher} changed since the infer stage started (now ${teacher.id}, job ${job.teacherId}): re-run the stage`);
     }
-    emit({ event: 'start', index: o.index, count: o.count, shards: owned.length, todo: todo.length, backend: teacher.detail ? `${teacher.backend}, ${teacher.detail}` : teacher.backend, teacher: teacher.id });
+    emit({ event: 'start', index: o.index, count: o.count, shards: owned.length, todo: todo.length, backend: teacher.detail ? `${teacher.backend}, ${teacher.detail}` : teacher.backend, teacher: teacher.id, ...(claim ? { claims: true } : {}) });
     try {
-      return await processShards(job, out, ds, todo, teacher, o.signal, emit);
+      return await processShards(job, out, ds, source, teacher, o.signal, emit);
     } finally {
       teacher.dispose();
     }
@@ -138,7 +160,7 @@ async function processShards(
   job: InferJob,
   out: ObjectStore,
   ds: Awaited<ReturnType<typeof openDataset>>,
-  todo: number[],
+  todo: ShardSource,
   teacher: Teacher,
   signal: AbortSignal | undefined,
   emit: (e: WorkerEvent) => void,
@@ -160,7 +182,9 @@ async function processShards(
   let lastProgress = 0;
 
   const items = prefetch(
-    shardBatches({ ds, shards: todo, batchSize: job.batchSize, concurrency: job.concurrency, preprocessing: job.preprocessing, signal }),
+    // Claimed shards: one downloaded ahead, not two, so that a worker holds fewer claims when the
+    // others run out (a download takes a fraction of a shard's decode and forward time).
+    shardBatches({ ds, shards: todo, batchSize: job.batchSize, concurrency: job.concurrency, preprocessing: job.preprocessing, lookahead: Array.isArray(todo) ? undefined : 1, signal }),
     2,
   );
   try {
@@ -198,7 +222,7 @@ async function processShards(
         // In the store too: an executor that cannot see this process's events (slurm, external)
         // learns from it that the shard will never get predictions.
         await out.put(errorKey(name), JSON.stringify({ shard: name, error: item.error, damaged: item.damaged }) + '\n', { contentType: 'application/json' });
-        emit({ event: 'shard-error', shard: name, error: item.error, damaged: item.damaged });
+        emit({ event: 'shard-error', shard: name, number: item.shard, error: item.error, damaged: item.damaged });
         shardStart = performance.now();
       } else {
         const shardRecords = records;
@@ -217,7 +241,7 @@ async function processShards(
           // committed without its stats.
           await out.put(statsKey(name), JSON.stringify(stats) + '\n', { contentType: 'application/json' });
           await out.put(predictionKey(name), encodeJsonlGz(shardRecords), { contentType: 'application/gzip' });
-          emit({ event: 'shard', shard: name, samples: stats.samples, failed: stats.failed, seconds: stats.seconds });
+          emit({ event: 'shard', shard: name, number: item.shard, samples: stats.samples, failed: stats.failed, seconds: stats.seconds });
         })();
         // Observed here so a failed upload is not an unhandled rejection; the next await rethrows it.
         writing.catch(() => undefined);

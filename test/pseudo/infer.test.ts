@@ -208,6 +208,46 @@ test('SIGKILL of a worker mid-shard: restarted, every shard once, identical to a
   assert.deepEqual(files.filter((f) => f.endsWith('.jsonl.gz') && !f.startsWith('.selftrain-')).sort(), NAMES.map((n) => `${n}.jsonl.gz`));
 });
 
+test('two workers taking shards as they go: one SIGKILLed mid-shard, its shard done by a worker, every shard once, identical', { skip: NEEDS }, async () => {
+  const config = inferConfig({ batchSize: 4 });
+  const cleanRun = root.sub('runs/claims-clean');
+  await writeJob(cleanRun, await buildInferJob(options({ config })));
+  await runInferWorker({ run: cleanRun, stage: 'infer-1', index: 0, count: 1 });
+  const run = root.sub('runs/claims-killed');
+  await writeJob(run, await buildInferJob(options({ config })));
+  const spawns: { worker: number; pid: number }[] = [];
+  const committed: { worker: number; shard: string }[] = [];
+  let killed: { worker: number; shard: string } | undefined;
+  const result = await runLocalWorkers({
+    runUri: run.uri,
+    stage: 'infer-1',
+    workers: 2,
+    maxRestarts: 1,
+    onSpawn: (worker, child) => spawns.push({ worker, pid: child.pid! }),
+    onEvent: (worker, e) => {
+      if (e.event === 'shard') committed.push({ worker, shard: e.shard });
+      // The first shard a worker is part-way through: kill that worker there.
+      if (!killed && e.event === 'batch' && e.done < e.samples) {
+        killed = { worker, shard: e.shard };
+        process.kill(spawns.find((s) => s.worker === worker)!.pid, 'SIGKILL');
+      }
+    },
+  });
+  assert.ok(killed, 'a worker was killed mid-shard');
+  assert.equal(result.restarts, 1);
+  assert.deepEqual(committed.map((c) => c.shard).sort(), NAMES, 'every shard committed exactly once, the killed one included');
+  assert.deepEqual(await predictionsOf(run), await predictionsOf(cleanRun));
+});
+
+test('claims off: the local workers take shard % workers == index, as cluster array tasks, same bytes', { skip: NEEDS }, async () => {
+  const run = root.sub('runs/static');
+  await writeJob(run, await buildInferJob(options()));
+  const byWorker: string[][] = [[], []];
+  await runLocalWorkers({ runUri: run.uri, stage: 'infer-1', workers: 2, maxRestarts: 0, claims: false, onEvent: (w, e) => void (e.event === 'shard' && byWorker[w]!.push(e.shard)) });
+  assert.deepEqual(byWorker.map((x) => x.sort()), [[NAMES[0], NAMES[2]], [NAMES[1], NAMES[3]]]);
+  assert.deepEqual(await predictionsOf(run), reference);
+});
+
 test('S3: dataset, teacher and run in a real S3 store give the same predictions as file://, the endpoint passed explicitly', { skip: NEEDS }, async (t) => {
   const s3 = await s3TestStore(t);
   if (!s3) return;

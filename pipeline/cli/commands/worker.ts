@@ -1,7 +1,8 @@
 /**
  * `selftrain worker infer --run <uri> [--stage <id>] --index i --count N`: one inference worker,
  * the unit both the local executor and a Kubernetes Indexed Job / AWS Batch array job run. It
- * processes the shards with `shard % N == i` that have no prediction object yet. Without
+ * processes the shards with `shard % N == i` that have no prediction object yet (with --claim, the
+ * shards the local executor hands it one at a time over stdin instead). Without
  * --index it takes JOB_COMPLETION_INDEX (Kubernetes), AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch) or
  * SLURM_ARRAY_TASK_ID (Slurm); a single worker (--count 1) needs none.
  *
@@ -10,6 +11,7 @@
  * events and on stderr), 2 = cannot start (bad job, dataset or teacher: a retry cannot help),
  * 1 = failure (worth a retry), 143 = interrupted.
  */
+import { createInterface } from 'node:readline';
 import { InvalidArgumentError, type Command } from 'commander';
 
 function nonNegativeInt(flag: string) {
@@ -50,7 +52,8 @@ export function registerWorkerCommands(program: Command): void {
     .option('--endpoint <url>', 'S3 endpoint of the run, its datasets and teacher (else AWS_ENDPOINT_URL)')
     .option('--region <region>', 'S3 region (else AWS_REGION)')
     .option('--threads <n>', 'ONNX Runtime threads (default: the cores of this machine)', nonNegativeInt('--threads'))
-    .action(async (opts: { run: string; stage?: string; index?: number; count: number; endpoint?: string; region?: string; threads?: number }) => {
+    .option('--claim', 'take shards one at a time from the launching process (the local executor) instead of shard % count == index: a {"event":"claim"} line on stdout asks, a shard number on stdin answers, "end" or end of input stops')
+    .action(async (opts: { run: string; stage?: string; index?: number; count: number; endpoint?: string; region?: string; threads?: number; claim?: boolean }) => {
       // Loaded here, not at the top: every `selftrain` command would otherwise pay for tfjs and sharp.
       const { openStore } = await import('../../store/open.js');
       const { DATA_ERROR_EXIT, SETUP_ERROR_EXIT } = await import('../../../stages/infer/executor.js');
@@ -76,6 +79,7 @@ export function registerWorkerCommands(program: Command): void {
       if (opts.count < 1) return fail('--count must be >= 1');
       if (index >= opts.count) return fail(`worker index ${index} is not below --count ${opts.count}`);
       const storeSettings = { endpoint: opts.endpoint, region: opts.region };
+      const claims = opts.claim ? claimsOverStdio() : undefined;
       const run = openStore(opts.run, storeSettings);
       try {
         let stage = opts.stage;
@@ -93,6 +97,7 @@ export function registerWorkerCommands(program: Command): void {
           index,
           count: opts.count,
           threads: opts.threads || undefined,
+          claim: claims?.claim,
           signal: controller.signal,
           emit: (e) => process.stdout.write(JSON.stringify(e) + '\n'),
         });
@@ -104,7 +109,33 @@ export function registerWorkerCommands(program: Command): void {
         if (controller.signal.aborted) return fail((err as Error).message, 143);
         return fail((err as Error).message, err instanceof WorkerSetupError ? SETUP_ERROR_EXIT : 1);
       } finally {
+        claims?.close();
         await run.close();
       }
     });
+}
+
+/**
+ * The claim protocol of `--claim`: each `claim()` writes {"event":"claim"} to stdout and resolves with
+ * the next line of stdin, a shard number; "end" or the end of stdin means no more shards. `close()`
+ * stops reading, so the process can exit although the launching process keeps the pipe open.
+ */
+export function claimsOverStdio(input: NodeJS.ReadableStream & { destroy?: () => void } = process.stdin, write: (line: string) => void = (l) => process.stdout.write(l)) {
+  const rl = createInterface({ input });
+  const lines = rl[Symbol.asyncIterator]();
+  return {
+    async claim(): Promise<number | undefined> {
+      write(`${JSON.stringify({ event: 'claim' })}\n`);
+      const { value, done } = await lines.next();
+      const answer = done ? 'end' : String(value).trim();
+      if (answer === 'end') return undefined;
+      const n = Number(answer);
+      if (answer === '' || !Number.isInteger(n) || n < 0) throw new Error(`--claim: the launching process answered "${answer}", not a shard number or "end"`);
+      return n;
+    },
+    close(): void {
+      rl.close();
+      input.destroy?.();
+    },
+  };
 }

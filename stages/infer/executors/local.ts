@@ -41,7 +41,7 @@ export function localExecutor(cfg: LocalSettings): InferExecutor {
         onEvent: (w, e) => {
           if (e.event === 'start') {
             cfg.onBackend?.(e.backend);
-            ctx.log.info(`infer worker ${w}: ${e.todo}/${e.shards} shards to do on ${e.backend}`);
+            ctx.log.info(`infer worker ${w}: ${e.claims ? `takes shards as it goes (${e.todo}/${e.shards} to do in all)` : `${e.todo}/${e.shards} shards to do`} on ${e.backend}`);
           } else if (e.event === 'batch') {
             inShard.set(e.shard, e.done);
             update();
