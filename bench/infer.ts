@@ -246,7 +246,8 @@ try {
     // seconds on ONNX Runtime, where starting the worker processes would weigh as much as the work),
     // --repeats pairs, the order alternating between repeats so that a drift in the host's load
     // favours neither; the speed-up is the median of the per-pair ratios.
-    const pairs: { one: Awaited<ReturnType<typeof viaExecutor>>; plan: Awaited<ReturnType<typeof viaExecutor>> }[] = [];
+    type ExecutorRun = Awaited<ReturnType<typeof viaExecutor>>;
+    const pairs: { one: ExecutorRun; plan: ExecutorRun }[] = [];
     for (let r = 0; r < repeats; r++) {
       const runOne = () => viaExecutor(`one-e2e-r${r}`, 'data/e2e', 1, cores);
       const runPlan = () => viaExecutor(`plan-e2e-r${r}`, 'data/e2e', plan.workers, plan.threads);

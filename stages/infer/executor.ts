@@ -50,19 +50,19 @@ export interface ExecutorResult {
 export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResult> {
   let restarts = 0;
   const errors: ExecutorResult['errors'] = [];
-  const claims = o.claims !== false;
-  const handOut = new ShardClaims();
+  // Only with claims: fixed shares need no book-keeping.
+  const handOut = o.claims === false ? undefined : new ShardClaims();
   const runOne = async (index: number): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
       o.signal?.throwIfAborted();
       const shardErrors: ExecutorResult['errors'] = [];
       const { code, signal, stderrTail } = await spawnWorker(index, attempt, (e) => {
         if (e.event === 'shard-error') shardErrors.push({ shard: e.shard, error: e.error, damaged: e.damaged });
-        if (e.event === 'shard' || e.event === 'shard-error') handOut.finished(index, e.number);
+        if (e.event === 'shard' || e.event === 'shard-error') handOut?.finished(index, e.number);
         o.onEvent?.(index, e);
       });
       // A worker that stopped early leaves its unfinished claims to the next one to ask.
-      handOut.release(index, code !== 0 && code !== DATA_ERROR_EXIT);
+      handOut?.release(index, code !== 0 && code !== DATA_ERROR_EXIT);
       if (code === 0) return;
       if (code === DATA_ERROR_EXIT) {
         errors.push(...shardErrors);
@@ -84,8 +84,8 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
   const spawnWorker = (index: number, attempt: number, onEvent: (e: WorkerEvent) => void) =>
     new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderrTail: string }>((resolve, reject) => {
       const [node, ...cli] = selftrainCommand();
-      const args = [...cli, ...workerArgs(o.runUri, o.stage, o.workers, { index, storeSettings: o.storeSettings, threads: o.threads }), ...(claims ? ['--claim'] : [])];
-      const child = spawn(node!, args, { stdio: [claims ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
+      const args = [...cli, ...workerArgs(o.runUri, o.stage, o.workers, { index, storeSettings: o.storeSettings, threads: o.threads }), ...(handOut ? ['--claim'] : [])];
+      const child = spawn(node!, args, { stdio: [handOut ? 'pipe' : 'ignore', 'pipe', 'pipe'], env: o.env ?? process.env });
       // A worker that died can no longer read its answer: its exit is handled below.
       child.stdin?.on('error', () => undefined);
       const tail: string[] = [];
@@ -100,7 +100,7 @@ export async function runLocalWorkers(o: ExecutorOptions): Promise<ExecutorResul
           /* not an event line: treat as log */
         }
         if (e && typeof e === 'object' && 'event' in e) {
-          if (e.event === 'claim') child.stdin?.write(`${handOut.next(index)}\n`);
+          if (e.event === 'claim') child.stdin?.write(`${handOut!.next(index)}\n`); // only workers started with --claim ask
           else onEvent(e);
         }
         else o.onStderr?.(index, line);

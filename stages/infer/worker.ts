@@ -1,6 +1,7 @@
 /**
  * One infer worker: the shards with `shard % count == index` that have no prediction object
- * yet, or, when the local executor hands shards out one at a time (`claim`), the ones it is given. Producer (download, parse, sharp decode) and consumer (forward pass, encode, write) run
+ * yet, or, when the local executor hands shards out one at a time (`claim`), the ones it is
+ * given. Producer (download, parse, sharp decode) and consumer (forward pass, encode, write) run
  * concurrently through bounded buffers; each shard's prediction object is written with one
  * atomic put when the shard is complete, so a killed worker leaves finished shards whole and
  * the shard it was in the middle of absent — a restart redoes exactly that one.
